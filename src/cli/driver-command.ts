@@ -1,0 +1,37 @@
+import { Command, Option } from 'commander';
+import { buildDriverConfig, DEFAULT_DRIVER_NAME, DEFAULT_ENDPOINT, DEFAULT_FETCH_CONCURRENCY, DEFAULT_KUBELET_DIR, DEFAULT_TMPFS_SIZE } from '../config/driver-config.js';
+import type { DriverFlags } from '../config/driver-config.js';
+import { startDriver } from '../driver/server.js';
+import { createLogger } from '../log.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function driverCommand(): Command {
+  return new Command('driver')
+    .description('serve the CSI Identity and Node services on a unix socket (the DaemonSet\'s container command)')
+    .option('--endpoint <uri>', `CSI endpoint, unix:///path (env CSI_ENDPOINT; default ${DEFAULT_ENDPOINT})`)
+    .option('--node-id <id>', 'node id reported to the kubelet (env NODE_NAME; the host name in standalone mode)')
+    .option('--driver-name <name>', `CSI driver name (default ${DEFAULT_DRIVER_NAME})`)
+    .option('--kubelet-dir <dir>', `kubelet root; target paths must lie below it (default ${DEFAULT_KUBELET_DIR})`)
+    .option('--tmpfs-size <size>', `size cap of each volume's tmpfs, e.g. 4Mi (default ${DEFAULT_TMPFS_SIZE})`)
+    .option('--standalone <dir>', 'read SecretProviderClass objects from the YAML files of <dir> instead of the Kubernetes API')
+    .option('--kubeconfig <file>', 'kubeconfig for the Kubernetes API (default: in-cluster config)')
+    .option('--ca-file <file>', 'extra PEM CA bundle trusted for Entra ID and Key Vault (private CA, dev-vault)')
+    .option('--authority-host <url>', 'Entra ID authority host overriding the cloud\'s, https://host[:port]')
+    .option('--allow-vault-uri <url>', 'allow classes to name this vault origin with vaultUri (repeatable)', collect)
+    .option('--fetch-concurrency <n>', `objects of one publish fetched at once (default ${DEFAULT_FETCH_CONCURRENCY})`)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .action(async (flags: DriverFlags) => {
+      const config = buildDriverConfig(flags, process.env);
+      const log = createLogger({ level: config.logLevel });
+      const driver = await startDriver({ config, log });
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          log.info({ signal }, 'stopping');
+          driver.stop().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

@@ -1,0 +1,114 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { describeZodError } from '../util/zod-error.js';
+
+
+export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
+export const DEFAULT_ENDPOINT = 'unix:///csi/csi.sock';
+export const DEFAULT_KUBELET_DIR = '/var/lib/kubelet';
+export const DEFAULT_TMPFS_SIZE = '4Mi';
+export const DEFAULT_FETCH_CONCURRENCY = 8;
+
+/** Where SecretProviderClass objects come from. */
+export type ClassSourceConfig = { kind: 'standalone'; dir: string } | { kind: 'kubernetes'; kubeconfig?: string };
+
+/**
+ * Everything the driver is told at start, validated once. Nothing reads `process.env` after this
+ * is built.
+ */
+export interface DriverConfig {
+  endpoint: string;
+  nodeId: string;
+  driverName: string;
+  kubeletDir: string;
+  tmpfsSizeBytes: number;
+  classSource: ClassSourceConfig;
+  logLevel: string;
+  /** PEM bundle file of extra CAs trusted for Entra ID and Key Vault. */
+  caFile?: string;
+  /** Entra ID authority host overriding the cloud's. */
+  authorityHost?: string;
+  /** Vault origins a class may name with `vaultUri` outside the cloud's vault domain. */
+  allowedVaultOrigins: string[];
+  fetchConcurrency: number;
+}
+
+/** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
+export interface DriverFlags {
+  endpoint?: string;
+  nodeId?: string;
+  driverName?: string;
+  kubeletDir?: string;
+  tmpfsSize?: string;
+  standalone?: string;
+  kubeconfig?: string;
+  logLevel?: string;
+  caFile?: string;
+  authorityHost?: string;
+  allowVaultUri?: string[];
+  fetchConcurrency?: string;
+}
+
+const SIZE = /^(\d+)(Ki|Mi|Gi|k|m|g)?$/;
+const UNITS: Record<string, number> = { '': 1, k: 1024, Ki: 1024, m: 1024 ** 2, Mi: 1024 ** 2, g: 1024 ** 3, Gi: 1024 ** 3 };
+
+/** `4Mi`, `512Ki`, `1048576` → bytes. */
+export function parseSize(value: string): number {
+  const match = SIZE.exec(value.trim());
+  if (!match) throw new Error(`size ${JSON.stringify(value)} must be a number of bytes with an optional Ki, Mi or Gi suffix`);
+  return Number(match[1]) * (UNITS[match[2] ?? ''] ?? 1);
+}
+
+const httpsOrigin = z.string().transform((value, ctx) => {
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'https:' && (url.pathname === '/' || url.pathname === '')) return url.origin;
+  } catch {
+    /* reported below */
+  }
+  ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} must be an https:// origin` });
+  return z.NEVER;
+});
+
+const configSchema = z.object({
+  endpoint: z.string().min(1),
+  nodeId: z.string().min(1, 'is required (--node-id or NODE_NAME)').max(192),
+  driverName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS name such as csi.podvault.dev').max(63),
+  kubeletDir: z.string().startsWith('/', 'must be an absolute path'),
+  tmpfsSizeBytes: z.number().int().min(64 * 1024, 'must be at least 64Ki').max(1024 ** 3, 'must be at most 1Gi'),
+  classSource: z.union([
+    z.object({ kind: z.literal('standalone'), dir: z.string().min(1) }),
+    z.object({ kind: z.literal('kubernetes'), kubeconfig: z.string().optional() }),
+  ]),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
+  caFile: z.string().optional(),
+  authorityHost: httpsOrigin.optional(),
+  allowedVaultOrigins: z.array(httpsOrigin),
+  fetchConcurrency: z.number().int().min(1).max(64),
+});
+
+export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
+  let tmpfsSizeBytes: number;
+  try {
+    tmpfsSizeBytes = parseSize(flags.tmpfsSize ?? DEFAULT_TMPFS_SIZE);
+  } catch (err) {
+    throw new Error(`--tmpfs-size: ${(err as Error).message}`);
+  }
+  const standalone = flags.standalone;
+  const candidate = {
+    endpoint: flags.endpoint ?? env.CSI_ENDPOINT ?? DEFAULT_ENDPOINT,
+    nodeId: flags.nodeId ?? env.NODE_NAME ?? (standalone ? hostname() : ''),
+    driverName: flags.driverName ?? DEFAULT_DRIVER_NAME,
+    kubeletDir: (flags.kubeletDir ?? DEFAULT_KUBELET_DIR).replace(/\/+$/, '') || '/',
+    tmpfsSizeBytes,
+    classSource: standalone ? { kind: 'standalone', dir: standalone } : { kind: 'kubernetes', ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}) },
+    logLevel: flags.logLevel ?? 'info',
+    caFile: flags.caFile,
+    authorityHost: flags.authorityHost,
+    allowedVaultOrigins: flags.allowVaultUri ?? [],
+    fetchConcurrency: Number(flags.fetchConcurrency ?? DEFAULT_FETCH_CONCURRENCY),
+  };
+  const parsed = configSchema.safeParse(candidate);
+  if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);
+  return parsed.data as DriverConfig;
+}

@@ -1,0 +1,75 @@
+import { generateKeyPairSync, randomUUID, timingSafeEqual } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import type { VaultStore } from './store.js';
+
+export const VAULT_RESOURCE = 'https://vault.azure.net';
+const TOKEN_LIFETIME_S = 3600;
+
+export interface TokenError {
+  status: number;
+  body: { error: string; error_description: string; error_codes?: number[] };
+}
+
+/** dev-vault's Entra ID: issues signed access tokens for known clients and checks them again. */
+export class DevEntra {
+  private readonly keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  private readonly kid = randomUUID();
+
+  constructor(
+    private readonly store: VaultStore,
+    readonly tenantId: string,
+    private readonly issuerBase: () => string,
+  ) {}
+
+  issuer(): string {
+    return `${this.issuerBase()}/${this.tenantId}/v2.0`;
+  }
+
+  /** The OAuth2 client-credentials grant with a client secret. */
+  issueToken(tenant: string, form: URLSearchParams): { token: string; expiresIn: number } | TokenError {
+    if (tenant !== this.tenantId) {
+      return tokenError(400, 'invalid_request', `AADSTS90002: Tenant '${tenant}' not found.`);
+    }
+    if (form.get('grant_type') !== 'client_credentials') {
+      return tokenError(400, 'unsupported_grant_type', 'AADSTS70003: The grant type is not supported.');
+    }
+    const clientId = form.get('client_id') ?? '';
+    const client = this.store.clients.get(clientId);
+    if (!client) {
+      return tokenError(400, 'unauthorized_client', `AADSTS700016: Application with identifier '${clientId}' was not found in the directory.`);
+    }
+    const presented = Buffer.from(form.get('client_secret') ?? '');
+    const expected = Buffer.from(client.clientSecret);
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+      return tokenError(401, 'invalid_client', 'AADSTS7000215: Invalid client secret provided.');
+    }
+    const scope = form.get('scope') ?? '';
+    const audience = scope.replace(/\/\.default$/, '');
+    if (audience !== VAULT_RESOURCE) {
+      return tokenError(400, 'invalid_scope', `AADSTS70011: The provided value for scope ${scope} is not valid.`);
+    }
+    const token = jwt.sign({ appid: clientId, tid: this.tenantId, sub: clientId, oid: clientId }, this.keys.privateKey, {
+      algorithm: 'RS256',
+      keyid: this.kid,
+      audience,
+      issuer: this.issuer(),
+      expiresIn: TOKEN_LIFETIME_S,
+    });
+    return { token, expiresIn: TOKEN_LIFETIME_S };
+  }
+
+  /** The client id of a valid vault access token, or undefined. */
+  verifyAccessToken(token: string): string | undefined {
+    try {
+      const claims = jwt.verify(token, this.keys.publicKey, { algorithms: ['RS256'], audience: VAULT_RESOURCE, issuer: this.issuer() });
+      return typeof claims === 'object' && typeof claims.appid === 'string' ? claims.appid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function tokenError(status: number, error: string, description: string): TokenError {
+  const code = Number(/AADSTS(\d+)/.exec(description)?.[1] ?? 0);
+  return { status, body: { error, error_description: description, error_codes: [code] } };
+}

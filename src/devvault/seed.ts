@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { describeZodError } from '../util/zod-error.js';
+
+export const DEFAULT_TENANT_ID = '72f988bf-0000-4000-8000-00000000d3ff';
+
+const versionSchema = z.object({
+  value: z.string(),
+  contentType: z.string().optional(),
+  enabled: z.boolean().default(true),
+});
+
+const secretSchema = z
+  .object({
+    name: z.string().regex(/^[-A-Za-z0-9]{1,127}$/, 'must be 1-127 letters, digits or dashes'),
+    value: z.string().optional(),
+    contentType: z.string().optional(),
+    enabled: z.boolean().default(true),
+    /** Oldest first; the last one is the current version. */
+    versions: z.array(versionSchema).optional(),
+  })
+  .refine((s) => (s.value === undefined) !== (s.versions === undefined), 'give exactly one of value or versions');
+
+const clientSchema = z.object({
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  /** Globs over object names this identity may read; every object when absent. */
+  read: z.array(z.string()).default(['*']),
+});
+
+export const seedSchema = z.object({
+  tenantId: z.string().default(DEFAULT_TENANT_ID),
+  clients: z.array(clientSchema).default([]),
+  secrets: z.array(secretSchema).default([]),
+});
+
+export type Seed = z.infer<typeof seedSchema>;
+export type SeedClient = z.infer<typeof clientSchema>;
+
+export function parseSeed(text: string, origin: string): Seed {
+  const parsed = seedSchema.safeParse(parseYaml(text) ?? {});
+  if (!parsed.success) throw new Error(`${origin}: invalid dev-vault seed: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+export async function loadSeedFile(path: string): Promise<Seed> {
+  return parseSeed(await readFile(path, 'utf8'), path);
+}
+
+/** Deterministic 32-hex version ids, so the demo and tests can name versions. */
+export function versionId(name: string, index: number): string {
+  return createHash('sha256').update(`${name}#${index}`).digest('hex').slice(0, 32);
+}

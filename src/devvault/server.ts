@@ -1,0 +1,193 @@
+import { createServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DevEntra, VAULT_RESOURCE } from './entra.js';
+import type { Seed } from './seed.js';
+import { VaultStore } from './store.js';
+import type { StoredVersion } from './store.js';
+import { createTestCa } from './test-ca.js';
+
+export const KEYVAULT_API_VERSION = '7.6';
+
+export interface DevVaultOptions {
+  seed: Seed;
+  host?: string;
+  port?: number;
+}
+
+export interface DevVault {
+  /** https://127.0.0.1:PORT — both the vault and the Entra authority host. */
+  url: string;
+  tenantId: string;
+  /** PEM of the CA that signed the server certificate: trust it to talk to dev-vault. */
+  caPem: string;
+  store: VaultStore;
+  /** Requests served, by kind (`token`, `challenge`, `secret`, `denied`, ...). */
+  requests: Record<string, number>;
+  close(): Promise<void>;
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+
+/**
+ * A local stand-in for Azure Key Vault's data plane and Entra ID's token endpoint, over HTTPS with
+ * a throwaway CA, spoken to by the real @azure SDKs. It answers the subset of the REST API the
+ * SDKs use, with Key Vault's status codes, bodies and bearer challenge.
+ */
+export async function startDevVault(options: DevVaultOptions): Promise<DevVault> {
+  const store = new VaultStore(options.seed);
+  const requests: Record<string, number> = {};
+  const count = (kind: string): void => {
+    requests[kind] = (requests[kind] ?? 0) + 1;
+  };
+  let baseUrl = '';
+  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl);
+
+  const ca = createTestCa();
+  const host = options.host ?? '127.0.0.1';
+  const serverCert = ca.issueServerCert(['localhost'], [host]);
+
+  const routes: Array<[RegExp, string, Route]> = [
+    [/^\/([^/]+)\/(?:v2\.0\/)?\.well-known\/openid-configuration$/, 'GET', (_req, res, url) => {
+      count('discovery');
+      const tenant = url.pathname.split('/')[1] ?? '';
+      sendJson(res, 200, {
+        issuer: entra.issuer(),
+        authorization_endpoint: `${baseUrl}/${tenant}/oauth2/v2.0/authorize`,
+        token_endpoint: `${baseUrl}/${tenant}/oauth2/v2.0/token`,
+        jwks_uri: `${baseUrl}/${tenant}/discovery/v2.0/keys`,
+        response_types_supported: ['code', 'id_token', 'token'],
+        subject_types_supported: ['pairwise'],
+        id_token_signing_alg_values_supported: ['RS256'],
+        tenant_region_scope: 'NA',
+      });
+    }],
+    [/^\/([^/]+)\/oauth2\/v2\.0\/token$/, 'POST', async (req, res, url) => {
+      count('token');
+      const form = new URLSearchParams(await readBody(req));
+      const result = entra.issueToken(url.pathname.split('/')[1] ?? '', form);
+      if ('status' in result) {
+        count('token-refused');
+        sendJson(res, result.status, result.body);
+        return;
+      }
+      sendJson(res, 200, { token_type: 'Bearer', expires_in: result.expiresIn, ext_expires_in: result.expiresIn, access_token: result.token });
+    }],
+    [/^\/secrets\/([^/]+)\/versions\/?$/, 'GET', (req, res, url) => {
+      const clientId = authorize(req, res, 'secret-versions');
+      if (!clientId) return;
+      const name = decodeURIComponent(url.pathname.split('/')[2] ?? '');
+      if (!store.mayRead(clientId, name)) return forbidden(res, clientId, 'list', name);
+      const versions = store.listVersions(name);
+      if (!versions) return secretNotFound(res, name);
+      sendJson(res, 200, { value: versions.map((v) => secretItem(name, v)), nextLink: null });
+    }],
+    [/^\/secrets\/([^/]+)(?:\/([^/]*))?\/?$/, 'GET', (req, res, url) => {
+      const clientId = authorize(req, res, 'secret');
+      if (!clientId) return;
+      const [, , rawName = '', rawVersion = ''] = url.pathname.split('/');
+      const name = decodeURIComponent(rawName);
+      if (!store.mayRead(clientId, name)) return forbidden(res, clientId, 'get', name);
+      const secret = store.getSecret(name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
+      if (!secret) return secretNotFound(res, name);
+      if (!secret.enabled) {
+        return sendJson(res, 403, { error: { code: 'Forbidden', message: 'Operation get is not allowed on a disabled secret.', innererror: { code: 'SecretDisabled' } } });
+      }
+      sendJson(res, 200, { ...secretItem(name, secret), value: secret.value });
+    }],
+  ];
+
+  function secretItem(name: string, v: StoredVersion): Record<string, unknown> {
+    return {
+      id: `${baseUrl}/secrets/${name}/${v.version}`,
+      ...(v.contentType ? { contentType: v.contentType } : {}),
+      attributes: { enabled: v.enabled, created: v.created, updated: v.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 },
+      tags: {},
+    };
+  }
+
+  /** The bearer challenge on a request without a token; 401 on a bad token; the client id otherwise. */
+  function authorize(req: IncomingMessage, res: ServerResponse, kind: string): string | undefined {
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Bearer ')) {
+      count('challenge');
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
+      sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
+      return undefined;
+    }
+    const clientId = entra.verifyAccessToken(header.slice('Bearer '.length));
+    if (!clientId) {
+      count('bad-token');
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
+      sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10022: Invalid audience, issuer or signature.' } });
+      return undefined;
+    }
+    count(kind);
+    return clientId;
+  }
+
+  function forbidden(res: ServerResponse, clientId: string, action: string, name: string): void {
+    count('denied');
+    sendJson(res, 403, {
+      error: {
+        code: 'Forbidden',
+        message: `Caller is not authorized to perform action on resource. Caller: appid=${clientId}; Action: 'Microsoft.KeyVault/vaults/secrets/${action}'; Resource: '${name}'`,
+        innererror: { code: 'ForbiddenByRbac' },
+      },
+    });
+  }
+
+  function secretNotFound(res: ServerResponse, name: string): void {
+    sendJson(res, 404, { error: { code: 'SecretNotFound', message: `A secret with (name/id) ${name} was not found in this key vault.` } });
+  }
+
+  const server: Server = createServer({ key: serverCert.keyPem, cert: serverCert.certPem }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://dev-vault');
+    const route = routes.find(([pattern, method]) => method === req.method && pattern.test(url.pathname));
+    if (!route) {
+      count('unknown');
+      sendJson(res, 404, { error: { code: 'NotFound', message: `dev-vault does not serve ${req.method} ${url.pathname}` } });
+      return;
+    }
+    Promise.resolve(route[2](req, res, url)).catch((err: unknown) => {
+      sendJson(res, 500, { error: { code: 'InternalError', message: err instanceof Error ? err.message : 'error' } });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  baseUrl = `https://${host}:${port}`;
+
+  return {
+    url: baseUrl,
+    tenantId: entra.tenantId,
+    caPem: ca.certPem,
+    store,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function sendJson(res: ServerResponse, statusCode: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 1024 * 1024) throw new Error('request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

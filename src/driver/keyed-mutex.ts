@@ -1,0 +1,30 @@
+/**
+ * One lock per key (a volume id): operations on the same volume run one after another, operations
+ * on different volumes run in parallel. Entries are dropped when their queue drains, so the map
+ * holds only volumes with work in flight.
+ */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const current = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = previous.then(() => current);
+    this.tails.set(key, tail);
+    await previous;
+    try {
+      return await work();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+
+  /** Keys with an operation running or queued. */
+  get size(): number {
+    return this.tails.size;
+  }
+}

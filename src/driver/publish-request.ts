@@ -1,0 +1,83 @@
+import { invalidArgument } from './csi-error.js';
+import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
+import type { PodInfo } from '../identity/pod-info.js';
+
+/** A NodePublishVolume request after validation: past this point no code sees raw input. */
+export interface PublishRequest {
+  volumeId: string;
+  targetPath: string;
+  className: string;
+  pod: PodInfo;
+  secrets: Readonly<Record<string, string>>;
+}
+
+export interface UnpublishRequest {
+  volumeId: string;
+  targetPath: string;
+}
+
+export const CLASS_KEY = 'secretProviderClass';
+export const POD_NAME_KEY = 'csi.storage.k8s.io/pod.name';
+export const POD_NAMESPACE_KEY = 'csi.storage.k8s.io/pod.namespace';
+export const POD_UID_KEY = 'csi.storage.k8s.io/pod.uid';
+export const SERVICE_ACCOUNT_KEY = 'csi.storage.k8s.io/serviceAccount.name';
+
+/** The kubelet's volume ids are `csi-<sha256 hex>`; other COs use similar printable ids. */
+const VOLUME_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+/** Kubernetes object names (DNS subdomain) and namespaces (DNS label). */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function volumeIdOf(raw: string | undefined): string {
+  const volumeId = raw ?? '';
+  if (volumeId === '') throw invalidArgument('volume_id is required');
+  if (!VOLUME_ID.test(volumeId)) throw invalidArgument('volume_id must be 1-253 letters, digits, dots, dashes, colons or underscores');
+  return volumeId;
+}
+
+function targetPathOf(raw: string | undefined): string {
+  const targetPath = raw ?? '';
+  if (targetPath === '') throw invalidArgument('target_path is required');
+  return targetPath;
+}
+
+/** Check the fields the CSI spec requires and podvault relies on; name the field that is wrong. */
+export function parsePublishRequest(req: NodePublishVolumeRequest): PublishRequest {
+  const volumeId = volumeIdOf(req.volumeId);
+  const targetPath = targetPathOf(req.targetPath);
+
+  const capability = req.volumeCapability;
+  if (!capability) throw invalidArgument('volume_capability is required');
+  if (capability.block) throw invalidArgument('volume_capability: block access is not supported; podvault publishes files (use a csi volume mount, not a volumeDevice)');
+  if (!capability.mount) throw invalidArgument('volume_capability: access_type mount is required');
+
+  if (!req.readonly) {
+    throw invalidArgument('readonly must be true: set readOnly: true on the pod\'s csi volume (podvault volumes are read-only)');
+  }
+
+  const context = req.volumeContext ?? {};
+  if (Object.keys(context).length === 0) {
+    throw invalidArgument('volume_context is required: set volumeAttributes.secretProviderClass on the pod\'s csi volume');
+  }
+  const className = (context[CLASS_KEY] ?? '').trim();
+  if (className === '') throw invalidArgument('volume_context.secretProviderClass is required: set volumeAttributes.secretProviderClass on the pod\'s csi volume');
+  if (!DNS_SUBDOMAIN.test(className)) throw invalidArgument(`volume_context.secretProviderClass ${JSON.stringify(className)} is not a valid object name`);
+
+  const podInfoHint = 'the CSIDriver object must set podInfoOnMount: true';
+  const namespace = context[POD_NAMESPACE_KEY] ?? '';
+  if (namespace === '') throw invalidArgument(`volume_context ${POD_NAMESPACE_KEY} is missing: ${podInfoHint}`);
+  if (!DNS_LABEL.test(namespace)) throw invalidArgument(`volume_context ${POD_NAMESPACE_KEY} is not a valid namespace`);
+  const name = context[POD_NAME_KEY] ?? '';
+  if (name === '') throw invalidArgument(`volume_context ${POD_NAME_KEY} is missing: ${podInfoHint}`);
+  if (!DNS_SUBDOMAIN.test(name)) throw invalidArgument(`volume_context ${POD_NAME_KEY} is not a valid pod name`);
+  const uid = context[POD_UID_KEY] ?? '';
+  if (uid !== '' && !/^[-A-Za-z0-9]{1,64}$/.test(uid)) throw invalidArgument(`volume_context ${POD_UID_KEY} is not a valid uid`);
+  const serviceAccount = context[SERVICE_ACCOUNT_KEY] ?? '';
+  if (serviceAccount !== '' && !DNS_SUBDOMAIN.test(serviceAccount)) throw invalidArgument(`volume_context ${SERVICE_ACCOUNT_KEY} is not a valid service account name`);
+
+  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets: req.secrets ?? {} };
+}
+
+export function parseUnpublishRequest(req: NodeUnpublishVolumeRequest): UnpublishRequest {
+  return { volumeId: volumeIdOf(req.volumeId), targetPath: targetPathOf(req.targetPath) };
+}

@@ -1,0 +1,105 @@
+import { chmod, readFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { DriverConfig } from '../config/driver-config.js';
+import type { Logger } from '../log.js';
+import { KubeClassSource, loadKubeConfig } from '../kube/kube-class-source.js';
+import type { ClassSource } from '../kube/secret-provider-class.js';
+import { StandaloneClassSource } from '../kube/standalone-class-source.js';
+import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
+import { ProviderRegistry } from '../providers/provider.js';
+import { CsiError } from './csi-error.js';
+import { IdentityService } from './identity-service.js';
+import { MountEngine } from './mount-engine.js';
+import { TmpfsMounter } from './mounter.js';
+import type { Mounter } from './mounter.js';
+import { NodeService } from './node-service.js';
+import { loadCsiProto } from './proto.js';
+import { prepareSocketPath, removeSocket, socketPathOf } from './socket.js';
+import { unary } from './unary.js';
+
+export interface StartOptions {
+  config: DriverConfig;
+  log: Logger;
+  /** Defaults to real tmpfs mounts; only the demo passes its /dev/shm fallback. */
+  mounter?: Mounter;
+}
+
+export interface RunningDriver {
+  socketPath: string;
+  /** Stop accepting calls, let in-flight ones finish (up to `graceMs`), remove the socket. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function classSourceFor(config: DriverConfig): ClassSource {
+  return config.classSource.kind === 'standalone'
+    ? new StandaloneClassSource(config.classSource.dir)
+    : new KubeClassSource(loadKubeConfig(config.classSource.kubeconfig));
+}
+
+const unimplemented = (method: string) => async (): Promise<never> => {
+  throw new CsiError(grpc.status.UNIMPLEMENTED, `${method} is not implemented: podvault serves ephemeral inline volumes only`);
+};
+
+/** Assemble the driver from its config and serve CSI on the configured unix socket. */
+export async function startDriver(options: StartOptions): Promise<RunningDriver> {
+  const { config, log } = options;
+  const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
+  const classes = classSourceFor(config);
+  const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes });
+  const providers = new ProviderRegistry([
+    new KeyVaultProvider({
+      settings: { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 },
+      fetchConcurrency: config.fetchConcurrency,
+    }),
+  ]);
+  const node = new NodeService({ nodeId: config.nodeId, kubeletDir: config.kubeletDir, classes, providers, engine });
+  const identity = new IdentityService(config.driverName);
+
+  const proto = loadCsiProto();
+  const server = new grpc.Server();
+  server.addService(proto.csi.v1.Identity.service, {
+    GetPluginInfo: unary('GetPluginInfo', () => identity.getPluginInfo(), log),
+    GetPluginCapabilities: unary('GetPluginCapabilities', () => identity.getPluginCapabilities(), log),
+    Probe: unary('Probe', () => identity.probe(), log),
+  });
+  server.addService(proto.csi.v1.Node.service, {
+    NodePublishVolume: unary('NodePublishVolume', (req, ctx) => node.publish(req, ctx), log),
+    NodeUnpublishVolume: unary('NodeUnpublishVolume', (req, ctx) => node.unpublish(req, ctx), log),
+    NodeGetCapabilities: unary('NodeGetCapabilities', () => node.getCapabilities(), log),
+    NodeGetInfo: unary('NodeGetInfo', () => node.getInfo(), log),
+    NodeStageVolume: unary('NodeStageVolume', unimplemented('NodeStageVolume'), log),
+    NodeUnstageVolume: unary('NodeUnstageVolume', unimplemented('NodeUnstageVolume'), log),
+    NodeGetVolumeStats: unary('NodeGetVolumeStats', unimplemented('NodeGetVolumeStats'), log),
+    NodeExpandVolume: unary('NodeExpandVolume', unimplemented('NodeExpandVolume'), log),
+  });
+
+  const socketPath = socketPathOf(config.endpoint);
+  await prepareSocketPath(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+  });
+  await chmod(socketPath, 0o660);
+  identity.markReady();
+  log.info(
+    { endpoint: config.endpoint, driver: config.driverName, nodeId: config.nodeId, classes: classes.description, storage: engine.description, kubeletDir: config.kubeletDir },
+    'podvault driver serving',
+  );
+
+  return {
+    socketPath,
+    async stop(graceMs = 10_000): Promise<void> {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await removeSocket(socketPath);
+      log.info('podvault driver stopped');
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { describeZodError } from '../util/zod-error.js';
+import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { invalidArgument, notFound, unavailable } from '../driver/csi-error.js';
+import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, classNotFoundMessage, secretProviderClassSchema } from './secret-provider-class.js';
+import type { ClassSource, SecretProviderClass } from './secret-provider-class.js';
+
+/** Load in-cluster config, or the given kubeconfig file. */
+export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+/** SecretProviderClass objects read from the Kubernetes API with @kubernetes/client-node. */
+export class KubeClassSource implements ClassSource {
+  private readonly api: CustomObjectsApi;
+
+  constructor(private readonly kubeConfig: KubeConfig) {
+    this.api = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  get description(): string {
+    return `Kubernetes API ${this.kubeConfig.getCurrentCluster()?.server ?? '(unknown server)'}`;
+  }
+
+  async get(namespace: string, name: string): Promise<SecretProviderClass> {
+    let body: unknown;
+    try {
+      body = await this.api.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, name });
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) throw notFound(classNotFoundMessage(namespace, name), err);
+      const code = err instanceof ApiException ? ` (HTTP ${err.code})` : '';
+      throw unavailable(`cannot read SecretProviderClass ${JSON.stringify(name)} in namespace ${JSON.stringify(namespace)} from the Kubernetes API${code}`, err);
+    }
+    const parsed = secretProviderClassSchema.safeParse(body);
+    if (!parsed.success) {
+      throw invalidArgument(`SecretProviderClass ${namespace}/${name} is malformed: ${describeZodError(parsed.error)}`);
+    }
+    return parsed.data;
+  }
+}

@@ -1,0 +1,230 @@
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { invalidArgument } from '../../driver/csi-error.js';
+import { payloadPathProblem } from '../../driver/paths.js';
+import { AZURE_CLOUDS, findCloud } from './clouds.js';
+import type { AzureCloud } from './clouds.js';
+
+export type ObjectType = 'secret' | 'key' | 'cert';
+export type ObjectEncoding = 'utf-8' | 'hex' | 'base64';
+export type ObjectFormat = 'pem' | 'pfx';
+
+/** One entry of the `objects` array, validated and with its defaults applied. */
+export interface KeyVaultObject {
+  objectName: string;
+  objectType: ObjectType;
+  /** Empty for the current version. */
+  objectVersion: string;
+  objectAlias: string;
+  objectEncoding: ObjectEncoding;
+  objectFormat: ObjectFormat;
+  objectVersionHistory: number;
+  /** The file name in the volume: the alias, else the object name. */
+  fileName: string;
+  /** File permission bits; 0o644 unless `filePermission` says otherwise. */
+  mode: number;
+}
+
+/** The identity-selection parameters, passed on to `src/identity/` untouched but trimmed. */
+export interface IdentityParameters {
+  usePodIdentity: boolean;
+  useVMManagedIdentity: boolean;
+  userAssignedIdentityID: string;
+  clientID: string;
+}
+
+export interface AzureParameters {
+  /** `https://<vault>.<suffix>` or the `vaultUri` parameter, without a trailing slash. */
+  vaultUrl: string;
+  /** True when `vaultUri` named the vault (so the driver's allow-list applies). */
+  vaultUrlExplicit: boolean;
+  tenantId: string;
+  cloud: AzureCloud;
+  identity: IdentityParameters;
+  objects: KeyVaultObject[];
+}
+
+export const DEFAULT_FILE_MODE = 0o644;
+
+/** Key Vault's own naming rule for vaults. */
+const VAULT_NAME = /^[-A-Za-z0-9]{3,24}$/;
+
+const trimmed = z.preprocess((v) => (typeof v === 'string' ? v.trim() : v === null ? undefined : v), z.string().optional());
+
+/** One object as written in the class; every field a string, as in the Azure provider. */
+const rawObjectSchema = z.object({
+  objectName: trimmed,
+  objectType: trimmed,
+  objectVersion: trimmed,
+  objectAlias: trimmed,
+  objectEncoding: trimmed,
+  objectFormat: trimmed,
+  filePermission: trimmed,
+  objectVersionHistory: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : v), z.number().int().min(0).optional()),
+});
+
+/**
+ * Parse `spec.parameters` of a SecretProviderClass whose provider is `azure`, the way the Azure
+ * provider does: strings are trimmed, `objects` is YAML holding `array:` of YAML strings. Every
+ * problem is an INVALID_ARGUMENT that names the object and the field.
+ */
+export function parseAzureParameters(parameters: Record<string, string>): AzureParameters {
+  const param = (name: string): string => (parameters[name] ?? '').trim();
+
+  const cloudName = param('cloudName');
+  const cloud = findCloud(cloudName);
+  if (!cloud) {
+    throw invalidArgument(`parameter cloudName ${JSON.stringify(cloudName)} is not one of ${AZURE_CLOUDS.map((c) => c.name).join(', ')}`);
+  }
+
+  // The Azure provider reads `tenantID` first and keeps `tenantId` for older classes.
+  const tenantId = param('tenantID') || param('tenantId');
+  if (tenantId === '') throw invalidArgument('parameter tenantId is required');
+  if (!/^[-A-Za-z0-9.]{1,256}$/.test(tenantId)) throw invalidArgument('parameter tenantId must be a tenant id (GUID) or domain name');
+
+  const vaultUrl = vaultUrlFrom(param('vaultUri'), param('keyvaultName'), cloud);
+  const objects = parseObjects(param('objects'));
+
+  return {
+    vaultUrl,
+    vaultUrlExplicit: param('vaultUri') !== '',
+    tenantId,
+    cloud,
+    identity: {
+      usePodIdentity: parseBool('usePodIdentity', param('usePodIdentity')),
+      useVMManagedIdentity: parseBool('useVMManagedIdentity', param('useVMManagedIdentity')),
+      userAssignedIdentityID: param('userAssignedIdentityID'),
+      clientID: param('clientID'),
+    },
+    objects,
+  };
+}
+
+function vaultUrlFrom(vaultUri: string, keyvaultName: string, cloud: AzureCloud): string {
+  if (vaultUri !== '') {
+    let url: URL;
+    try {
+      url = new URL(vaultUri);
+    } catch {
+      throw invalidArgument(`parameter vaultUri ${JSON.stringify(vaultUri)} is not a URL`);
+    }
+    if (url.protocol !== 'https:') throw invalidArgument('parameter vaultUri must be an https:// URL');
+    if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+      throw invalidArgument('parameter vaultUri must be the vault origin only (https://host[:port]), without path, query or credentials');
+    }
+    return url.origin;
+  }
+  if (keyvaultName === '') throw invalidArgument('parameter keyvaultName is required (or vaultUri)');
+  if (!VAULT_NAME.test(keyvaultName)) {
+    throw invalidArgument(`parameter keyvaultName ${JSON.stringify(keyvaultName)} must be 3-24 letters, digits or dashes`);
+  }
+  return `https://${keyvaultName.toLowerCase()}.${cloud.vaultSuffix}`;
+}
+
+function parseBool(name: string, value: string): boolean {
+  // strconv.ParseBool's spellings, as the Azure provider accepts them.
+  if (value === '') return false;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
+  throw invalidArgument(`parameter ${name} must be "true" or "false", not ${JSON.stringify(value)}`);
+}
+
+function parseObjects(objectsYaml: string): KeyVaultObject[] {
+  if (objectsYaml === '') throw invalidArgument('parameter objects is required');
+  let outer: unknown;
+  try {
+    outer = parseYaml(objectsYaml);
+  } catch (err) {
+    throw invalidArgument(`parameter objects is not valid YAML: ${firstLine(err)}`);
+  }
+  const array = (outer as { array?: unknown } | null)?.array;
+  if (!Array.isArray(array) || array.length === 0) {
+    throw invalidArgument('parameter objects must be YAML with a non-empty "array:" list');
+  }
+
+  const objects = array.map((entry, index) => parseObject(entry, index));
+  const byFile = new Map<string, number>();
+  objects.forEach((o, index) => {
+    const other = byFile.get(o.fileName);
+    if (other !== undefined) {
+      throw invalidArgument(`objects[${index}] (${o.objectName}): file name ${JSON.stringify(o.fileName)} is already used by objects[${other}]; set objectAlias`);
+    }
+    byFile.set(o.fileName, index);
+  });
+  return objects;
+}
+
+function parseObject(entry: unknown, index: number): KeyVaultObject {
+  const where = `objects[${index}]`;
+  let value: unknown = entry;
+  if (typeof entry === 'string') {
+    try {
+      value = parseYaml(entry);
+    } catch (err) {
+      throw invalidArgument(`${where} is not valid YAML: ${firstLine(err)}`);
+    }
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw invalidArgument(`${where} must be a YAML mapping`);
+  const parsed = rawObjectSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw invalidArgument(`${where}: field ${issue?.path.join('.') ?? '?'} ${issue?.message ?? 'is invalid'}`);
+  }
+  const raw = parsed.data;
+  const objectName = raw.objectName ?? '';
+  const at = objectName ? `${where} (${objectName})` : where;
+  if (objectName === '') throw invalidArgument(`${where}: field objectName is required`);
+  if (!/^[-A-Za-z0-9]{1,127}$/.test(objectName)) throw invalidArgument(`${at}: field objectName must be 1-127 letters, digits or dashes`);
+
+  const objectType = raw.objectType ?? '';
+  if (objectType !== 'secret' && objectType !== 'key' && objectType !== 'cert') {
+    throw invalidArgument(`${at}: field objectType ${JSON.stringify(objectType)} must be one of secret, key, cert`);
+  }
+
+  const encodingRaw = (raw.objectEncoding ?? '').toLowerCase();
+  if (encodingRaw !== '' && objectType !== 'secret') throw invalidArgument(`${at}: field objectEncoding is only supported for objectType secret`);
+  if (encodingRaw !== '' && encodingRaw !== 'utf-8' && encodingRaw !== 'hex' && encodingRaw !== 'base64') {
+    throw invalidArgument(`${at}: field objectEncoding ${JSON.stringify(raw.objectEncoding)} must be one of utf-8, hex, base64`);
+  }
+
+  const formatRaw = (raw.objectFormat ?? '').toLowerCase();
+  if (formatRaw !== '' && formatRaw !== 'pem' && formatRaw !== 'pfx') {
+    throw invalidArgument(`${at}: field objectFormat ${JSON.stringify(raw.objectFormat)} must be pem or pfx`);
+  }
+  if (formatRaw === 'pfx' && objectType !== 'secret') throw invalidArgument(`${at}: field objectFormat pfx is only supported for objectType secret`);
+
+  const objectVersion = raw.objectVersion ?? '';
+  if (objectVersion !== '' && !/^[A-Za-z0-9]{1,64}$/.test(objectVersion)) {
+    throw invalidArgument(`${at}: field objectVersion must be a version id (letters and digits)`);
+  }
+
+  const objectAlias = raw.objectAlias ?? '';
+  // An empty alias means "no alias", as in the Azure provider: classes that spell out
+  // `objectAlias: ""` must keep working. Absolute paths and `..` segments are refused below.
+  const fileName = objectAlias || objectName;
+  const pathProblem = payloadPathProblem(fileName);
+  if (pathProblem) throw invalidArgument(`${at}: field ${objectAlias ? 'objectAlias' : 'objectName'} ${pathProblem}`);
+
+  let mode = DEFAULT_FILE_MODE;
+  if (raw.filePermission !== undefined && raw.filePermission !== '') {
+    if (!/^0?[0-7]{3,4}$/.test(raw.filePermission)) throw invalidArgument(`${at}: field filePermission must be an octal mode such as "0644"`);
+    mode = parseInt(raw.filePermission, 8);
+    if (mode > 0o777) throw invalidArgument(`${at}: field filePermission must not set setuid, setgid or sticky bits`);
+  }
+
+  return {
+    objectName,
+    objectType,
+    objectVersion,
+    objectAlias,
+    objectEncoding: (encodingRaw || 'utf-8') as ObjectEncoding,
+    objectFormat: (formatRaw || 'pem') as ObjectFormat,
+    objectVersionHistory: raw.objectVersionHistory ?? 0,
+    fileName,
+    mode,
+  };
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}

@@ -1,0 +1,121 @@
+import { lstat, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findMount } from '../src/driver/mountinfo.js';
+import { CLIENT_ID, CLIENT_SECRET, isRoot, rpcError, SECRET_VALUES, startHarness } from './support/harness.js';
+import type { Harness } from './support/harness.js';
+
+describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmpfs)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.writeClass('app', h.vaultParameters([{ objectName: 'db-password' }, { objectName: 'db-user', filePermission: '0600' }, { objectName: 'api-token', objectAlias: 'tokens/api' }]));
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('answers the Identity service: name, version, no controller, ready', async () => {
+    const info = await h.client.pluginInfo();
+    expect(info.name).toBe('csi.podvault.dev');
+    expect(info.vendorVersion).toMatch(/^\d+\.\d+\.\d+/);
+    const probe = await h.client.probe();
+    expect(probe.ready?.value).toBe(true);
+    const caps = await new Promise<unknown[]>((resolve, reject) =>
+      h.client.identity.GetPluginCapabilities({}, (err, res) => (err ? reject(err) : resolve(res?.capabilities ?? []))),
+    );
+    expect(caps).toEqual([]);
+  });
+
+  it('answers NodeGetInfo with the node id and NodeGetCapabilities with no stage/unstage', async () => {
+    expect((await h.client.nodeGetInfo()).nodeId).toBe('test-node');
+    const caps = await new Promise<unknown[]>((resolve, reject) =>
+      h.client.node.NodeGetCapabilities({}, (err, res) => (err ? reject(err) : resolve(res?.capabilities ?? []))),
+    );
+    expect(caps).toEqual([]);
+  });
+
+  it('answers UNIMPLEMENTED for the RPCs an ephemeral-only node plugin does not serve', async () => {
+    const err = await rpcError(
+      new Promise((resolve, reject) => h.client.node.NodeStageVolume({ volumeId: 'v' }, (e, r) => (e ? reject(e) : resolve(r)))),
+    );
+    expect(err.code).toBe(status.UNIMPLEMENTED);
+    const stats = await rpcError(
+      new Promise((resolve, reject) => h.client.node.NodeGetVolumeStats({ volumeId: 'v' }, (e, r) => (e ? reject(e) : resolve(r)))),
+    );
+    expect(stats.code).toBe(status.UNIMPLEMENTED);
+  });
+
+  it('publishes the class onto a tmpfs with the files, aliases and modes the class names', async () => {
+    const v = await h.volume();
+    await h.client.publish(v.request);
+    const mount = await findMount(v.targetPath);
+    expect(mount?.fsType).toBe('tmpfs');
+    expect(mount?.source).toBe('podvault');
+    expect(mount?.mountOptions).toEqual(expect.arrayContaining(['nosuid', 'nodev', 'noexec']));
+    expect(mount?.superOptions).toContain('size=4096k');
+
+    expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(SECRET_VALUES.dbPassword);
+    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe('app');
+    expect(await readFile(join(v.targetPath, 'tokens/api'), 'utf8')).toBe(SECRET_VALUES.apiToken);
+    expect((await lstat(join(v.targetPath, '..data', 'db-password'))).mode & 0o777).toBe(0o644);
+    expect((await lstat(join(v.targetPath, '..data', 'db-user'))).mode & 0o777).toBe(0o600);
+    expect(await readlink(join(v.targetPath, 'db-password'))).toBe('..data/db-password');
+    expect(await readlink(join(v.targetPath, 'tokens'))).toBe('..data/tokens');
+
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    expect(await findMount(v.targetPath)).toBeUndefined();
+    await expect(lstat(v.targetPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('treats a republish of the same volume as a refresh: OK, same mount, new contents swapped in', async () => {
+    const v = await h.volume();
+    await h.client.publish(v.request);
+    const firstData = await readlink(join(v.targetPath, '..data'));
+    await h.client.publish(v.request);
+    expect(await readlink(join(v.targetPath, '..data'))).toBe(firstData); // nothing changed: no swap
+
+    h.vault.store.setSecret('db-user', 'app-rotated');
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe('app-rotated');
+    expect(await readlink(join(v.targetPath, '..data'))).not.toBe(firstData);
+    const mounts = (await import('../src/driver/mountinfo.js')).readMountInfo;
+    expect((await mounts()).filter((m) => m.mountPoint === v.targetPath)).toHaveLength(1);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('unpublishes a target that is already gone with OK', async () => {
+    const v = await h.volume();
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: join(h.kubeletDir, 'pods', 'nope', 'mount') });
+  });
+
+  it('serves many concurrent publishes of different volumes', async () => {
+    const volumes = await Promise.all(Array.from({ length: 20 }, () => h.volume()));
+    await Promise.all(volumes.map((v) => h.client.publish(v.request)));
+    for (const v of volumes) expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toMatch(/^app/);
+    await Promise.all(volumes.map((v) => h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath })));
+    for (const v of volumes) expect(await findMount(v.targetPath)).toBeUndefined();
+  });
+
+  it('serialises operations on one volume: publish and unpublish racing end in a consistent state', async () => {
+    const v = await h.volume();
+    const ops = [h.client.publish(v.request), h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath }), h.client.publish(v.request)];
+    await Promise.all(ops);
+    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toMatch(/^app/);
+    expect((await (await import('../src/driver/mountinfo.js')).readMountInfo()).filter((m) => m.mountPoint === v.targetPath)).toHaveLength(1);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('never writes a secret value or the client secret into its logs', async () => {
+    const v = await h.volume();
+    await h.client.publish(v.request);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    const all = h.logs.join('');
+    expect(all).toContain('NodePublishVolume');
+    expect(all).toContain(CLIENT_ID); // who asked is logged...
+    for (const value of [...Object.values(SECRET_VALUES), CLIENT_SECRET]) expect(all).not.toContain(value); // ...what they got is not
+  });
+});

@@ -1,0 +1,166 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { buildDriverConfig } from '../../src/config/driver-config.js';
+import type { DriverConfig, DriverFlags } from '../../src/config/driver-config.js';
+import { startDevVault } from '../../src/devvault/server.js';
+import type { DevVault } from '../../src/devvault/server.js';
+import { parseSeed } from '../../src/devvault/seed.js';
+import { CsiClient } from '../../src/driver/client.js';
+import { ephemeralVolume } from '../../src/driver/kubelet-volume.js';
+import type { EphemeralVolume } from '../../src/driver/kubelet-volume.js';
+import { startDriver } from '../../src/driver/server.js';
+import type { RunningDriver } from '../../src/driver/server.js';
+import { createLogger } from '../../src/log.js';
+
+export const isRoot = process.getuid?.() === 0;
+
+export const CLIENT_ID = 'app-client-0001';
+export const CLIENT_SECRET = 'client-secret-value-0001';
+export const OTHER_CLIENT_ID = 'other-client-0002';
+export const OTHER_CLIENT_SECRET = 'client-secret-value-0002';
+
+/** Secret values the tests look for in logs: distinctive strings that must never appear there. */
+export const SECRET_VALUES = {
+  dbPassword: 'pw-Zq81-never-log-me',
+  apiToken: 'tok-Kx77-never-log-me',
+};
+
+export const TEST_SEED = `
+clients:
+  - clientId: ${CLIENT_ID}
+    clientSecret: ${CLIENT_SECRET}
+    read: ["db-*", "api-token", "hexed", "b64", "disabled-one"]
+  - clientId: ${OTHER_CLIENT_ID}
+    clientSecret: ${OTHER_CLIENT_SECRET}
+    read: ["other-*"]
+secrets:
+  - name: db-password
+    value: ${SECRET_VALUES.dbPassword}
+  - name: db-user
+    value: app
+  - name: api-token
+    versions:
+      - value: tok-old
+      - value: ${SECRET_VALUES.apiToken}
+  - name: hexed
+    value: "00ff10"
+  - name: b64
+    value: "AAEC/w=="
+  - name: disabled-one
+    value: x
+    enabled: false
+  - name: other-secret
+    value: for-other-only
+`;
+
+export interface ObjectSpec {
+  objectName: string;
+  objectType?: string;
+  [field: string]: string | undefined;
+}
+
+/** The `objects` parameter exactly as users write it: YAML `array:` of YAML strings. */
+export function objectsParameter(objects: readonly ObjectSpec[]): string {
+  return stringify({ array: objects.map((o) => stringify({ objectType: 'secret', ...o })) });
+}
+
+export interface Harness {
+  vault: DevVault;
+  config: DriverConfig;
+  driver: RunningDriver;
+  client: CsiClient;
+  kubeletDir: string;
+  classDir: string;
+  logs: string[];
+  /** Write (or replace) a SecretProviderClass in the standalone directory. */
+  writeClass(name: string, parameters: Record<string, string>, options?: { namespace?: string; provider?: string }): Promise<void>;
+  /** Parameters for the dev-vault with the given objects. */
+  vaultParameters(objects: readonly ObjectSpec[]): Record<string, string>;
+  /** A pod's volume as the kubelet would publish it, with the parent directory the kubelet makes. */
+  volume(options?: { pod?: string; className?: string; secrets?: Record<string, string>; volumeName?: string }): Promise<EphemeralVolume>;
+  close(): Promise<void>;
+}
+
+let podCounter = 0;
+
+export async function startHarness(flags: DriverFlags = {}): Promise<Harness> {
+  const workDir = await mkdtemp('/dev/shm/podvault-test-');
+  const classDir = join(workDir, 'classes');
+  const kubeletDir = join(workDir, 'kubelet');
+  await mkdir(classDir);
+  await mkdir(kubeletDir);
+  const vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed') });
+  const caFile = join(workDir, 'ca.pem');
+  await writeFile(caFile, vault.caPem);
+  const logs: string[] = [];
+  const config = buildDriverConfig(
+    {
+      endpoint: `unix://${join(workDir, 'csi.sock')}`,
+      standalone: classDir,
+      kubeletDir,
+      caFile,
+      authorityHost: vault.url,
+      allowVaultUri: [vault.url],
+      nodeId: 'test-node',
+      logLevel: 'debug',
+      ...flags,
+    },
+    {},
+  );
+  const driver = await startDriver({ config, log: createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } }) });
+  const client = new CsiClient(config.endpoint);
+
+  const harness: Harness = {
+    vault,
+    config,
+    driver,
+    client,
+    kubeletDir,
+    classDir,
+    logs,
+    async writeClass(name, parameters, options = {}) {
+      const doc = {
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: { name, namespace: options.namespace ?? 'default' },
+        spec: { provider: options.provider ?? 'azure', parameters },
+      };
+      await writeFile(join(classDir, `${options.namespace ?? 'default'}-${name}.yaml`), stringify(doc));
+    },
+    vaultParameters(objects) {
+      return { vaultUri: vault.url, tenantId: vault.tenantId, objects: objectsParameter(objects) };
+    },
+    async volume(options = {}) {
+      podCounter += 1;
+      const uid = `00000000-0000-4000-8000-${String(podCounter).padStart(12, '0')}`;
+      const volume = ephemeralVolume({
+        kubeletDir,
+        pod: { namespace: 'default', name: options.pod ?? `pod-${podCounter}`, uid, serviceAccount: 'default' },
+        volumeName: options.volumeName ?? 'secrets',
+        className: options.className ?? 'app',
+        secrets: options.secrets ?? { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET },
+      });
+      await mkdir(join(volume.targetPath, '..'), { recursive: true, mode: 0o750 });
+      return volume;
+    },
+    async close() {
+      client.close();
+      await driver.stop(1000);
+      await vault.close();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+/** The gRPC status of a rejected call (`code`, `details`), or fails the test if it resolved. */
+export async function rpcError(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = err as { code?: number; details?: string };
+    return { code: e.code ?? -1, details: e.details ?? '' };
+  }
+  throw new Error('expected the call to fail, it succeeded');
+}
