@@ -2,7 +2,7 @@ import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findMount } from '../src/driver/mountinfo.js';
+import { findMount, readMountInfo } from '../src/driver/mountinfo.js';
 import { CLIENT_ID, CLIENT_SECRET, isRoot, rpcError, SECRET_VALUES, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 
@@ -81,8 +81,7 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
     await h.client.publish(v.request);
     expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe('app-rotated');
     expect(await readlink(join(v.targetPath, '..data'))).not.toBe(firstData);
-    const mounts = (await import('../src/driver/mountinfo.js')).readMountInfo;
-    expect((await mounts()).filter((m) => m.mountPoint === v.targetPath)).toHaveLength(1);
+    expect((await readMountInfo()).filter((m) => m.mountPoint === v.targetPath)).toHaveLength(1);
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 
@@ -100,13 +99,23 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
     for (const v of volumes) expect(await findMount(v.targetPath)).toBeUndefined();
   });
 
-  it('serialises operations on one volume: publish and unpublish racing end in a consistent state', async () => {
+  it('serialises operations on one volume: concurrent publishes mount once, racing unpublishes leave a consistent state', async () => {
+    const mountsAt = async (path: string): Promise<number> => (await readMountInfo()).filter((m) => m.mountPoint === path).length;
+
     const v = await h.volume();
-    const ops = [h.client.publish(v.request), h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath }), h.client.publish(v.request)];
-    await Promise.all(ops);
-    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toMatch(/^app/);
-    expect((await (await import('../src/driver/mountinfo.js')).readMountInfo()).filter((m) => m.mountPoint === v.targetPath)).toHaveLength(1);
-    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    await Promise.all(Array.from({ length: 6 }, () => h.client.publish(v.request)));
+    expect(await mountsAt(v.targetPath)).toBe(1); // without the lock, two publishes would both mount
+
+    const unpublish = { volumeId: v.volumeId, targetPath: v.targetPath };
+    await Promise.all([h.client.unpublish(unpublish), h.client.publish(v.request), h.client.unpublish(unpublish), h.client.publish(v.request)]);
+    const mounted = await mountsAt(v.targetPath);
+    if (mounted === 1) expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toMatch(/^app/);
+    else {
+      expect(mounted).toBe(0);
+      await expect(lstat(v.targetPath)).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+    await h.client.unpublish(unpublish);
+    expect(await mountsAt(v.targetPath)).toBe(0);
   });
 
   it('never writes a secret value or the client secret into its logs', async () => {
