@@ -9,6 +9,7 @@ import { CsiError } from '../../driver/csi-error.js';
  *   404                        -> NOT_FOUND
  *   429, 5xx, network, timeout -> UNAVAILABLE (the kubelet retries with backoff)
  *   credential failures        -> PERMISSION_DENIED when Entra refused, else UNAVAILABLE
+ *   403 on a disabled object   -> FAILED_PRECONDITION
  */
 export function keyVaultError(err: unknown, vaultUrl: string, what: string): CsiError {
   if (err instanceof CsiError) return err;
@@ -20,13 +21,19 @@ export function keyVaultError(err: unknown, vaultUrl: string, what: string): Csi
 
   if (name === 'AbortError') return new CsiError(status.DEADLINE_EXCEEDED, `${at}: request cancelled (deadline passed)`, { cause: err });
   if (name === 'AuthenticationError' || name === 'CredentialUnavailableError' || name === 'AuthenticationRequiredError') {
-    const aadCode = aadErrorCode(err);
-    const refused = statusCode !== undefined && statusCode >= 400 && statusCode < 500;
+    const entra = entraErrorCodes(err);
+    const refused = (statusCode !== undefined && statusCode >= 400 && statusCode < 500) || (entra.error !== undefined && ENTRA_REFUSALS.has(entra.error));
+    const codes = [entra.error, entra.aadsts].filter(Boolean).join(' ');
     return new CsiError(
       refused ? status.PERMISSION_DENIED : status.UNAVAILABLE,
-      `${at}: could not get a token from Entra ID${statusCode ? ` (HTTP ${statusCode})` : ''}${aadCode ? `: ${aadCode}` : ''}`,
+      `${at}: could not get a token from Entra ID${statusCode ? ` (HTTP ${statusCode})` : ''}${codes ? `: ${codes}` : ''}`,
       { cause: err },
     );
+  }
+  // Key Vault answers a disabled object with 403 and the message "Operation get is not allowed on
+  // a disabled secret." (innererror SecretDisabled, which the SDK's RestError does not keep).
+  if (statusCode === 403 && typeof e.message === 'string' && /not allowed on a disabled/i.test(e.message)) {
+    return new CsiError(status.FAILED_PRECONDITION, `${at}: HTTP 403: the object is disabled in Key Vault; enable it or pin an enabled objectVersion`, { cause: err });
   }
   if (statusCode !== undefined) {
     const detail = `${at}: HTTP ${statusCode}${code ? ` ${code}` : ''}`;
@@ -38,11 +45,18 @@ export function keyVaultError(err: unknown, vaultUrl: string, what: string): Csi
   return new CsiError(status.UNAVAILABLE, `${at}: cannot reach Key Vault${code ? ` (${code})` : ''}`, { cause: err });
 }
 
-/** The AADSTS code of an Entra error, which names the problem without quoting anything secret. */
-function aadErrorCode(err: unknown): string | undefined {
+/** OAuth2 error codes meaning Entra ID answered and said no (as opposed to being unreachable). */
+const ENTRA_REFUSALS = new Set(['invalid_client', 'unauthorized_client', 'invalid_request', 'invalid_scope', 'invalid_grant', 'access_denied']);
+
+/**
+ * The OAuth2 error and AADSTS code of an Entra failure. @azure/identity reports them in
+ * `errorResponse`, or (through MSAL) only in the message, as `invalid_client: ... AADSTS7000215: ...`.
+ * Only the codes are kept: they name the problem without quoting the request.
+ */
+function entraErrorCodes(err: unknown): { error?: string; aadsts?: string } {
   const response = (err as { errorResponse?: { error?: unknown; errorDescription?: unknown } }).errorResponse;
-  const description = typeof response?.errorDescription === 'string' ? response.errorDescription : '';
-  const aadsts = /AADSTS\d+/.exec(description)?.[0];
-  const error = typeof response?.error === 'string' ? response.error : undefined;
-  return [error, aadsts].filter(Boolean).join(' ') || undefined;
+  const message = err instanceof Error ? err.message : '';
+  const text = `${typeof response?.errorDescription === 'string' ? response.errorDescription : ''} ${message}`;
+  const error = typeof response?.error === 'string' ? response.error : /^([a-z_]+):/.exec(message)?.[1];
+  return { error, aadsts: /AADSTS\d+/.exec(text)?.[0] };
 }
