@@ -1,0 +1,100 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevVault } from '../src/devvault/server.js';
+import type { DevVault } from '../src/devvault/server.js';
+import { parseSeed } from '../src/devvault/seed.js';
+import { CsiClient } from '../src/driver/client.js';
+import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
+import { CLIENT_ID, CLIENT_SECRET, isRoot, objectsParameter, SECRET_VALUES, TEST_SEED } from './support/harness.js';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'podvault.js');
+
+describe('the podvault command', () => {
+  it.each(['driver', 'dev-vault', 'demo'])('%s --help describes the command', async (command) => {
+    const { stdout } = await run(process.execPath, [BIN, command, '--help']);
+    expect(stdout).toContain(`Usage: podvault ${command}`);
+  });
+
+  it('refuses a bad flag value with a message naming it', async () => {
+    const err = await run(process.execPath, [BIN, 'driver', '--standalone', '/nonexistent', '--tmpfs-size', 'lots']).catch((e: { code: number; stderr: string }) => e);
+    expect((err as { code: number }).code).toBe(1);
+    expect((err as { stderr: string }).stderr).toMatch(/--tmpfs-size: size "lots"/);
+  });
+
+  it('npm run demo\'s command runs the whole path and exits 0', async () => {
+    const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 60_000 });
+    expect(stdout).toMatch(/NodePublishVolume pod default\/web-0, class app-secrets: OK/);
+    expect(stdout).toMatch(/cat db-username {2}-> app_rw/);
+    expect(stdout).toMatch(/NodeUnpublishVolume: OK; target removed=true, still mounted=false/);
+    if (isRoot) expect(stdout).toMatch(/mount {12}tmpfs podvault on .*nosuid,nodev,noexec/);
+  });
+});
+
+describe.skipIf(!isRoot)('podvault driver as its own process', () => {
+  let vault: DevVault;
+  let work: string;
+
+  beforeAll(async () => {
+    vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed') });
+    work = await mkdtemp('/dev/shm/podvault-cli-');
+  });
+  afterAll(async () => {
+    await vault?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('serves a publish over its socket, logs JSON without secrets, and removes the socket on SIGTERM', async () => {
+    const classes = join(work, 'classes');
+    const kubeletDir = join(work, 'kubelet');
+    await mkdir(classes);
+    await mkdir(kubeletDir);
+    await writeFile(join(work, 'ca.pem'), vault.caPem);
+    await writeFile(
+      join(classes, 'app.yaml'),
+      stringify({
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: { name: 'app' },
+        spec: { provider: 'azure', parameters: { vaultUri: vault.url, tenantId: vault.tenantId, objects: objectsParameter([{ objectName: 'db-password' }]) } },
+      }),
+    );
+    const socket = join(work, 'csi.sock');
+    await writeFile(socket, ''); // not a socket: must be refused, not deleted
+    const refused = await run(process.execPath, [BIN, 'driver', '--standalone', classes, '--endpoint', `unix://${socket}`]).catch((e: { stderr: string }) => e);
+    expect((refused as { stderr: string }).stderr).toMatch(/exists and is not a socket/);
+    await rm(socket);
+
+    const child = spawn(process.execPath, [BIN, 'driver', '--standalone', classes, '--kubelet-dir', kubeletDir, '--ca-file', join(work, 'ca.pem'), '--authority-host', vault.url, '--allow-vault-uri', vault.url, '--log-level', 'debug'], {
+      env: { ...process.env, CSI_ENDPOINT: `unix://${socket}`, NODE_NAME: 'node-a' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let logs = '';
+    child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+    for (let i = 0; i < 100 && !logs.includes('podvault driver serving'); i++) await new Promise((r) => setTimeout(r, 100));
+
+    const client = new CsiClient(`unix://${socket}`);
+    expect((await client.nodeGetInfo()).nodeId).toBe('node-a');
+    const v = ephemeralVolume({ kubeletDir, pod: { namespace: 'default', name: 'p', uid: 'uid-cli-1', serviceAccount: 'sa' }, volumeName: 'v', className: 'app', secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET } });
+    await mkdir(join(v.targetPath, '..'), { recursive: true });
+    await client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(SECRET_VALUES.dbPassword);
+    await client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    client.close();
+
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+    const lines = logs.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; requestId?: string });
+    expect(lines.some((l) => l.msg === 'published' && typeof l.requestId === 'string')).toBe(true);
+    expect(logs).not.toContain(SECRET_VALUES.dbPassword);
+    expect(logs).not.toContain(CLIENT_SECRET);
+  });
+});

@@ -1,0 +1,66 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeApiDouble } from './support/kube-api-double.js';
+import { isRoot, objectsParameter, rpcError, startHarness } from './support/harness.js';
+import type { Harness } from './support/harness.js';
+
+describe('SecretProviderClass from the Kubernetes API (real @kubernetes/client-node against an API double)', () => {
+  let api: KubeApiDouble;
+  let h: Harness;
+
+  beforeAll(async () => {
+    api = await new KubeApiDouble().start();
+    const kubeconfig = await api.writeKubeconfig(join('/dev/shm', `podvault-kubeconfig-${process.pid}`));
+    h = await startHarness({ standalone: undefined, kubeconfig });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await api?.close();
+  });
+
+  const spc = (name: string, namespace: string, parameters: Record<string, string>) => ({
+    apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+    kind: 'SecretProviderClass',
+    metadata: { name, namespace },
+    spec: { provider: 'azure', parameters, secretObjects: [{ secretName: 'ignored', type: 'Opaque', data: [] }] },
+  });
+
+  it.skipIf(!isRoot)('publishes a class read from the API, in the pod\'s namespace', async () => {
+    api.put('secretproviderclasses', spc('app', 'default', h.vaultParameters([{ objectName: 'db-user' }])));
+    const v = await h.volume({ className: 'app' });
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toMatch(/^app/);
+    expect(api.requests).toContain('GET /apis/secrets-store.csi.x-k8s.io/v1/namespaces/default/secretproviderclasses/app');
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('NOT_FOUND with name and namespace for a class missing from the pod\'s namespace', async () => {
+    api.put('secretproviderclasses', spc('elsewhere', 'team-b', h.vaultParameters([{ objectName: 'db-user' }])));
+    const v = await h.volume({ className: 'elsewhere' });
+    const err = await rpcError(h.client.publish(v.request));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toBe('SecretProviderClass "elsewhere" not found in namespace "default"');
+  });
+
+  it('INVALID_ARGUMENT for a malformed class object', async () => {
+    api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'broken', namespace: 'default' }, spec: { parameters: { objects: objectsParameter([{ objectName: 'x' }]) } } });
+    const v = await h.volume({ className: 'broken' });
+    const err = await rpcError(h.client.publish(v.request));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/SecretProviderClass default\/broken is malformed: spec\.provider/);
+  });
+
+  it('UNAVAILABLE (retried by the kubelet) while the API server fails', async () => {
+    api.failWith = 503;
+    try {
+      const v = await h.volume({ className: 'app' });
+      const err = await rpcError(h.client.publish(v.request));
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.details).toMatch(/from the Kubernetes API \(HTTP 503\)/);
+    } finally {
+      api.failWith = undefined;
+    }
+  });
+});
