@@ -1,6 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { status } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
@@ -14,6 +15,8 @@ import { CLIENT_ID, CLIENT_SECRET, isRoot, objectsParameter, SECRET_VALUES, TEST
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', 'bin', 'podvault.js');
+/** Whether an unprivileged user can run this checkout (not when it lives under a 0700 home). */
+const nobodyCanRun = isRoot && spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, '--version']).status === 0;
 
 describe('the podvault command', () => {
   it.each(['driver', 'dev-vault', 'demo'])('%s --help describes the command', async (command) => {
@@ -96,5 +99,34 @@ describe.skipIf(!isRoot)('podvault driver as its own process', () => {
     expect(lines.some((l) => l.msg === 'published' && typeof l.requestId === 'string')).toBe(true);
     expect(logs).not.toContain(SECRET_VALUES.dbPassword);
     expect(logs).not.toContain(CLIENT_SECRET);
+  });
+
+  it.skipIf(!nobodyCanRun)('fails a publish with FAILED_PRECONDITION when it runs without root, and keeps serving', async () => {
+    const dir = await mkdtemp('/dev/shm/podvault-nonroot-');
+    await chmod(dir, 0o777);
+    const kubeletDir = join(dir, 'kubelet');
+    await mkdir(kubeletDir, { mode: 0o755 });
+    await writeFile(join(dir, 'ca.pem'), vault.caPem);
+    await writeFile(
+      join(dir, 'app.yaml'),
+      stringify({ kind: 'SecretProviderClass', metadata: { name: 'app' }, spec: { provider: 'azure', parameters: { vaultUri: vault.url, tenantId: vault.tenantId, objects: objectsParameter([{ objectName: 'db-password' }]) } } }),
+    );
+    const socket = join(dir, 'csi.sock');
+    const child = spawn('runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'driver', '--standalone', dir, '--endpoint', `unix://${socket}`, '--kubelet-dir', kubeletDir, '--ca-file', join(dir, 'ca.pem'), '--authority-host', vault.url, '--allow-vault-uri', vault.url], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+      const client = new CsiClient(`unix://${socket}`);
+      const v = ephemeralVolume({ kubeletDir, pod: { namespace: 'default', name: 'p', uid: 'uid-nonroot', serviceAccount: 'sa' }, volumeName: 'v', className: 'app', secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET } });
+      await mkdir(join(v.targetPath, '..'), { recursive: true, mode: 0o755 });
+      const err = await client.publish(v.request).then(() => undefined, (e: { code: number; details: string }) => e);
+      expect(err?.code).toBe(status.FAILED_PRECONDITION);
+      expect(err?.details).toMatch(/not running as root; run it in a privileged container/);
+      expect((await client.probe()).ready?.value).toBe(true);
+      client.close();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

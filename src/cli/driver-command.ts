@@ -1,8 +1,6 @@
 import { Command, Option } from 'commander';
 import { buildDriverConfig, DEFAULT_DRIVER_NAME, DEFAULT_ENDPOINT, DEFAULT_FETCH_CONCURRENCY, DEFAULT_KUBELET_DIR, DEFAULT_TMPFS_SIZE } from '../config/driver-config.js';
 import type { DriverFlags } from '../config/driver-config.js';
-import { startDriver } from '../driver/server.js';
-import { createLogger } from '../log.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -23,6 +21,7 @@ export function driverCommand(): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);
+      const [{ startDriver }, { createLogger }] = await Promise.all([import('../driver/server.js'), import('../log.js')]);
       const log = createLogger({ level: config.logLevel });
       const driver = await startDriver({ config, log });
       await new Promise<void>((resolve) => {

@@ -4,7 +4,11 @@ import { demoCommand } from './demo-command.js';
 import { devVaultCommand } from './dev-vault-command.js';
 import { driverCommand } from './driver-command.js';
 
-/** `podvault <command>`: the one CLI behind the README, the manifests and the tests. */
+/**
+ * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
+ * module loads what it runs only inside its action, so `--help` and small commands start fast and
+ * the driver does not carry the demo's or dev-vault's code.
+ */
 export async function main(argv: readonly string[]): Promise<void> {
   const program = new Command('podvault')
     .description('Kubernetes CSI node driver: Azure Key Vault objects on a per-pod tmpfs, fetched as the pod\'s own identity')

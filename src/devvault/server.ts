@@ -13,6 +13,8 @@ export interface DevVaultOptions {
   seed: Seed;
   host?: string;
   port?: number;
+  /** Added before every answer, like a vault in a nearby region (bench default 20 ms). */
+  latencyMs?: number;
 }
 
 export interface DevVault {
@@ -149,7 +151,9 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       sendJson(res, 404, { error: { code: 'NotFound', message: `dev-vault does not serve ${req.method} ${url.pathname}` } });
       return;
     }
-    Promise.resolve(route[2](req, res, url)).catch((err: unknown) => {
+    const delay = options.latencyMs ?? 0;
+    const handled = delay > 0 ? new Promise((r) => setTimeout(r, delay)).then(() => route[2](req, res, url)) : Promise.resolve(route[2](req, res, url));
+    handled.catch((err: unknown) => {
       sendJson(res, 500, { error: { code: 'InternalError', message: err instanceof Error ? err.message : 'error' } });
     });
   });

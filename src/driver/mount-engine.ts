@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { internal } from './csi-error.js';
 import { writeAtomically } from './atomic-writer.js';
 import type { PayloadFile } from './atomic-writer.js';
@@ -32,7 +32,6 @@ export class MountEngine {
   /** Mount (first time) and write the files; on a first-time failure, undo the mount. */
   async publish(target: string, payload: readonly PayloadFile[]): Promise<PublishOutcome> {
     const { mounter, tmpfsSizeBytes } = this.options;
-    await mkdir(target, { recursive: true, mode: 0o750 });
     const mounted = !(await mounter.isMounted(target));
     if (mounted) await mounter.mount(target, tmpfsSizeBytes);
     try {

@@ -20,6 +20,7 @@ export interface Mounter {
   /** One line for logs and the demo: what kind of storage the files land on. */
   readonly description: string;
   isMounted(target: string): Promise<boolean>;
+  /** Create the target directory (its parent exists: the kubelet made it) and mount it. */
   mount(target: string, sizeBytes: number): Promise<void>;
   unmount(target: string): Promise<void>;
 }
@@ -37,6 +38,7 @@ export class TmpfsMounter implements Mounter {
         `cannot mount a tmpfs at ${target}: the driver is not running as root; run it in a privileged container`,
       );
     }
+    await mkdir(target, { recursive: true, mode: 0o750 });
     const options = [`size=${sizeBytes}`, 'mode=0755', ...TMPFS_FLAGS].join(',');
     try {
       await run('mount', ['-t', 'tmpfs', '-o', options, TMPFS_SOURCE, target]);

@@ -2,7 +2,6 @@ import { chmod, readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { DriverConfig } from '../config/driver-config.js';
 import type { Logger } from '../log.js';
-import { KubeClassSource, loadKubeConfig } from '../kube/kube-class-source.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
 import { StandaloneClassSource } from '../kube/standalone-class-source.js';
 import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
@@ -30,10 +29,12 @@ export interface RunningDriver {
   stop(graceMs?: number): Promise<void>;
 }
 
-function classSourceFor(config: DriverConfig): ClassSource {
-  return config.classSource.kind === 'standalone'
-    ? new StandaloneClassSource(config.classSource.dir)
-    : new KubeClassSource(loadKubeConfig(config.classSource.kubeconfig));
+async function classSourceFor(config: DriverConfig): Promise<ClassSource> {
+  if (config.classSource.kind === 'standalone') return new StandaloneClassSource(config.classSource.dir);
+  // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
+  // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
+  const { KubeClassSource, loadKubeConfig } = await import('../kube/kube-class-source.js');
+  return new KubeClassSource(loadKubeConfig(config.classSource.kubeconfig));
 }
 
 const unimplemented = (method: string) => async (): Promise<never> => {
@@ -44,7 +45,7 @@ const unimplemented = (method: string) => async (): Promise<never> => {
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const classes = classSourceFor(config);
+  const classes = await classSourceFor(config);
   const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes });
   const providers = new ProviderRegistry([
     new KeyVaultProvider({

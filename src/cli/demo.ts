@@ -1,0 +1,125 @@
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { buildDriverConfig } from '../config/driver-config.js';
+import { startDevVault } from '../devvault/server.js';
+import { loadSeedFile } from '../devvault/seed.js';
+import { CsiClient } from '../driver/client.js';
+import { ephemeralVolume } from '../driver/kubelet-volume.js';
+import { findMount } from '../driver/mountinfo.js';
+import { ShmDirectoryMounter, TmpfsMounter } from '../driver/mounter.js';
+import { startDriver } from '../driver/server.js';
+import { createLogger } from '../log.js';
+import { packageRoot } from '../package-info.js';
+import { DEMO_SEED } from './dev-vault-command.js';
+
+const DEMO_CLASS = join(packageRoot, 'examples', 'standalone', 'secretproviderclass.yaml');
+
+/** The embedded default: everything the README's `npm run demo` shows, in one function. */
+export async function runDemo(say: (line: string) => void): Promise<void> {
+  const workDir = await mkdtemp('/dev/shm/podvault-demo-');
+  const seed = await loadSeedFile(DEMO_SEED);
+  const vault = await startDevVault({ seed });
+  const client = seed.clients[0];
+  if (!client) throw new Error(`${DEMO_SEED} has no client`);
+  let driver: Awaited<ReturnType<typeof startDriver>> | undefined;
+  let csi: CsiClient | undefined;
+  try {
+    say(`dev-vault        ${vault.url} (Key Vault data plane + Entra ID token endpoint, HTTPS with a throwaway CA)`);
+
+    // The standalone directory: the example class, pointed at this dev-vault.
+    const classDir = join(workDir, 'classes');
+    await mkdir(classDir);
+    const doc = parseDocument(await readFile(DEMO_CLASS, 'utf8'));
+    doc.setIn(['spec', 'parameters', 'vaultUri'], vault.url);
+    doc.setIn(['spec', 'parameters', 'tenantId'], vault.tenantId);
+    await writeFile(join(classDir, 'secretproviderclass.yaml'), doc.toString());
+    const caFile = join(workDir, 'dev-vault-ca.pem');
+    await writeFile(caFile, vault.caPem);
+
+    const kubeletDir = join(workDir, 'kubelet');
+    await mkdir(kubeletDir);
+    const canMount = process.getuid?.() === 0;
+    const mounter = canMount ? new TmpfsMounter() : new ShmDirectoryMounter();
+    const config = buildDriverConfig(
+      {
+        endpoint: `unix://${join(workDir, 'csi.sock')}`,
+        standalone: classDir,
+        kubeletDir,
+        caFile,
+        authorityHost: vault.url,
+        allowVaultUri: [vault.url],
+        nodeId: 'demo-node',
+      },
+      {},
+    );
+    driver = await startDriver({ config, mounter, log: createLogger({ level: 'warn', destination: process.stderr }) });
+    say(`driver           ${config.endpoint} (standalone: ${classDir})`);
+    say(`storage          ${mounter.description}`);
+    if (!canMount) say('                 not root: falling back to a directory under /dev/shm (a tmpfs) instead of a mount per volume');
+
+    csi = new CsiClient(config.endpoint);
+    const info = await csi.pluginInfo();
+    const probe = await csi.probe();
+    say(`plugin           ${info.name} ${info.vendorVersion}, ready=${String(probe.ready?.value)}`);
+
+    // What the kubelet sends for a pod with an inline csi volume and a nodePublishSecretRef.
+    const pod = { namespace: 'default', name: 'web-0', uid: '0b5c6a52-1c1e-4a8e-9f00-demo00000001', serviceAccount: 'web' };
+    const volume = ephemeralVolume({
+      kubeletDir,
+      pod,
+      volumeName: 'secrets-store',
+      className: 'app-secrets',
+      secrets: { clientid: client.clientId, clientsecret: client.clientSecret },
+    });
+    await mkdir(join(volume.targetPath, '..'), { recursive: true, mode: 0o750 });
+
+    const started = performance.now();
+    await csi.publish(volume.request);
+    const publishMs = performance.now() - started;
+    say(`NodePublishVolume pod ${pod.namespace}/${pod.name}, class app-secrets: OK in ${publishMs.toFixed(1)} ms`);
+    const mount = await findMount(volume.targetPath);
+    if (mount) say(`mount            ${mount.fsType} ${mount.source} on ${volume.targetPath} (${[...mount.mountOptions, ...mount.superOptions].join(',')})`);
+    say(`files in        ${volume.targetPath}`);
+    for (const line of await tree(volume.targetPath)) say(`  ${line}`);
+    const shown = 'db-username';
+    say(`cat ${shown}  -> ${(await readFile(join(volume.targetPath, shown), 'utf8'))}`);
+
+    const again = performance.now();
+    await csi.publish(volume.request);
+    say(`republish        OK in ${(performance.now() - again).toFixed(1)} ms (idempotent: nothing changed, nothing rewritten)`);
+
+    await csi.unpublish({ volumeId: volume.volumeId, targetPath: volume.targetPath });
+    const gone = await lstat(volume.targetPath).then(() => false, () => true);
+    say(`NodeUnpublishVolume: OK; target removed=${String(gone)}, still mounted=${String((await findMount(volume.targetPath)) !== undefined)}`);
+    say(`dev-vault served ${JSON.stringify(vault.requests)}`);
+  } finally {
+    csi?.close();
+    await driver?.stop(2000);
+    await vault.close();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** `ls -l`-like lines for the visible entries and what the links resolve to. */
+async function tree(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const entry of (await readdir(dir)).sort()) {
+    const full = join(dir, entry);
+    const st = await lstat(full);
+    if (st.isSymbolicLink()) {
+      lines.push(`${entry} -> ${await readlink(full)}`);
+      continue;
+    }
+    lines.push(`${entry}/`);
+    if (st.isDirectory() && entry.startsWith('..')) {
+      const files = await readdir(full, { recursive: true, withFileTypes: true });
+      for (const f of files.filter((e) => e.isFile())) {
+        const path = join(f.parentPath, f.name);
+        const fst = await lstat(path);
+        lines.push(`  ${path.slice(full.length + 1)}  ${(fst.mode & 0o777).toString(8).padStart(4, '0')}  ${fst.size} bytes`);
+      }
+    }
+  }
+  return lines;
+}
