@@ -16,6 +16,7 @@ import { parseSeed } from '../src/devvault/seed.js';
 import { CsiClient } from '../src/driver/client.js';
 import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
 import { packageRoot } from '../src/package-info.js';
+import { DEFAULT_FETCH_CONCURRENCY } from '../src/config/driver-config.js';
 
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, node: process.version, date: new Date().toISOString() };
   const table: string[] = [];
   try {
-    for (const concurrency of [8, 1]) {
+    for (const concurrency of [DEFAULT_FETCH_CONCURRENCY, 1]) {
       const { child, client, kubeletDir } = await startDriverProcess(work, vault.url, concurrency);
       try {
         const rssStart = await rssMiB(child.pid!);
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
         await new Promise((r) => child.once('exit', r));
       }
     }
-    const concurrent = (results.fetchConcurrency_8 as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
+    const concurrent = (results[`fetchConcurrency_${DEFAULT_FETCH_CONCURRENCY}`] as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     const sequential = (results.fetchConcurrency_1 as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     results.sequentialOverConcurrent_10objects = round(sequential / concurrent);
     table.push(`10 objects: sequential / concurrent median = ${String(results.sequentialOverConcurrent_10objects)}x (vault latency ${LATENCY_MS} ms per request)`);

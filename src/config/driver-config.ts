@@ -7,7 +7,7 @@ export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
 export const DEFAULT_ENDPOINT = 'unix:///csi/csi.sock';
 export const DEFAULT_KUBELET_DIR = '/var/lib/kubelet';
 export const DEFAULT_TMPFS_SIZE = '4Mi';
-export const DEFAULT_FETCH_CONCURRENCY = 8;
+export const DEFAULT_FETCH_CONCURRENCY = 16;
 
 /** Where SecretProviderClass objects come from. */
 export type ClassSourceConfig = { kind: 'standalone'; dir: string } | { kind: 'kubernetes'; kubeconfig?: string };
