@@ -103,7 +103,7 @@ describe('class and vault problems name the class, object and field', () => {
   it('PERMISSION_DENIED naming the pod when no identity applies', async () => {
     const err = await publishWith(objects([{ objectName: 'db-user' }]), {});
     expect(err.code).toBe(status.PERMISSION_DENIED);
-    expect(err.details).toMatch(/no identity for pod default\/pod-\d+: the volume has no nodePublishSecretRef/);
+    expect(err.details).toMatch(/no identity for pod default\/pod-\d+: the pod does not exist in the Kubernetes API/);
   });
 
   it('PERMISSION_DENIED when Entra refuses the client secret, without echoing it', async () => {

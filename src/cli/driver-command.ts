@@ -18,6 +18,9 @@ export function driverCommand(): Command {
     .option('--authority-host <url>', 'Entra ID authority host overriding the cloud\'s, https://host[:port]')
     .option('--allow-vault-uri <url>', 'allow classes to name this vault origin with vaultUri (repeatable)', collect)
     .option('--fetch-concurrency <n>', `objects of one publish fetched at once (default ${DEFAULT_FETCH_CONCURRENCY})`)
+    .option('--cluster-wide-bindings', 'honour AzureIdentityBindings and AzureIdentities of other namespaces than the pod\'s (off: a label cannot reach across namespaces)')
+    .option('--allow-node-identity', 'allow classes to use the node\'s managed identity (useVMManagedIdentity), which every pod on the node would share')
+    .option('--imds-endpoint <url>', 'IMDS base URL for managed identities (default: the Azure instance metadata service)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

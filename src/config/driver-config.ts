@@ -31,6 +31,12 @@ export interface DriverConfig {
   /** Vault origins a class may name with `vaultUri` outside the cloud's vault domain. */
   allowedVaultOrigins: string[];
   fetchConcurrency: number;
+  /** Honour AzureIdentityBindings and AzureIdentities outside the pod's namespace. */
+  clusterWideBindings: boolean;
+  /** Allow classes to use the node's own managed identity (useVMManagedIdentity). */
+  allowNodeIdentity: boolean;
+  /** IMDS base URL for managed identities (a pod-identity NMI or a local double). */
+  imdsEndpoint?: string;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -47,6 +53,9 @@ export interface DriverFlags {
   authorityHost?: string;
   allowVaultUri?: string[];
   fetchConcurrency?: string;
+  clusterWideBindings?: boolean;
+  allowNodeIdentity?: boolean;
+  imdsEndpoint?: string;
 }
 
 const SIZE = /^(\d+)(Ki|Mi|Gi|k|m|g)?$/;
@@ -85,6 +94,9 @@ const configSchema = z.object({
   authorityHost: httpsOrigin.optional(),
   allowedVaultOrigins: z.array(httpsOrigin),
   fetchConcurrency: z.number().int().min(1).max(64),
+  clusterWideBindings: z.boolean(),
+  allowNodeIdentity: z.boolean(),
+  imdsEndpoint: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
@@ -107,6 +119,9 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     authorityHost: flags.authorityHost,
     allowedVaultOrigins: flags.allowVaultUri ?? [],
     fetchConcurrency: Number(flags.fetchConcurrency ?? DEFAULT_FETCH_CONCURRENCY),
+    clusterWideBindings: flags.clusterWideBindings ?? false,
+    allowNodeIdentity: flags.allowNodeIdentity ?? false,
+    imdsEndpoint: flags.imdsEndpoint,
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);

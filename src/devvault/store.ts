@@ -1,3 +1,4 @@
+import { globMatch } from '../util/glob.js';
 import type { Seed, SeedClient } from './seed.js';
 import { versionId } from './seed.js';
 
@@ -53,8 +54,3 @@ export class VaultStore {
   }
 }
 
-/** `*` matches any run of characters, `?` one; everything else literally. */
-export function globMatch(glob: string, value: string): boolean {
-  const pattern = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${pattern}$`).test(value);
-}

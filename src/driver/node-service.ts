@@ -42,6 +42,7 @@ export class NodeService {
         pod: req.pod,
         parameters: spc.spec.parameters,
         secrets: req.secrets,
+        tokens: req.tokens,
         signal: ctx.signal,
         log,
       });

@@ -1,6 +1,7 @@
 import { invalidArgument } from './csi-error.js';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import type { PodInfo } from '../identity/pod-info.js';
+import { SERVICE_ACCOUNT_TOKENS_KEY } from './redact.js';
 
 /** A NodePublishVolume request after validation: past this point no code sees raw input. */
 export interface PublishRequest {
@@ -8,7 +9,10 @@ export interface PublishRequest {
   targetPath: string;
   className: string;
   pod: PodInfo;
+  /** nodePublishSecretRef contents, without the service-account tokens. */
   secrets: Readonly<Record<string, string>>;
+  /** Service-account tokens by audience (CSIDriver `tokenRequests`). */
+  tokens: Readonly<Record<string, string>>;
 }
 
 export interface UnpublishRequest {
@@ -75,7 +79,32 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   const serviceAccount = context[SERVICE_ACCOUNT_KEY] ?? '';
   if (serviceAccount !== '' && !DNS_SUBDOMAIN.test(serviceAccount)) throw invalidArgument(`volume_context ${SERVICE_ACCOUNT_KEY} is not a valid service account name`);
 
-  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets: req.secrets ?? {} };
+  const { [SERVICE_ACCOUNT_TOKENS_KEY]: tokensInSecrets, ...secrets } = req.secrets ?? {};
+  const tokens = parseTokens(tokensInSecrets ?? context[SERVICE_ACCOUNT_TOKENS_KEY]);
+  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets, tokens };
+}
+
+/**
+ * `csi.storage.k8s.io/serviceAccount.tokens`: `{"<audience>":{"token":"<JWT>","expirationTimestamp":"..."}}`.
+ * The kubelet puts it in `secrets` (serviceAccountTokenInSecrets, Kubernetes 1.35+) or in the
+ * volume context; the caller reads `secrets` first. The message never quotes the value.
+ */
+function parseTokens(raw: string | undefined): Record<string, string> {
+  if (raw === undefined || raw === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalidArgument(`${SERVICE_ACCOUNT_TOKENS_KEY} is not valid JSON`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalidArgument(`${SERVICE_ACCOUNT_TOKENS_KEY} must be a JSON object keyed by audience`);
+  const tokens: Record<string, string> = {};
+  for (const [audience, entry] of Object.entries(parsed as Record<string, unknown>)) {
+    const token = (entry as { token?: unknown } | null)?.token;
+    if (typeof token !== 'string' || token === '') throw invalidArgument(`${SERVICE_ACCOUNT_TOKENS_KEY}: the entry for audience ${JSON.stringify(audience)} has no token`);
+    tokens[audience] = token;
+  }
+  return tokens;
 }
 
 export function parseUnpublishRequest(req: NodeUnpublishVolumeRequest): UnpublishRequest {

@@ -4,6 +4,10 @@ import type { DriverConfig } from '../config/driver-config.js';
 import type { Logger } from '../log.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
 import { StandaloneClassSource } from '../kube/standalone-class-source.js';
+import { StandaloneDirectory } from '../kube/standalone-directory.js';
+import { StandaloneIdentityObjects } from '../kube/standalone-identity-objects.js';
+import type { IdentityObjects } from '../identity/crds.js';
+import { IdentityResolver } from '../identity/identity-resolver.js';
 import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
 import { ProviderRegistry } from '../providers/provider.js';
 import { CsiError } from './csi-error.js';
@@ -29,12 +33,20 @@ export interface RunningDriver {
   stop(graceMs?: number): Promise<void>;
 }
 
-async function classSourceFor(config: DriverConfig): Promise<ClassSource> {
-  if (config.classSource.kind === 'standalone') return new StandaloneClassSource(config.classSource.dir);
+/** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
+async function clusterSources(config: DriverConfig): Promise<{ classes: ClassSource; objects: IdentityObjects }> {
+  if (config.classSource.kind === 'standalone') {
+    const directory = new StandaloneDirectory(config.classSource.dir);
+    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory) };
+  }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const { KubeClassSource, loadKubeConfig } = await import('../kube/kube-class-source.js');
-  return new KubeClassSource(loadKubeConfig(config.classSource.kubeconfig));
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }] = await Promise.all([
+    import('../kube/kube-class-source.js'),
+    import('../kube/kube-identity-objects.js'),
+  ]);
+  const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
+  return { classes: new KubeClassSource(kubeConfig), objects: new KubeIdentityObjects(kubeConfig) };
 }
 
 const unimplemented = (method: string) => async (): Promise<never> => {
@@ -45,11 +57,18 @@ const unimplemented = (method: string) => async (): Promise<never> => {
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const classes = await classSourceFor(config);
+  const { classes, objects } = await clusterSources(config);
+  if (config.imdsEndpoint) {
+    // The Azure SDK's managed identity credential takes its IMDS address only from this variable
+    // (read at its first token request), so the flag is handed over here, once, at start.
+    process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = config.imdsEndpoint;
+  }
+  const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 };
   const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes });
   const providers = new ProviderRegistry([
     new KeyVaultProvider({
-      settings: { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 },
+      settings,
+      identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity }),
       fetchConcurrency: config.fetchConcurrency,
     }),
   ]);

@@ -1,7 +1,7 @@
-import { describeZodError } from '../util/zod-error.js';
 import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { invalidArgument, notFound, unavailable } from '../driver/csi-error.js';
-import { SPC_GROUP, SPC_PLURAL, SPC_VERSION, classNotFoundMessage, secretProviderClassSchema } from './secret-provider-class.js';
+import { notFound, unavailable } from '../driver/csi-error.js';
+import { parseKubeObject } from './parse-object.js';
+import { SPC_GROUP, SPC_KIND, SPC_PLURAL, SPC_VERSION, classNotFoundMessage, secretProviderClassSchema } from './secret-provider-class.js';
 import type { ClassSource, SecretProviderClass } from './secret-provider-class.js';
 
 /** Load in-cluster config, or the given kubeconfig file. */
@@ -33,10 +33,6 @@ export class KubeClassSource implements ClassSource {
       const code = err instanceof ApiException ? ` (HTTP ${err.code})` : '';
       throw unavailable(`cannot read SecretProviderClass ${JSON.stringify(name)} in namespace ${JSON.stringify(namespace)} from the Kubernetes API${code}`, err);
     }
-    const parsed = secretProviderClassSchema.safeParse(body);
-    if (!parsed.success) {
-      throw invalidArgument(`SecretProviderClass ${namespace}/${name} is malformed: ${describeZodError(parsed.error)}`);
-    }
-    return parsed.data;
+    return parseKubeObject(secretProviderClassSchema, body, SPC_KIND);
   }
 }

@@ -18,6 +18,8 @@ export interface FetchRequest {
   parameters: Readonly<Record<string, string>>;
   /** The nodePublishSecretRef contents. Never logged. */
   secrets: Readonly<Record<string, string>>;
+  /** Service-account tokens by audience. Never logged. */
+  tokens: Readonly<Record<string, string>>;
   signal: AbortSignal;
   log: Logger;
 }

@@ -1,13 +1,12 @@
 import { SecretClient } from '@azure/keyvault-secrets';
 import { status } from '@grpc/grpc-js';
-import { CsiError, invalidArgument } from '../../driver/csi-error.js';
+import { CsiError, invalidArgument, permissionDenied } from '../../driver/csi-error.js';
 import { pipelineOptions } from '../../identity/azure-sdk-settings.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
-import { resolveIdentity } from '../../identity/resolve-identity.js';
-import type { ResolvedIdentity } from '../../identity/resolve-identity.js';
+import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity-resolver.js';
+import { ruleAllows } from '../../identity/binding-policy.js';
 import { LruCache } from '../../util/lru-cache.js';
 import { mapLimit } from '../../util/map-limit.js';
-import type { TokenCredential } from '@azure/identity';
 import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
 import { keyVaultError } from './errors.js';
 import { parseAzureParameters } from './parameters.js';
@@ -15,6 +14,7 @@ import type { AzureParameters, KeyVaultObject } from './parameters.js';
 
 export interface KeyVaultProviderOptions {
   settings: AzureSdkSettings;
+  identities: IdentityResolver;
   /** Objects of one publish fetched at once. */
   fetchConcurrency: number;
 }
@@ -26,7 +26,6 @@ export interface KeyVaultProviderOptions {
  */
 export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
-  private readonly credentials = new LruCache<TokenCredential>();
   private readonly secretClients = new LruCache<SecretClient>();
 
   constructor(private readonly options: KeyVaultProviderOptions) {}
@@ -34,11 +33,16 @@ export class KeyVaultProvider implements Provider {
   async fetch(request: FetchRequest): Promise<ProviderFile[]> {
     const params = parseAzureParameters(request.parameters);
     this.checkVaultAllowed(params);
-    const identity = resolveIdentity(
-      { pod: request.pod, tenantId: params.tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets },
-      this.options.settings,
-      this.credentials,
+    const identity = await this.options.identities.resolve(
+      { pod: request.pod, tenantId: params.tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets, tokens: request.tokens },
+      request.log,
     );
+    const rule = identity.objectRule;
+    for (const object of params.objects) {
+      if (rule && !ruleAllows(rule, params.vaultUrl, object.objectName)) {
+        throw permissionDenied(`pod ${request.pod.namespace}/${request.pod.name} may not read ${object.objectType} ${JSON.stringify(object.objectName)} from ${params.vaultUrl}: not in ${rule.source}`);
+      }
+    }
     request.log.info({ vault: params.vaultUrl, identity: identity.description, objects: params.objects.length }, 'fetching from Key Vault');
     const client = this.secretClient(params, identity);
     return mapLimit(params.objects, this.options.fetchConcurrency, (object) => this.fetchObject(client, params.vaultUrl, object, request.signal));

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+/**
+ * The AAD Pod Identity CRDs (`aadpodidentity.k8s.io/v1`) that clusters already use to bind Azure
+ * identities to pods, and the Kubernetes objects identity resolution reads. Only the fields
+ * podvault uses are checked; the rest pass through, so existing manifests load unchanged.
+ */
+export const AAD_POD_IDENTITY_GROUP = 'aadpodidentity.k8s.io';
+export const AAD_POD_IDENTITY_VERSION = 'v1';
+export const AZURE_IDENTITY_PLURAL = 'azureidentities';
+export const AZURE_IDENTITY_BINDING_PLURAL = 'azureidentitybindings';
+export const POD_IDENTITY_LABEL = 'aadpodidbinding';
+
+const metadata = z.object({
+  name: z.string().min(1),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  resourceVersion: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+/** `type`: 0 user-assigned managed identity, 1 service principal (secret), 2 service principal (certificate). */
+export const azureIdentitySchema = z.object({
+  metadata,
+  spec: z.object({
+    type: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+    clientID: z.string().trim().optional(),
+    resourceID: z.string().trim().optional(),
+    tenantID: z.string().trim().optional(),
+    clientPassword: z.object({ name: z.string().min(1), namespace: z.string().optional() }).optional(),
+    adEndpoint: z.string().trim().optional(),
+  }),
+});
+export type AzureIdentity = z.infer<typeof azureIdentitySchema>;
+
+export const azureIdentityBindingSchema = z.object({
+  metadata,
+  spec: z.object({
+    azureIdentity: z.string().min(1),
+    selector: z.string().min(1),
+    weight: z.number().int().optional(),
+  }),
+});
+export type AzureIdentityBinding = z.infer<typeof azureIdentityBindingSchema>;
+
+export const podSchema = z.object({
+  metadata,
+  spec: z.object({ serviceAccountName: z.string().optional() }).default({}),
+});
+export type PodObject = z.infer<typeof podSchema>;
+
+export const serviceAccountSchema = z.object({ metadata });
+export type ServiceAccountObject = z.infer<typeof serviceAccountSchema>;
+
+/** A Secret's data, decoded. */
+export type SecretData = Readonly<Record<string, Buffer>>;
+
+/**
+ * The cluster objects identity resolution reads, from the Kubernetes API or a standalone
+ * directory. A missing object is `undefined`; a malformed one throws a CsiError naming it.
+ */
+export interface IdentityObjects {
+  getPod(namespace: string, name: string): Promise<PodObject | undefined>;
+  getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined>;
+  /** Bindings of one namespace, or of all namespaces when `namespace` is undefined. */
+  listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]>;
+  getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined>;
+  getSecret(namespace: string, name: string): Promise<SecretData | undefined>;
+}

@@ -1,0 +1,168 @@
+import type { TokenCredential } from '@azure/identity';
+import { failedPrecondition, invalidArgument, permissionDenied } from '../driver/csi-error.js';
+import type { Logger } from '../log.js';
+import type { IdentityParameters } from '../providers/azure/parameters.js';
+import type { AzureSdkSettings } from './azure-sdk-settings.js';
+import { bindingRule } from './binding-policy.js';
+import type { ObjectRule } from './binding-policy.js';
+import type { AzureIdentity, IdentityObjects } from './crds.js';
+import { CredentialFactory } from './credentials.js';
+import { pfxToPem } from './pfx.js';
+import { podRef } from './pod-info.js';
+import type { PodInfo } from './pod-info.js';
+import { findBoundIdentity } from './pod-identity.js';
+import { LruCache } from '../util/lru-cache.js';
+
+/** The one answer identity resolution gives a publish. */
+export interface ResolvedIdentity {
+  /** Stable id of the identity for caches and request sharing; holds no secret. */
+  key: string;
+  /** Loggable description, e.g. `pod identity default/app (binding default/app-binding)`. */
+  description: string;
+  credential: TokenCredential;
+  /** Which objects this identity may read through podvault, when a binding narrows it. */
+  objectRule?: ObjectRule;
+}
+
+export interface IdentityRequest {
+  pod: PodInfo;
+  tenantId: string;
+  cloudAuthorityHost: string;
+  parameters: IdentityParameters;
+  /** The nodePublishSecretRef contents, already decoded by the kubelet. */
+  secrets: Readonly<Record<string, string>>;
+  /** Service-account tokens the kubelet passed, by audience. */
+  tokens: Readonly<Record<string, string>>;
+}
+
+export interface IdentityResolverOptions {
+  objects: IdentityObjects;
+  settings: AzureSdkSettings;
+  clusterWideBindings: boolean;
+  allowNodeIdentity: boolean;
+}
+
+export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
+export const WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION = 'azure.workload.identity/client-id';
+export const WORKLOAD_IDENTITY_TENANT_ID_ANNOTATION = 'azure.workload.identity/tenant-id';
+
+/**
+ * Decide which Azure identity a publish uses, the way the Azure provider chooses (at most one of
+ * `usePodIdentity`, `useVMManagedIdentity`, `clientID`); with none set: workload identity when the
+ * pod's service account names a client id, else the volume's `nodePublishSecretRef` service
+ * principal, else the pod identity binding (podvault's native mode). Deny by default: no mode that
+ * applies is PERMISSION_DENIED naming the pod and why.
+ */
+export class IdentityResolver {
+  private readonly credentials: CredentialFactory;
+
+  constructor(private readonly options: IdentityResolverOptions) {
+    this.credentials = new CredentialFactory(options.settings, new LruCache<TokenCredential>());
+  }
+
+  async resolve(request: IdentityRequest, log: Logger): Promise<ResolvedIdentity> {
+    const { parameters } = request;
+    const modes = [
+      parameters.usePodIdentity && 'usePodIdentity',
+      parameters.useVMManagedIdentity && 'useVMManagedIdentity',
+      parameters.clientID !== '' && 'clientID',
+    ].filter((m): m is string => typeof m === 'string');
+    if (modes.length > 1) throw invalidArgument(`parameters ${modes.join(' and ')} are mutually exclusive: set at most one`);
+
+    if (parameters.usePodIdentity) return this.podIdentity(request, log);
+    if (parameters.useVMManagedIdentity) return this.nodeIdentity(request);
+    if (parameters.clientID !== '') return this.workloadIdentity(request, parameters.clientID, request.tenantId);
+
+    const annotations = request.pod.serviceAccount
+      ? (await this.options.objects.getServiceAccount(request.pod.namespace, request.pod.serviceAccount))?.metadata.annotations
+      : undefined;
+    const annotatedClientId = annotations?.[WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION]?.trim();
+    if (annotatedClientId) {
+      return this.workloadIdentity(request, annotatedClientId, annotations?.[WORKLOAD_IDENTITY_TENANT_ID_ANNOTATION]?.trim() || request.tenantId);
+    }
+    if (Object.keys(request.secrets).length > 0) return this.secretRefPrincipal(request);
+    return this.podIdentity(request, log);
+  }
+
+  /** The service principal the volume passes through nodePublishSecretRef (`clientid`, `clientsecret`). */
+  private secretRefPrincipal(request: IdentityRequest): ResolvedIdentity {
+    const clientId = (request.secrets.clientid ?? '').trim();
+    const clientSecret = request.secrets.clientsecret ?? '';
+    if (clientId === '') throw invalidArgument('nodePublishSecretRef is missing key clientid');
+    if (clientSecret === '') throw invalidArgument('nodePublishSecretRef is missing key clientsecret');
+    if (!/^[-A-Za-z0-9._]{1,128}$/.test(clientId)) throw invalidArgument('nodePublishSecretRef key clientid is not a client id');
+    const { key, credential } = this.credentials.servicePrincipalSecret(request.tenantId, clientId, clientSecret, request.cloudAuthorityHost);
+    return { key, credential, description: `service principal ${clientId} (nodePublishSecretRef)` };
+  }
+
+  private async podIdentity(request: IdentityRequest, log: Logger): Promise<ResolvedIdentity> {
+    const { pod } = request;
+    const { binding, identity } = await findBoundIdentity(this.options.objects, pod, { clusterWideBindings: this.options.clusterWideBindings }, log);
+    const bindingRef = `${binding.metadata.namespace ?? pod.namespace}/${binding.metadata.name}`;
+    const rule = bindingRule(binding, bindingRef);
+    if (rule.serviceAccounts && !rule.serviceAccounts.includes(pod.serviceAccount)) {
+      throw permissionDenied(`no identity for pod ${podRef(pod)}: AzureIdentityBinding ${bindingRef} allows service accounts ${rule.serviceAccounts.join(', ')}, not ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`);
+    }
+    const made = await this.identityCredential(identity, request);
+    const identityRef = `${identity.metadata.namespace ?? ''}/${identity.metadata.name}`;
+    return { ...made, description: `pod identity ${identityRef} via binding ${bindingRef} (${made.kind})`, ...(rule.objects ? { objectRule: rule.objects } : {}) };
+  }
+
+  private async identityCredential(identity: AzureIdentity, request: IdentityRequest): Promise<{ key: string; credential: TokenCredential; kind: string }> {
+    const ref = `AzureIdentity ${identity.metadata.namespace ?? ''}/${identity.metadata.name}`;
+    const { spec } = identity;
+    const authority = spec.adEndpoint ? spec.adEndpoint.replace(/\/+$/, '') : request.cloudAuthorityHost;
+    if (spec.type === 0) {
+      if (!spec.clientID && !spec.resourceID) throw failedPrecondition(`${ref}: type 0 (managed identity) needs spec.clientID or spec.resourceID`);
+      return { ...this.credentials.managedIdentity({ clientId: spec.clientID || undefined, resourceId: spec.clientID ? undefined : spec.resourceID }), kind: `managed identity ${spec.clientID || spec.resourceID}` };
+    }
+    if (!spec.clientID) throw failedPrecondition(`${ref}: spec.clientID is required for type ${spec.type}`);
+    if (!spec.clientPassword) throw failedPrecondition(`${ref}: spec.clientPassword (a Secret reference) is required for type ${spec.type}`);
+    const tenantId = spec.tenantID || request.tenantId;
+    const secretNamespace = spec.clientPassword.namespace ?? identity.metadata.namespace ?? request.pod.namespace;
+    if (!this.options.clusterWideBindings && secretNamespace !== request.pod.namespace) {
+      throw permissionDenied(`${ref}: its clientPassword Secret lives in namespace ${secretNamespace}, outside the pod's namespace`);
+    }
+    const secretRef = `Secret ${secretNamespace}/${spec.clientPassword.name}`;
+    const data = await this.options.objects.getSecret(secretNamespace, spec.clientPassword.name);
+    if (!data) throw failedPrecondition(`${ref}: its clientPassword ${secretRef} does not exist`);
+    if (spec.type === 1) {
+      const secret = data.clientSecret?.toString('utf8') ?? '';
+      if (secret === '') throw failedPrecondition(`${ref}: ${secretRef} has no key clientSecret`);
+      return { ...this.credentials.servicePrincipalSecret(tenantId, spec.clientID, secret, authority), kind: `service principal ${spec.clientID}` };
+    }
+    const certificate = data.certificate;
+    if (!certificate || certificate.length === 0) throw failedPrecondition(`${ref}: ${secretRef} has no key certificate`);
+    let pem: string;
+    try {
+      pem = certificate.toString('utf8').includes('-----BEGIN') ? certificate.toString('utf8') : pfxToPem(certificate, data.password?.toString('utf8') ?? '');
+    } catch {
+      throw failedPrecondition(`${ref}: ${secretRef} key certificate is not a PFX that opens with key password, nor PEM`);
+    }
+    return { ...this.credentials.servicePrincipalCertificate(tenantId, spec.clientID, pem, authority), kind: `service principal ${spec.clientID} with certificate` };
+  }
+
+  /** The node's own managed identity: every pod on the node would share it, so it is opt-in. */
+  private nodeIdentity(request: IdentityRequest): ResolvedIdentity {
+    if (!this.options.allowNodeIdentity) {
+      throw permissionDenied(
+        `no identity for pod ${podRef(request.pod)}: useVMManagedIdentity gives every pod on the node the node's access, and this driver runs without --allow-node-identity`,
+      );
+    }
+    const clientId = request.parameters.userAssignedIdentityID;
+    const { key, credential } = this.credentials.managedIdentity(clientId ? { clientId } : {});
+    return { key, credential, description: `node managed identity ${clientId || '(system-assigned)'}` };
+  }
+
+  private workloadIdentity(request: IdentityRequest, clientId: string, tenantId: string): ResolvedIdentity {
+    const token = request.tokens[WORKLOAD_IDENTITY_AUDIENCE];
+    if (!token) {
+      throw permissionDenied(
+        `no identity for pod ${podRef(request.pod)}: workload identity needs the pod's service-account token for audience ${WORKLOAD_IDENTITY_AUDIENCE}; the CSIDriver object must request it (tokenRequests)`,
+      );
+    }
+    const serviceAccount = `${request.pod.namespace}/${request.pod.serviceAccount}`;
+    const { key, credential } = this.credentials.workloadIdentity(tenantId, clientId, serviceAccount, token, request.cloudAuthorityHost);
+    return { key, credential, description: `workload identity ${clientId} for service account ${serviceAccount}` };
+  }
+}

@@ -1,0 +1,57 @@
+import { permissionDenied } from '../driver/csi-error.js';
+import type { Logger } from '../log.js';
+import { POD_IDENTITY_LABEL } from './crds.js';
+import type { AzureIdentity, AzureIdentityBinding, IdentityObjects } from './crds.js';
+import { podRef } from './pod-info.js';
+import type { PodInfo } from './pod-info.js';
+
+export interface BoundIdentity {
+  binding: AzureIdentityBinding;
+  identity: AzureIdentity;
+}
+
+export interface PodIdentityOptions {
+  /** Honour bindings and identities of other namespaces (the retired project's default; not ours). */
+  clusterWideBindings: boolean;
+}
+
+/**
+ * The AzureIdentity the cluster bound to a pod, the AAD Pod Identity way: the pod's
+ * `aadpodidbinding` label selects AzureIdentityBindings whose `spec.selector` equals it; the
+ * binding names an AzureIdentity. Deny by default:
+ *   - only the pod's own namespace is searched, unless `--cluster-wide-bindings` (otherwise any pod
+ *     could take another namespace's identity by setting a label);
+ *   - the pod must exist with the uid the kubelet reported (a recreated pod is another pod);
+ *   - several bindings: the highest `spec.weight` wins, ties by namespace/name; the choice is logged.
+ */
+export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, options: PodIdentityOptions, log: Logger): Promise<BoundIdentity> {
+  const who = `pod ${podRef(pod)}`;
+  const podObject = await objects.getPod(pod.namespace, pod.name);
+  if (!podObject) throw permissionDenied(`no identity for ${who}: the pod does not exist in the Kubernetes API`);
+  if (pod.uid !== '' && podObject.metadata.uid !== undefined && podObject.metadata.uid !== pod.uid) {
+    throw permissionDenied(`no identity for ${who}: the pod's uid ${podObject.metadata.uid} is not the uid the kubelet gave (${pod.uid})`);
+  }
+  const selector = podObject.metadata.labels?.[POD_IDENTITY_LABEL];
+  if (!selector) throw permissionDenied(`no identity for ${who}: the pod has no ${POD_IDENTITY_LABEL} label`);
+
+  const scope = options.clusterWideBindings ? undefined : pod.namespace;
+  const matches = (await objects.listBindings(scope)).filter((b) => b.spec.selector === selector);
+  if (matches.length === 0) {
+    throw permissionDenied(
+      `no identity for ${who}: no AzureIdentityBinding ${scope ? `in namespace ${scope} ` : ''}has selector ${JSON.stringify(selector)}`,
+    );
+  }
+  const ref = (b: AzureIdentityBinding): string => `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
+  matches.sort((a, b) => (b.spec.weight ?? 0) - (a.spec.weight ?? 0) || (ref(a) < ref(b) ? -1 : ref(a) > ref(b) ? 1 : 0));
+  const binding = matches[0]!;
+  if (matches.length > 1) {
+    log.info({ chosen: ref(binding), candidates: matches.map(ref) }, 'several AzureIdentityBindings select this pod; the highest weight wins, then the name');
+  }
+
+  const identityNamespace = binding.metadata.namespace ?? pod.namespace;
+  const identity = await objects.getIdentity(identityNamespace, binding.spec.azureIdentity);
+  if (!identity) {
+    throw permissionDenied(`no identity for ${who}: AzureIdentityBinding ${ref(binding)} names AzureIdentity ${identityNamespace}/${binding.spec.azureIdentity}, which does not exist`);
+  }
+  return { binding, identity };
+}

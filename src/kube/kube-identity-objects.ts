@@ -1,0 +1,77 @@
+import { ApiException, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { unavailable } from '../driver/csi-error.js';
+import {
+  AAD_POD_IDENTITY_GROUP,
+  AAD_POD_IDENTITY_VERSION,
+  AZURE_IDENTITY_BINDING_PLURAL,
+  AZURE_IDENTITY_PLURAL,
+  azureIdentityBindingSchema,
+  azureIdentitySchema,
+  podSchema,
+  serviceAccountSchema,
+} from '../identity/crds.js';
+import type { AzureIdentity, AzureIdentityBinding, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
+import { parseKubeObject } from './parse-object.js';
+
+/**
+ * Identity objects from the Kubernetes API. Everything is read fresh on each publish, so a
+ * deleted binding or a rotated identity secret takes effect at the next publish.
+ */
+export class KubeIdentityObjects implements IdentityObjects {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(kubeConfig: KubeConfig) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  async getPod(namespace: string, name: string): Promise<PodObject | undefined> {
+    const pod = await orUndefined(`Pod ${namespace}/${name}`, () => this.core.readNamespacedPod({ namespace, name }));
+    return pod && parseKubeObject(podSchema, pod, 'Pod');
+  }
+
+  async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined> {
+    const sa = await orUndefined(`ServiceAccount ${namespace}/${name}`, () => this.core.readNamespacedServiceAccount({ namespace, name }));
+    return sa && parseKubeObject(serviceAccountSchema, sa, 'ServiceAccount');
+  }
+
+  async listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]> {
+    const group = AAD_POD_IDENTITY_GROUP;
+    const version = AAD_POD_IDENTITY_VERSION;
+    const plural = AZURE_IDENTITY_BINDING_PLURAL;
+    const list = (await orUndefined(`AzureIdentityBindings in ${namespace ?? 'all namespaces'}`, () =>
+      namespace === undefined
+        ? this.custom.listClusterCustomObject({ group, version, plural })
+        : this.custom.listNamespacedCustomObject({ group, version, namespace, plural }),
+    )) as { items?: unknown[] } | undefined;
+    return (list?.items ?? []).map((item) => parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding'));
+  }
+
+  async getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined> {
+    const body = await orUndefined(`AzureIdentity ${namespace}/${name}`, () =>
+      this.custom.getNamespacedCustomObject({ group: AAD_POD_IDENTITY_GROUP, version: AAD_POD_IDENTITY_VERSION, namespace, plural: AZURE_IDENTITY_PLURAL, name }),
+    );
+    return body === undefined ? undefined : parseKubeObject(azureIdentitySchema, body, 'AzureIdentity');
+  }
+
+  async getSecret(namespace: string, name: string): Promise<SecretData | undefined> {
+    const secret = await orUndefined(`Secret ${namespace}/${name}`, () => this.core.readNamespacedSecret({ namespace, name }));
+    if (!secret) return undefined;
+    const data: Record<string, Buffer> = {};
+    for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64');
+    return data;
+  }
+}
+
+/** The object, undefined on 404, UNAVAILABLE (retried by the kubelet) on any other failure. */
+async function orUndefined<T>(what: string, read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return undefined;
+    const code = err instanceof ApiException ? ` (HTTP ${err.code})` : '';
+    throw unavailable(`cannot read ${what} from the Kubernetes API${code}`, err);
+  }
+}
