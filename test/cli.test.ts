@@ -32,7 +32,7 @@ describe('the podvault command', () => {
 
   it('npm run demo\'s command runs the whole path and exits 0', async () => {
     const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 60_000 });
-    expect(stdout).toMatch(/NodePublishVolume pod default\/web-0, class app-secrets: OK/);
+    expect(stdout).toMatch(/NodePublishVolume pod default\/web-0, class app-secrets, identity from binding app-identity-binding: OK/);
     expect(stdout).toMatch(/cat db-username {2}-> app_rw/);
     expect(stdout).toMatch(/NodeUnpublishVolume: OK; target removed=true, still mounted=false/);
     if (isRoot) expect(stdout).toMatch(/mount {12}tmpfs podvault on .*nosuid,nodev,noexec/);

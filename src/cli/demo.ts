@@ -1,4 +1,4 @@
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { buildDriverConfig } from '../config/driver-config.js';
@@ -13,27 +13,26 @@ import { createLogger } from '../log.js';
 import { packageRoot } from '../package-info.js';
 import { DEMO_SEED } from './dev-vault-command.js';
 
-const DEMO_CLASS = join(packageRoot, 'examples', 'standalone', 'secretproviderclass.yaml');
+const DEMO_DIR = join(packageRoot, 'examples', 'standalone');
 
 /** The embedded default: everything the README's `npm run demo` shows, in one function. */
 export async function runDemo(say: (line: string) => void): Promise<void> {
   const workDir = await mkdtemp('/dev/shm/podvault-demo-');
   const seed = await loadSeedFile(DEMO_SEED);
   const vault = await startDevVault({ seed });
-  const client = seed.clients[0];
-  if (!client) throw new Error(`${DEMO_SEED} has no client`);
   let driver: Awaited<ReturnType<typeof startDriver>> | undefined;
   let csi: CsiClient | undefined;
   try {
     say(`dev-vault        ${vault.url} (Key Vault data plane + Entra ID token endpoint, HTTPS with a throwaway CA)`);
 
-    // The standalone directory: the example class, pointed at this dev-vault.
-    const classDir = join(workDir, 'classes');
+    // The standalone directory: the example class (pointed at this dev-vault) and the pod's identity.
+    const classDir = join(workDir, 'standalone');
     await mkdir(classDir);
-    const doc = parseDocument(await readFile(DEMO_CLASS, 'utf8'));
+    const doc = parseDocument(await readFile(join(DEMO_DIR, 'secretproviderclass.yaml'), 'utf8'));
     doc.setIn(['spec', 'parameters', 'vaultUri'], vault.url);
     doc.setIn(['spec', 'parameters', 'tenantId'], vault.tenantId);
     await writeFile(join(classDir, 'secretproviderclass.yaml'), doc.toString());
+    await copyFile(join(DEMO_DIR, 'identity.yaml'), join(classDir, 'identity.yaml'));
     const caFile = join(workDir, 'dev-vault-ca.pem');
     await writeFile(caFile, vault.caPem);
 
@@ -63,21 +62,21 @@ export async function runDemo(say: (line: string) => void): Promise<void> {
     const probe = await csi.probe();
     say(`plugin           ${info.name} ${info.vendorVersion}, ready=${String(probe.ready?.value)}`);
 
-    // What the kubelet sends for a pod with an inline csi volume and a nodePublishSecretRef.
+    // What the kubelet sends for a pod with an inline csi volume; no nodePublishSecretRef: the
+    // pod's aadpodidbinding label and its AzureIdentityBinding decide the identity.
     const pod = { namespace: 'default', name: 'web-0', uid: '0b5c6a52-1c1e-4a8e-9f00-demo00000001', serviceAccount: 'web' };
     const volume = ephemeralVolume({
       kubeletDir,
       pod,
       volumeName: 'secrets-store',
       className: 'app-secrets',
-      secrets: { clientid: client.clientId, clientsecret: client.clientSecret },
     });
     await mkdir(join(volume.targetPath, '..'), { recursive: true, mode: 0o750 });
 
     const started = performance.now();
     await csi.publish(volume.request);
     const publishMs = performance.now() - started;
-    say(`NodePublishVolume pod ${pod.namespace}/${pod.name}, class app-secrets: OK in ${publishMs.toFixed(1)} ms`);
+    say(`NodePublishVolume pod ${pod.namespace}/${pod.name}, class app-secrets, identity from binding app-identity-binding: OK in ${publishMs.toFixed(1)} ms`);
     const mount = await findMount(volume.targetPath);
     if (mount) say(`mount            ${mount.fsType} ${mount.source} on ${volume.targetPath} (${[...mount.mountOptions, ...mount.superOptions].join(',')})`);
     say(`files in        ${volume.targetPath}`);

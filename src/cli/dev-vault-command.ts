@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { packageRoot } from '../package-info.js';
 
-export const DEMO_SEED = join(packageRoot, 'examples', 'standalone', 'dev-vault.yaml');
+export const DEMO_SEED = join(packageRoot, 'examples', 'dev-vault.yaml');
 
 export function devVaultCommand(): Command {
   return new Command('dev-vault')

@@ -25,7 +25,15 @@ const secretSchema = z
 
 const clientSchema = z.object({
   clientId: z.string().min(1),
-  clientSecret: z.string().min(1),
+  /** Client-credentials secret (service principal). */
+  clientSecret: z.string().min(1).optional(),
+  /** PEM certificate whose key signs client assertions (service principal with certificate). */
+  certificatePem: z.string().optional(),
+  /** A managed identity: tokens through the IMDS endpoint, by client id or this resource id. */
+  managedIdentity: z.boolean().default(false),
+  resourceId: z.string().optional(),
+  /** A federated credential (workload identity): tokens issued by `issuer` for `subject`, verified with `publicKeyPem`. */
+  federated: z.object({ issuer: z.string(), subject: z.string(), publicKeyPem: z.string() }).optional(),
   /** Globs over object names this identity may read; every object when absent. */
   read: z.array(z.string()).default(['*']),
 });

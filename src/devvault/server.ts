@@ -1,4 +1,5 @@
 import { createServer } from 'node:https';
+import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DevEntra, VAULT_RESOURCE } from './entra.js';
@@ -24,6 +25,8 @@ export interface DevVault {
   /** PEM of the CA that signed the server certificate: trust it to talk to dev-vault. */
   caPem: string;
   store: VaultStore;
+  /** http://127.0.0.1:PORT — the managed identity endpoint (IMDS) for `managedIdentity` clients. */
+  imdsUrl: string;
   /** Requests served, by kind (`token`, `challenge`, `secret`, `denied`, ...). */
   requests: Record<string, number>;
   close(): Promise<void>;
@@ -67,7 +70,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     [/^\/([^/]+)\/oauth2\/v2\.0\/token$/, 'POST', async (req, res, url) => {
       count('token');
       const form = new URLSearchParams(await readBody(req));
-      const result = entra.issueToken(url.pathname.split('/')[1] ?? '', form);
+      const tenant = url.pathname.split('/')[1] ?? '';
+      const result = entra.issueToken(tenant, form, `${baseUrl}/${tenant}/oauth2/v2.0/token`);
       if ('status' in result) {
         count('token-refused');
         sendJson(res, result.status, result.body);
@@ -165,17 +169,41 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   const { port } = server.address() as AddressInfo;
   baseUrl = `https://${host}:${port}`;
 
+  // IMDS, as the Azure SDK's managed identity credential calls it (plain HTTP, `Metadata: true`).
+  const imds = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://imds');
+    if (req.method !== 'GET' || !/^\/metadata\/identity\/oauth2\/token\/?$/.test(url.pathname)) {
+      count('imds-unknown');
+      return sendJson(res, 404, { error: 'not_found', error_description: `dev-vault IMDS does not serve ${req.method} ${url.pathname}` });
+    }
+    if (req.headers.metadata !== 'true') return sendJson(res, 400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
+    const resource = (url.searchParams.get('resource') ?? '').replace(/\/$/, '');
+    const clientId = url.searchParams.get('client_id');
+    const resourceId = url.searchParams.get('msi_res_id') ?? url.searchParams.get('mi_res_id');
+    const client = [...store.clients.values()].find((c) => c.managedIdentity && (clientId ? c.clientId === clientId : resourceId ? c.resourceId === resourceId : false));
+    count('imds');
+    if (resource !== VAULT_RESOURCE) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: resource ${resource} not found` });
+    if (!client) return sendJson(res, 400, { error: 'invalid_request', error_description: 'Identity not found' });
+    const token = entra.accessToken(client.clientId);
+    const expiresOn = Math.floor(Date.now() / 1000) + token.expiresIn;
+    return sendJson(res, 200, { access_token: token.token, expires_on: String(expiresOn), expires_in: String(token.expiresIn), resource: VAULT_RESOURCE, token_type: 'Bearer', client_id: client.clientId });
+  });
+  await new Promise<void>((resolve) => imds.listen(0, host, () => resolve()));
+  const imdsUrl = `http://${host}:${(imds.address() as AddressInfo).port}`;
+
   return {
     url: baseUrl,
     tenantId: entra.tenantId,
     caPem: ca.certPem,
+    imdsUrl,
     store,
     requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      for (const s of [server, imds]) {
+        s.closeAllConnections();
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+      }
+    },
   };
 }
 

@@ -13,10 +13,10 @@ export interface StoredVersion {
 /** dev-vault's objects, in memory, with versions in creation order (last = current). */
 export class VaultStore {
   private readonly secrets = new Map<string, StoredVersion[]>();
-  readonly clients: ReadonlyMap<string, SeedClient>;
+  private readonly clientMap: Map<string, SeedClient>;
 
   constructor(seed: Seed) {
-    this.clients = new Map(seed.clients.map((c) => [c.clientId, c]));
+    this.clientMap = new Map(seed.clients.map((c) => [c.clientId, c]));
     const base = Math.floor(Date.now() / 1000) - 86_400;
     for (const s of seed.secrets) {
       const versions = s.versions ?? [{ value: s.value ?? '', contentType: s.contentType, enabled: s.enabled }];
@@ -45,6 +45,15 @@ export class VaultStore {
     versions.push(entry);
     this.secrets.set(name, versions);
     return entry.version;
+  }
+
+  get clients(): ReadonlyMap<string, SeedClient> {
+    return this.clientMap;
+  }
+
+  /** Register (or replace) an identity, as an admin would in Entra ID and the vault's RBAC. */
+  putClient(client: SeedClient): void {
+    this.clientMap.set(client.clientId, client);
   }
 
   /** Whether `clientId` may read object `name`: its `read` globs decide. */

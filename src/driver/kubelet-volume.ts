@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { PodInfo } from '../identity/pod-info.js';
 import type { PublishArgs } from './client.js';
+import { SERVICE_ACCOUNT_TOKENS_KEY } from './redact.js';
 import { CLASS_KEY, POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_KEY } from './publish-request.js';
 
 export interface EphemeralVolume {
@@ -17,6 +18,8 @@ export interface EphemeralVolumeSpec {
   className: string;
   /** nodePublishSecretRef contents. */
   secrets?: Record<string, string>;
+  /** Service-account tokens by audience, as CSIDriver `tokenRequests` makes the kubelet send them. */
+  tokens?: Record<string, string>;
   readOnly?: boolean;
 }
 
@@ -46,6 +49,7 @@ export function ephemeralVolume(spec: EphemeralVolumeSpec): EphemeralVolume {
         [POD_UID_KEY]: spec.pod.uid,
         [SERVICE_ACCOUNT_KEY]: spec.pod.serviceAccount,
         'csi.storage.k8s.io/ephemeral': 'true',
+        ...(spec.tokens ? { [SERVICE_ACCOUNT_TOKENS_KEY]: JSON.stringify(Object.fromEntries(Object.entries(spec.tokens).map(([aud, token]) => [aud, { token, expirationTimestamp: new Date(Date.now() + 3600_000).toISOString() }]))) } : {}),
       },
     },
   };

@@ -11,9 +11,6 @@ import type { AzureSdkSettings } from './azure-sdk-settings.js';
  * identity and hold only digests of secrets: a rotated secret gets a fresh credential.
  */
 export class CredentialFactory {
-  /** Latest pod token per workload identity; the assertion callback reads it when it needs one. */
-  private readonly assertions = new Map<string, string>();
-
   constructor(
     private readonly settings: AzureSdkSettings,
     private readonly cache: LruCache<TokenCredential>,
@@ -50,15 +47,15 @@ export class CredentialFactory {
 
   /**
    * Workload identity: the pod's projected service-account token (audience
-   * api://AzureADTokenExchange) exchanged for an Entra token. One credential per client id and
-   * service account; the latest pod token is the assertion.
+   * api://AzureADTokenExchange) exchanged for an Entra token. One credential per pod token: the
+   * access a publish gets rests on that pod's own token, never on one another pod presented
+   * earlier (the kubelet renews these tokens, so the cache turns over with them).
    */
   workloadIdentity(tenantId: string, clientId: string, serviceAccount: string, podToken: string, cloudAuthorityHost: string): { key: string; credential: TokenCredential } {
-    const key = `wi:${this.authority(cloudAuthorityHost)}:${tenantId}:${clientId}:${serviceAccount}`;
-    this.assertions.set(key, podToken);
+    const key = `wi:${this.authority(cloudAuthorityHost)}:${tenantId}:${clientId}:${serviceAccount}:${digest(podToken)}`;
     const credential = this.cache.getOrCreate(
       key,
-      () => new ClientAssertionCredential(tenantId, clientId, async () => this.assertions.get(key) ?? '', credentialOptions(this.settings, cloudAuthorityHost)),
+      () => new ClientAssertionCredential(tenantId, clientId, async () => podToken, credentialOptions(this.settings, cloudAuthorityHost)),
     );
     return { key, credential };
   }

@@ -73,12 +73,15 @@ export interface Harness {
   kubeletDir: string;
   classDir: string;
   logs: string[];
+  /** Write (or replace) a YAML file of Kubernetes objects in the standalone directory. */
+  writeObjects(file: string, objects: readonly object[]): Promise<void>;
+  removeObjects(file: string): Promise<void>;
   /** Write (or replace) a SecretProviderClass in the standalone directory. */
   writeClass(name: string, parameters: Record<string, string>, options?: { namespace?: string; provider?: string }): Promise<void>;
   /** Parameters for the dev-vault with the given objects. */
   vaultParameters(objects: readonly ObjectSpec[]): Record<string, string>;
   /** A pod's volume as the kubelet would publish it, with the parent directory the kubelet makes. */
-  volume(options?: { pod?: string; className?: string; secrets?: Record<string, string>; volumeName?: string }): Promise<EphemeralVolume>;
+  volume(options?: { pod?: string; namespace?: string; uid?: string; serviceAccount?: string; className?: string; secrets?: Record<string, string>; tokens?: Record<string, string>; volumeName?: string }): Promise<EphemeralVolume>;
   close(): Promise<void>;
 }
 
@@ -104,6 +107,7 @@ export async function startHarness(flags: DriverFlags = {}): Promise<Harness> {
       allowVaultUri: [vault.url],
       nodeId: 'test-node',
       logLevel: 'debug',
+      imdsEndpoint: vault.imdsUrl,
       ...flags,
     },
     {},
@@ -119,6 +123,12 @@ export async function startHarness(flags: DriverFlags = {}): Promise<Harness> {
     kubeletDir,
     classDir,
     logs,
+    async writeObjects(file, objects) {
+      await writeFile(join(classDir, file), objects.map((o) => stringify(o)).join('---\n'));
+    },
+    async removeObjects(file) {
+      await rm(join(classDir, file), { force: true });
+    },
     async writeClass(name, parameters, options = {}) {
       const doc = {
         apiVersion: 'secrets-store.csi.x-k8s.io/v1',
@@ -133,13 +143,14 @@ export async function startHarness(flags: DriverFlags = {}): Promise<Harness> {
     },
     async volume(options = {}) {
       podCounter += 1;
-      const uid = `00000000-0000-4000-8000-${String(podCounter).padStart(12, '0')}`;
+      const uid = options.uid ?? `00000000-0000-4000-8000-${String(podCounter).padStart(12, '0')}`;
       const volume = ephemeralVolume({
         kubeletDir,
-        pod: { namespace: 'default', name: options.pod ?? `pod-${podCounter}`, uid, serviceAccount: 'default' },
+        pod: { namespace: options.namespace ?? 'default', name: options.pod ?? `pod-${podCounter}`, uid, serviceAccount: options.serviceAccount ?? 'default' },
         volumeName: options.volumeName ?? 'secrets',
         className: options.className ?? 'app',
         secrets: options.secrets ?? { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET },
+        ...(options.tokens ? { tokens: options.tokens } : {}),
       });
       await mkdir(join(volume.targetPath, '..'), { recursive: true, mode: 0o750 });
       return volume;
