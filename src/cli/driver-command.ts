@@ -21,6 +21,10 @@ export function driverCommand(): Command {
     .option('--cluster-wide-bindings', 'honour AzureIdentityBindings and AzureIdentities of other namespaces than the pod\'s (off: a label cannot reach across namespaces)')
     .option('--allow-node-identity', 'allow classes to use the node\'s managed identity (useVMManagedIdentity), which every pod on the node would share')
     .option('--imds-endpoint <url>', 'IMDS base URL for managed identities (default: the Azure instance metadata service)')
+    .option('--require-pod-token', 'refuse a publish without a valid service-account token for --pod-token-audience naming the volume\'s pod')
+    .option('--pod-token-audience <aud>', 'audience of the pod token podvault verifies (CSIDriver tokenRequests; default: the driver name)')
+    .option('--service-account-jwks <file>', 'standalone mode: JWKS of the cluster\'s service-account tokens (what /openid/v1/jwks serves)')
+    .option('--service-account-issuer <url>', 'standalone mode: issuer of the cluster\'s service-account tokens')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

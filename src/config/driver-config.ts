@@ -37,6 +37,12 @@ export interface DriverConfig {
   allowNodeIdentity: boolean;
   /** IMDS base URL for managed identities (a pod-identity NMI or a local double). */
   imdsEndpoint?: string;
+  /** Refuse publishes without a valid service-account token for `podTokenAudience`. */
+  requirePodToken: boolean;
+  podTokenAudience: string;
+  /** Standalone mode: JWKS file and issuer of the cluster's service-account tokens. */
+  serviceAccountJwks?: string;
+  serviceAccountIssuer?: string;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -56,6 +62,10 @@ export interface DriverFlags {
   clusterWideBindings?: boolean;
   allowNodeIdentity?: boolean;
   imdsEndpoint?: string;
+  requirePodToken?: boolean;
+  podTokenAudience?: string;
+  serviceAccountJwks?: string;
+  serviceAccountIssuer?: string;
 }
 
 const SIZE = /^(\d+)(Ki|Mi|Gi|k|m|g)?$/;
@@ -97,6 +107,10 @@ const configSchema = z.object({
   clusterWideBindings: z.boolean(),
   allowNodeIdentity: z.boolean(),
   imdsEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+  requirePodToken: z.boolean(),
+  podTokenAudience: z.string().min(1).max(253),
+  serviceAccountJwks: z.string().optional(),
+  serviceAccountIssuer: z.string().optional(),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
@@ -122,8 +136,19 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     clusterWideBindings: flags.clusterWideBindings ?? false,
     allowNodeIdentity: flags.allowNodeIdentity ?? false,
     imdsEndpoint: flags.imdsEndpoint,
+    requirePodToken: flags.requirePodToken ?? false,
+    podTokenAudience: flags.podTokenAudience ?? flags.driverName ?? DEFAULT_DRIVER_NAME,
+    serviceAccountJwks: flags.serviceAccountJwks,
+    serviceAccountIssuer: flags.serviceAccountIssuer,
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);
-  return parsed.data as DriverConfig;
+  const config = parsed.data as DriverConfig;
+  if ((config.serviceAccountJwks === undefined) !== (config.serviceAccountIssuer === undefined)) {
+    throw new Error('invalid driver configuration: --service-account-jwks and --service-account-issuer go together');
+  }
+  if (config.requirePodToken && config.classSource.kind === 'standalone' && !config.serviceAccountJwks) {
+    throw new Error('invalid driver configuration: --require-pod-token in standalone mode needs --service-account-jwks and --service-account-issuer');
+  }
+  return config;
 }

@@ -2,12 +2,14 @@ import { status } from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
 import type { ProviderRegistry } from '../providers/provider.js';
-import { CsiError } from './csi-error.js';
+import { CsiError, permissionDenied } from './csi-error.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { MountEngine } from './mount-engine.js';
 import { checkTargetPath } from './paths.js';
 import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js';
+import type { PublishRequest } from './publish-request.js';
+import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { CallContext } from './unary.js';
 
 export interface NodeServiceDeps {
@@ -16,6 +18,10 @@ export interface NodeServiceDeps {
   classes: ClassSource;
   providers: ProviderRegistry;
   engine: MountEngine;
+  /** Verifies the pod's bound service-account token; absent when no key source is configured. */
+  podTokens?: PodTokenVerifier;
+  /** Refuse publishes that carry no such token (--require-pod-token). */
+  requirePodToken: boolean;
 }
 
 /** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
@@ -34,6 +40,7 @@ export class NodeService {
     const req = parsePublishRequest(raw);
     const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
+    await this.checkPodToken(req);
     return this.locks.run(req.volumeId, async () => {
       const spc = await this.deps.classes.get(req.pod.namespace, req.className);
       const provider = this.deps.providers.get(spc.spec.provider, req.className);
@@ -54,6 +61,22 @@ export class NodeService {
       );
       return {};
     });
+  }
+
+  /**
+   * A token for podvault's audience, when present, must prove the volume's pod; a forged or
+   * foreign one is refused even when tokens are not required. Missing: refused only with
+   * --require-pod-token (clusters whose CSIDriver does not request it yet keep working).
+   */
+  private async checkPodToken(req: PublishRequest): Promise<void> {
+    const { podTokens, requirePodToken } = this.deps;
+    const token = podTokens ? req.tokens[podTokens.audience] : undefined;
+    if (podTokens && token) return podTokens.verify(token, req.pod);
+    if (requirePodToken) {
+      throw permissionDenied(
+        `no service-account token for audience ${podTokens?.audience ?? '(none)'} in the publish of pod ${req.pod.namespace}/${req.pod.name}: the CSIDriver object must request it (tokenRequests); this driver runs with --require-pod-token`,
+      );
+    }
   }
 
   async unpublish(raw: NodeUnpublishVolumeRequest, ctx: CallContext): Promise<Record<string, never>> {

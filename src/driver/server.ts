@@ -8,6 +8,9 @@ import { StandaloneDirectory } from '../kube/standalone-directory.js';
 import { StandaloneIdentityObjects } from '../kube/standalone-identity-objects.js';
 import type { IdentityObjects } from '../identity/crds.js';
 import { IdentityResolver } from '../identity/identity-resolver.js';
+import { PodTokenVerifier } from '../identity/pod-token.js';
+import type { ServiceAccountKeySource } from '../identity/pod-token.js';
+import { FileServiceAccountKeys } from '../kube/service-account-keys.js';
 import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
 import { ProviderRegistry } from '../providers/provider.js';
 import { CsiError } from './csi-error.js';
@@ -34,19 +37,21 @@ export interface RunningDriver {
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig): Promise<{ classes: ClassSource; objects: IdentityObjects }> {
+async function clusterSources(config: DriverConfig): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource }> {
+  const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
-    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory) };
+    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory), ...(fileKeys ? { keys: fileKeys } : {}) };
   }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }] = await Promise.all([
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }] = await Promise.all([
     import('../kube/kube-class-source.js'),
     import('../kube/kube-identity-objects.js'),
+    import('../kube/kube-service-account-keys.js'),
   ]);
   const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
-  return { classes: new KubeClassSource(kubeConfig), objects: new KubeIdentityObjects(kubeConfig) };
+  return { classes: new KubeClassSource(kubeConfig), objects: new KubeIdentityObjects(kubeConfig), keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig) };
 }
 
 const unimplemented = (method: string) => async (): Promise<never> => {
@@ -57,7 +62,7 @@ const unimplemented = (method: string) => async (): Promise<never> => {
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects } = await clusterSources(config);
+  const { classes, objects, keys } = await clusterSources(config);
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
@@ -72,7 +77,15 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
       fetchConcurrency: config.fetchConcurrency,
     }),
   ]);
-  const node = new NodeService({ nodeId: config.nodeId, kubeletDir: config.kubeletDir, classes, providers, engine });
+  const node = new NodeService({
+    nodeId: config.nodeId,
+    kubeletDir: config.kubeletDir,
+    classes,
+    providers,
+    engine,
+    ...(keys ? { podTokens: new PodTokenVerifier(keys, config.podTokenAudience) } : {}),
+    requirePodToken: config.requirePodToken,
+  });
   const identity = new IdentityService(config.driverName);
 
   const proto = loadCsiProto();

@@ -33,6 +33,9 @@ export class KubeApiDouble {
   readonly requests: string[] = [];
   /** When set, every request answers this HTTP status (an API server outage). */
   failWith?: number;
+  /** Service-account token issuer and its public keys, served by the OIDC discovery endpoints. */
+  issuer = 'https://kubernetes.default.svc.cluster.local';
+  serviceAccountKeys: object[] = [];
   url = '';
 
   async start(): Promise<this> {
@@ -96,6 +99,10 @@ export class KubeApiDouble {
     if (authorization !== 'Bearer test-token') return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
     if (method !== 'GET') return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not served by the double`);
     const url = new URL(rawUrl, 'http://double');
+    if (url.pathname === '/.well-known/openid-configuration') {
+      return sendJson(res, 200, { issuer: this.issuer, jwks_uri: `${this.url}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] });
+    }
+    if (url.pathname === '/openid/v1/jwks') return sendJson(res, 200, { keys: this.serviceAccountKeys });
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!match) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
     const [, prefix = '', namespace = '', plural = '', name] = match;
