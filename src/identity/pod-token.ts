@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { permissionDenied, unavailable } from '../driver/csi-error.js';
 import { podRef } from './pod-info.js';
@@ -88,7 +88,7 @@ export class PodTokenVerifier {
     const list = (fetched.jwks as { keys?: unknown } | null)?.keys;
     for (const jwk of Array.isArray(list) ? list : []) {
       try {
-        keys.set(typeof jwk.kid === 'string' ? jwk.kid : '', createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }));
+        keys.set(typeof jwk.kid === 'string' ? jwk.kid : '', createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' }));
       } catch {
         // A key type we cannot use: skip it; tokens signed with it are refused as unknown.
       }
