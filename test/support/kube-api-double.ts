@@ -103,6 +103,12 @@ export class KubeApiDouble {
       return sendJson(res, 200, { issuer: this.issuer, jwks_uri: `${this.url}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] });
     }
     if (url.pathname === '/openid/v1/jwks') return sendJson(res, 200, { keys: this.serviceAccountKeys });
+    const clusterList = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (clusterList && clusterList[2] !== 'namespaces') {
+      const [, prefix = '', plural = ''] = clusterList;
+      const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v);
+      return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
+    }
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!match) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
     const [, prefix = '', namespace = '', plural = '', name] = match;
