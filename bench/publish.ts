@@ -75,15 +75,24 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
 
 let podSeq = 0;
 
-/** One fresh pod volume published and unpublished; returns the publish time in ms. */
-async function publishOnce(client: CsiClient, kubeletDir: string, className: string): Promise<number> {
+/**
+ * One fresh pod volume published and unpublished; returns the publish time in ms. With
+ * `podIdentityDir`, the pod is described there with the label of the bench's AzureIdentityBinding
+ * and the volume passes no secret (pod identity mode); otherwise it passes a nodePublishSecretRef.
+ */
+async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentityDir?: string): Promise<number> {
   podSeq += 1;
+  const pod = { namespace: 'default', name: `bench-${podSeq}`, uid: `bench-uid-${podSeq}`, serviceAccount: 'default' };
+  const podFile = podIdentityDir ? join(podIdentityDir, 'bench-pod.yaml') : undefined;
+  if (podFile) {
+    await writeFile(podFile, stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.name, namespace: 'default', uid: pod.uid, labels: { aadpodidbinding: 'bench' } } }));
+  }
   const v = ephemeralVolume({
     kubeletDir,
-    pod: { namespace: 'default', name: `bench-${podSeq}`, uid: `bench-uid-${podSeq}`, serviceAccount: 'default' },
+    pod,
     volumeName: 'secrets',
     className,
-    secrets: { clientid: 'bench-client', clientsecret: 'bench-secret' },
+    secrets: podFile ? {} : { clientid: 'bench-client', clientsecret: 'bench-secret' },
   });
   await mkdir(join(v.targetPath, '..'), { recursive: true });
   const started = performance.now();
@@ -99,6 +108,20 @@ async function main(): Promise<void> {
   const work = await mkdtemp('/dev/shm/podvault-bench-');
   await mkdir(join(work, 'classes'));
   await writeFile(join(work, 'ca.pem'), vault.caPem);
+  await writeFile(
+    join(work, 'classes', 'identity.yaml'),
+    [
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'bench-sp' }, stringData: { clientSecret: 'bench-secret' } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'bench-id' }, spec: { type: 1, tenantID: vault.tenantId, clientID: 'bench-client', clientPassword: { name: 'bench-sp', namespace: 'default' } } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'bench-binding' }, spec: { azureIdentity: 'bench-id', selector: 'bench' } },
+      {
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: { name: 'pod-identity-1' },
+        spec: { provider: 'azure', parameters: { usePodIdentity: 'true', vaultUri: vault.url, tenantId: vault.tenantId, objects: stringify({ array: [stringify({ objectName: 'bench-0', objectType: 'secret' })] }) } },
+      },
+    ].map((o) => stringify(o)).join('---\n'),
+  );
   for (const n of OBJECT_COUNTS) {
     await writeFile(
       join(work, 'classes', `objects-${n}.yaml`),
@@ -144,6 +167,24 @@ async function main(): Promise<void> {
         }
         results[`fetchConcurrency_${concurrency}`] = entry;
         table.push(`fetch-concurrency ${concurrency}  first publish ${round(firstMs)} ms (${firstRequests}); RSS after start ${rssStart} MiB${entry.rssAfterPublishesMiB ? `, after ${String(entry.publishesForRss)} publishes ${String(entry.rssAfterPublishesMiB)} MiB` : ''}`);
+      } finally {
+        client.close();
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    }
+    // Pod identity mode, in a fresh driver: the first publish fetches the identity's token (cold),
+    // the next ones reuse the credential's cached token (warm).
+    {
+      const { child, client, kubeletDir } = await startDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1);
+      try {
+        const tokensBefore = vault.requests.token ?? 0;
+        const cold = await publishOnce(client, kubeletDir, 'pod-identity-1', join(work, 'classes'));
+        const warm: number[] = [];
+        for (let i = 0; i < ROUNDS; i++) warm.push(await publishOnce(client, kubeletDir, 'pod-identity-1', join(work, 'classes')));
+        const entry = { coldTokenMs: round(cold), warm: stats(warm), tokenRequests: (vault.requests.token ?? 0) - tokensBefore };
+        results.podIdentity_1object = entry;
+        table.push(`pod identity, 1 object: cold token ${entry.coldTokenMs} ms, warm median ${entry.warm.median} ms p99 ${entry.warm.p99} ms; ${entry.tokenRequests} token request(s) for ${ROUNDS + 1} publishes`);
       } finally {
         client.close();
         child.kill('SIGTERM');

@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { invalidArgument } from '../driver/csi-error.js';
@@ -19,6 +19,8 @@ export interface StandaloneObject {
  * A document without a namespace belongs to `default`, as `kubectl apply` would place it.
  */
 export class StandaloneDirectory {
+  private cached?: { signature: string; objects: StandaloneObject[] };
+
   constructor(readonly dir: string) {}
 
   async list(kind: string, namespace?: string): Promise<StandaloneObject[]> {
@@ -29,8 +31,12 @@ export class StandaloneDirectory {
     return (await this.list(kind, namespace)).find((o) => o.name === name);
   }
 
+  /** Parsed again only when a file was added, removed or changed (name, size, mtime). */
   private async load(): Promise<StandaloneObject[]> {
     const names = (await readdir(this.dir)).filter((n) => /\.ya?ml$/.test(n)).sort();
+    const stats = await Promise.all(names.map((n) => stat(join(this.dir, n))));
+    const signature = names.map((n, i) => `${n}:${stats[i]?.size}:${stats[i]?.mtimeMs}`).join('|');
+    if (this.cached?.signature === signature) return this.cached.objects;
     const objects: StandaloneObject[] = [];
     for (const file of names) {
       for (const doc of parseAllDocuments(await readFile(join(this.dir, file), 'utf8'))) {
@@ -44,6 +50,7 @@ export class StandaloneDirectory {
         objects.push({ kind: record.kind, namespace, name: meta.name, file, value: { ...record, metadata: { ...(record.metadata as object), namespace } } });
       }
     }
+    this.cached = { signature, objects };
     return objects;
   }
 }
