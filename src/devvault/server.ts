@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -5,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { DevEntra, VAULT_RESOURCE } from './entra.js';
 import type { Seed } from './seed.js';
 import { VaultStore } from './store.js';
-import type { StoredVersion } from './store.js';
+import type { ObjectKind, StoredVersion } from './store.js';
 import { createTestCa } from './test-ca.js';
 
 export const KEYVAULT_API_VERSION = '7.6';
@@ -79,37 +80,53 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       }
       sendJson(res, 200, { token_type: 'Bearer', expires_in: result.expiresIn, ext_expires_in: result.expiresIn, access_token: result.token });
     }],
-    [/^\/secrets\/([^/]+)\/versions\/?$/, 'GET', (req, res, url) => {
-      const clientId = authorize(req, res, 'secret-versions');
-      if (!clientId) return;
-      const name = decodeURIComponent(url.pathname.split('/')[2] ?? '');
-      if (!store.mayRead(clientId, name)) return forbidden(res, clientId, 'list', name);
-      const versions = store.listVersions(name);
-      if (!versions) return secretNotFound(res, name);
-      sendJson(res, 200, { value: versions.map((v) => secretItem(name, v)), nextLink: null });
-    }],
-    [/^\/secrets\/([^/]+)(?:\/([^/]*))?\/?$/, 'GET', (req, res, url) => {
-      const clientId = authorize(req, res, 'secret');
-      if (!clientId) return;
-      const [, , rawName = '', rawVersion = ''] = url.pathname.split('/');
-      const name = decodeURIComponent(rawName);
-      if (!store.mayRead(clientId, name)) return forbidden(res, clientId, 'get', name);
-      const secret = store.getSecret(name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
-      if (!secret) return secretNotFound(res, name);
-      if (!secret.enabled) {
-        return sendJson(res, 403, { error: { code: 'Forbidden', message: 'Operation get is not allowed on a disabled secret.', innererror: { code: 'SecretDisabled' } } });
-      }
-      sendJson(res, 200, { ...secretItem(name, secret), value: secret.value });
-    }],
+    ...(['secrets', 'keys', 'certificates'] as const).flatMap((kind): Array<[RegExp, string, Route]> => [
+      [new RegExp(`^/${kind}/([^/]+)/versions/?$`), 'GET', (req, res, url) => {
+        const clientId = authorize(req, res, `${kind}-versions`);
+        if (!clientId) return;
+        const name = decodeURIComponent(url.pathname.split('/')[2] ?? '');
+        if (!store.mayRead(clientId, name)) return forbidden(res, clientId, kind, 'list', name);
+        const versions = store.list(kind, name);
+        if (!versions) return objectNotFound(res, kind, name);
+        sendJson(res, 200, { value: versions.map((v) => itemBody(kind, name, v)), nextLink: null });
+      }],
+      [new RegExp(`^/${kind}/([^/]+)(?:/([^/]*))?/?$`), 'GET', (req, res, url) => {
+        const clientId = authorize(req, res, kind === 'secrets' ? 'secret' : kind === 'keys' ? 'key' : 'certificate');
+        if (!clientId) return;
+        const [, , rawName = '', rawVersion = ''] = url.pathname.split('/');
+        const name = decodeURIComponent(rawName);
+        if (!store.mayRead(clientId, name)) return forbidden(res, clientId, kind, 'get', name);
+        const entry = store.get(kind, name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
+        if (!entry) return objectNotFound(res, kind, name);
+        if (!entry.enabled) {
+          const single = kind.slice(0, -1);
+          return sendJson(res, 403, { error: { code: 'Forbidden', message: `Operation get is not allowed on a disabled ${single}.`, innererror: { code: `${single[0]?.toUpperCase()}${single.slice(1)}Disabled` } } });
+        }
+        sendJson(res, 200, fullBody(kind, name, entry));
+      }],
+    ]),
   ];
 
-  function secretItem(name: string, v: StoredVersion): Record<string, unknown> {
-    return {
-      id: `${baseUrl}/secrets/${name}/${v.version}`,
-      ...(v.contentType ? { contentType: v.contentType } : {}),
-      attributes: { enabled: v.enabled, created: v.created, updated: v.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 },
-      tags: {},
-    };
+  function attributes(v: StoredVersion): Record<string, unknown> {
+    return { enabled: v.enabled, created: v.created, updated: v.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 };
+  }
+
+  /** The list form of a version (no value, no key material), as `.../versions` returns it. */
+  function itemBody(kind: ObjectKind, name: string, v: StoredVersion): Record<string, unknown> {
+    const id = `${baseUrl}/${kind}/${name}/${v.version}`;
+    if (kind === 'keys') return { kid: id, attributes: attributes(v), tags: {} };
+    if (kind === 'certificates') return { id, x5t: v.cer ? createHash('sha1').update(v.cer).digest('base64url') : undefined, attributes: attributes(v), tags: {} };
+    return { id, ...(v.contentType ? { contentType: v.contentType } : {}), ...(v.kid ? { managed: true } : {}), attributes: attributes(v), tags: {} };
+  }
+
+  /** The GET form of a version, with its value, key or certificate. */
+  function fullBody(kind: ObjectKind, name: string, v: StoredVersion): Record<string, unknown> {
+    const id = `${baseUrl}/${kind}/${name}/${v.version}`;
+    if (kind === 'keys') return { key: { ...v.jwk, kid: id, key_ops: v.jwk?.kty?.startsWith('EC') ? ['sign', 'verify'] : ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'] }, attributes: attributes(v), tags: {} };
+    if (kind === 'certificates') {
+      return { ...itemBody(kind, name, v), kid: `${baseUrl}/keys/${name}/${v.version}`, sid: `${baseUrl}/secrets/${name}/${v.version}`, cer: v.cer?.toString('base64') };
+    }
+    return { ...itemBody(kind, name, v), value: v.value, ...(v.kid ? { kid: `${baseUrl}/${v.kid}` } : {}) };
   }
 
   /** The bearer challenge on a request without a token; 401 on a bad token; the client id otherwise. */
@@ -132,19 +149,20 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     return clientId;
   }
 
-  function forbidden(res: ServerResponse, clientId: string, action: string, name: string): void {
+  function forbidden(res: ServerResponse, clientId: string, kind: ObjectKind, action: string, name: string): void {
     count('denied');
     sendJson(res, 403, {
       error: {
         code: 'Forbidden',
-        message: `Caller is not authorized to perform action on resource. Caller: appid=${clientId}; Action: 'Microsoft.KeyVault/vaults/secrets/${action}'; Resource: '${name}'`,
+        message: `Caller is not authorized to perform action on resource. Caller: appid=${clientId}; Action: 'Microsoft.KeyVault/vaults/${kind}/${action}'; Resource: '${name}'`,
         innererror: { code: 'ForbiddenByRbac' },
       },
     });
   }
 
-  function secretNotFound(res: ServerResponse, name: string): void {
-    sendJson(res, 404, { error: { code: 'SecretNotFound', message: `A secret with (name/id) ${name} was not found in this key vault.` } });
+  function objectNotFound(res: ServerResponse, kind: ObjectKind, name: string): void {
+    const single = kind === 'secrets' ? 'Secret' : kind === 'keys' ? 'Key' : 'Certificate';
+    sendJson(res, 404, { error: { code: `${single}NotFound`, message: `A ${single.toLowerCase()} with (name/id) ${name} was not found in this key vault.` } });
   }
 
   const server: Server = createServer({ key: serverCert.keyPem, cert: serverCert.certPem }, (req, res) => {

@@ -1,50 +1,47 @@
+import type { JsonWebKey } from 'node:crypto';
 import { globMatch } from '../util/glob.js';
 import type { Seed, SeedClient } from './seed.js';
 import { versionId } from './seed.js';
 
+export type ObjectKind = 'secrets' | 'keys' | 'certificates';
+
+/** One version of a vault object; which fields are set depends on the kind. */
 export interface StoredVersion {
   version: string;
-  value: string;
-  contentType?: string;
-  enabled: boolean;
   created: number;
+  enabled: boolean;
+  /** secrets: the value; certificate-backed secrets: base64 PFX or PEM text. */
+  value?: string;
+  contentType?: string;
+  /** secrets backing a certificate: the certificate's key id. */
+  kid?: string;
+  /** keys: the public JSON Web Key. */
+  jwk?: JsonWebKey;
+  /** certificates: the DER certificate. */
+  cer?: Buffer;
+}
+
+export interface CertificateInput {
+  /** DER of the leaf certificate. */
+  cer: Buffer;
+  /** The backing secret: base64 PFX (`application/x-pkcs12`) or PEM text (`application/x-pem-file`). */
+  secretValue: string;
+  contentType: 'application/x-pkcs12' | 'application/x-pem-file';
 }
 
 /** dev-vault's objects, in memory, with versions in creation order (last = current). */
 export class VaultStore {
-  private readonly secrets = new Map<string, StoredVersion[]>();
+  private readonly objects: Record<ObjectKind, Map<string, StoredVersion[]>> = { secrets: new Map(), keys: new Map(), certificates: new Map() };
   private readonly clientMap: Map<string, SeedClient>;
+  private clock = Math.floor(Date.now() / 1000) - 86_400;
 
   constructor(seed: Seed) {
     this.clientMap = new Map(seed.clients.map((c) => [c.clientId, c]));
-    const base = Math.floor(Date.now() / 1000) - 86_400;
     for (const s of seed.secrets) {
-      const versions = s.versions ?? [{ value: s.value ?? '', contentType: s.contentType, enabled: s.enabled }];
-      this.secrets.set(
-        s.name,
-        versions.map((v, i) => ({ version: versionId(s.name, i), value: v.value, contentType: v.contentType, enabled: v.enabled, created: base + i * 60 })),
-      );
+      for (const v of s.versions ?? [{ value: s.value ?? '', contentType: s.contentType, enabled: s.enabled }]) {
+        this.add('secrets', s.name, { value: v.value, contentType: v.contentType, enabled: v.enabled });
+      }
     }
-  }
-
-  /** The current version, or the named one. */
-  getSecret(name: string, version?: string): StoredVersion | undefined {
-    const versions = this.secrets.get(name);
-    if (!versions) return undefined;
-    return version ? versions.find((v) => v.version === version) : versions[versions.length - 1];
-  }
-
-  listVersions(name: string): readonly StoredVersion[] | undefined {
-    return this.secrets.get(name);
-  }
-
-  /** Add a new current version (what `az keyvault secret set` does); returns its id. */
-  setSecret(name: string, value: string, contentType?: string): string {
-    const versions = this.secrets.get(name) ?? [];
-    const entry = { version: versionId(name, versions.length), value, contentType, enabled: true, created: Math.floor(Date.now() / 1000) };
-    versions.push(entry);
-    this.secrets.set(name, versions);
-    return entry.version;
   }
 
   get clients(): ReadonlyMap<string, SeedClient> {
@@ -56,10 +53,53 @@ export class VaultStore {
     this.clientMap.set(client.clientId, client);
   }
 
+  /** The current version, or the named one. */
+  get(kind: ObjectKind, name: string, version?: string): StoredVersion | undefined {
+    const versions = this.objects[kind].get(name);
+    if (!versions) return undefined;
+    return version ? versions.find((v) => v.version === version) : versions[versions.length - 1];
+  }
+
+  list(kind: ObjectKind, name: string): readonly StoredVersion[] | undefined {
+    return this.objects[kind].get(name);
+  }
+
+  /** Add a new current version; returns its id. Versions are a minute apart in `created`. */
+  add(kind: ObjectKind, name: string, fields: Omit<StoredVersion, 'version' | 'created' | 'enabled'> & { enabled?: boolean }): string {
+    const versions = this.objects[kind].get(name) ?? [];
+    this.clock = Math.max(this.clock + 60, Math.floor(Date.now() / 1000) - 3600);
+    const entry: StoredVersion = { ...fields, version: versionId(name, versions.length), created: this.clock, enabled: fields.enabled ?? true };
+    versions.push(entry);
+    this.objects[kind].set(name, versions);
+    return entry.version;
+  }
+
+  /** What `az keyvault secret set` does: a new current version. */
+  setSecret(name: string, value: string, contentType?: string): string {
+    return this.add('secrets', name, { value, ...(contentType ? { contentType } : {}) });
+  }
+
+  putKey(name: string, jwk: JsonWebKey): string {
+    return this.add('keys', name, { jwk });
+  }
+
+  /** A certificate version and its backing secret, as Key Vault keeps them (same version id). */
+  putCertificate(name: string, input: CertificateInput): string {
+    const version = this.add('certificates', name, { cer: input.cer });
+    const versions = this.objects.secrets.get(name) ?? [];
+    versions.push({ version, created: this.clock, enabled: true, value: input.secretValue, contentType: input.contentType, kid: `keys/${name}/${version}` });
+    this.objects.secrets.set(name, versions);
+    return version;
+  }
+
+  setEnabled(kind: ObjectKind, name: string, version: string | undefined, enabled: boolean): void {
+    const entry = this.get(kind, name, version);
+    if (entry) entry.enabled = enabled;
+  }
+
   /** Whether `clientId` may read object `name`: its `read` globs decide. */
   mayRead(clientId: string, name: string): boolean {
-    const client = this.clients.get(clientId);
+    const client = this.clientMap.get(clientId);
     return !!client && client.read.some((glob) => globMatch(glob, name));
   }
 }
-

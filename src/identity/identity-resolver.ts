@@ -7,7 +7,7 @@ import { bindingRule } from './binding-policy.js';
 import type { ObjectRule } from './binding-policy.js';
 import type { AzureIdentity, IdentityObjects } from './crds.js';
 import { CredentialFactory } from './credentials.js';
-import { pfxToPem } from './pfx.js';
+import { pkcs12ToPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
 import type { PodInfo } from './pod-info.js';
 import { findBoundIdentity } from './pod-identity.js';
@@ -135,7 +135,7 @@ export class IdentityResolver {
     if (!certificate || certificate.length === 0) throw failedPrecondition(`${ref}: ${secretRef} has no key certificate`);
     let pem: string;
     try {
-      pem = certificate.toString('utf8').includes('-----BEGIN') ? certificate.toString('utf8') : pfxToPem(certificate, data.password?.toString('utf8') ?? '');
+      pem = certificate.toString('utf8').includes('-----BEGIN') ? certificate.toString('utf8') : pkcs12ToPem(certificate, data.password?.toString('utf8') ?? '');
     } catch {
       throw failedPrecondition(`${ref}: ${secretRef} key certificate is not a PFX that opens with key password, nor PEM`);
     }
