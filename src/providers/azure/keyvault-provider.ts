@@ -1,34 +1,55 @@
-import { SecretClient } from '@azure/keyvault-secrets';
-import { status } from '@grpc/grpc-js';
 import { CsiError, invalidArgument, permissionDenied } from '../../driver/csi-error.js';
-import { pipelineOptions } from '../../identity/azure-sdk-settings.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
-import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity-resolver.js';
 import { ruleAllows } from '../../identity/binding-policy.js';
-import { LruCache } from '../../util/lru-cache.js';
+import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity-resolver.js';
 import { mapLimit } from '../../util/map-limit.js';
+import { SingleFlight } from '../../util/single-flight.js';
 import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
 import { keyVaultError } from './errors.js';
+import { fetchRaw, formatObject, listVersions } from './object-fetchers.js';
+import type { RawObject } from './object-fetchers.js';
 import { parseAzureParameters } from './parameters.js';
 import type { AzureParameters, KeyVaultObject } from './parameters.js';
+import { VaultClientPool } from './vault-clients.js';
+import type { VaultClients } from './vault-clients.js';
 
 export interface KeyVaultProviderOptions {
   settings: AzureSdkSettings;
   identities: IdentityResolver;
-  /** Objects of one publish fetched at once. */
+  /** Vault requests of one publish in flight at once. */
   fetchConcurrency: number;
+}
+
+/** One file to produce: an object at a version (empty: current) under a file name. */
+interface FetchItem {
+  object: KeyVaultObject;
+  version: string;
+  fileName: string;
 }
 
 /**
  * The Azure Key Vault provider: the parameters of the upstream Azure provider, the identity from
- * `src/identity/`, the real @azure SDK clients (one per vault and identity, reused so their token
- * caches and connections are too).
+ * `src/identity/`, the real @azure SDK clients. A publish:
+ *   1. parses the class parameters and checks the vault origin is allowed;
+ *   2. resolves the pod's identity and applies its binding's object rule, before any vault call;
+ *   3. expands `objectVersionHistory` into one item per version;
+ *   4. fetches all items concurrently; identical fetches in flight at once (same vault, identity,
+ *      object and version) from different pods are made once;
+ *   5. formats each into the bytes the Azure provider writes.
  */
 export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
-  private readonly secretClients = new LruCache<SecretClient>();
+  private readonly pool: VaultClientPool;
+  private readonly inFlight = new SingleFlight<RawObject>();
 
-  constructor(private readonly options: KeyVaultProviderOptions) {}
+  constructor(private readonly options: KeyVaultProviderOptions) {
+    this.pool = new VaultClientPool(options.settings);
+  }
+
+  /** Fetches answered from another publish's request in flight. */
+  get sharedFetches(): number {
+    return this.inFlight.shared;
+  }
 
   async fetch(request: FetchRequest): Promise<ProviderFile[]> {
     const params = parseAzureParameters(request.parameters);
@@ -44,29 +65,44 @@ export class KeyVaultProvider implements Provider {
       }
     }
     request.log.info({ vault: params.vaultUrl, identity: identity.description, objects: params.objects.length }, 'fetching from Key Vault');
-    const client = this.secretClient(params, identity);
-    return mapLimit(params.objects, this.options.fetchConcurrency, (object) => this.fetchObject(client, params.vaultUrl, object, request.signal));
+    const clients = this.pool.get(params.vaultUrl, identity, this.isCloudVault(params));
+    const limit = this.options.fetchConcurrency;
+    const items = (await mapLimit(params.objects, limit, (o) => this.expand(clients, params.vaultUrl, o, request.signal))).flat();
+    return mapLimit(items, limit, (item) => this.fetchItem(clients, params.vaultUrl, identity, item, request.signal));
   }
 
-  private async fetchObject(client: SecretClient, vaultUrl: string, object: KeyVaultObject, signal: AbortSignal): Promise<ProviderFile> {
-    const what = `${object.objectType} ${JSON.stringify(object.objectName)}${object.objectVersion ? ` version ${object.objectVersion}` : ''}`;
-    if (object.objectType !== 'secret') {
-      throw new CsiError(status.UNIMPLEMENTED, `vault ${vaultUrl}: ${what}: objectType ${object.objectType} is not supported yet; only secret objects are`);
-    }
-    let secret;
+  /** `objectVersionHistory: N` (N > 1): files `<alias>/0` (newest) … `<alias>/N-1`, from the pinned version down. */
+  private async expand(clients: VaultClients, vaultUrl: string, object: KeyVaultObject, signal: AbortSignal): Promise<FetchItem[]> {
+    if (object.objectVersionHistory <= 1) return [{ object, version: object.objectVersion, fileName: object.fileName }];
+    let versions;
     try {
-      secret = await client.getSecret(object.objectName, { version: object.objectVersion || undefined, abortSignal: signal });
+      versions = (await listVersions(clients, object.objectType, object.objectName, signal)).filter((v) => v.enabled);
+    } catch (err) {
+      throw keyVaultError(err, vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} versions`);
+    }
+    const start = object.objectVersion ? versions.findIndex((v) => v.version === object.objectVersion) : 0;
+    if (start < 0) throw keyVaultError(Object.assign(new Error('version not found'), { statusCode: 404 }), vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} version ${object.objectVersion}`);
+    return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}` }));
+  }
+
+  private async fetchItem(clients: VaultClients, vaultUrl: string, identity: ResolvedIdentity, item: FetchItem, signal: AbortSignal): Promise<ProviderFile> {
+    const { object, version } = item;
+    const what = `${object.objectType} ${JSON.stringify(object.objectName)}${version ? ` version ${version}` : ''}`;
+    let raw: RawObject;
+    try {
+      raw = await this.inFlight.run(`${vaultUrl}|${identity.key}|${object.objectType}|${object.objectName}|${version}`, () =>
+        fetchRaw(clients, object.objectType, object.objectName, version, signal),
+      );
     } catch (err) {
       throw keyVaultError(err, vaultUrl, what);
     }
-    if (secret.value === undefined) throw new CsiError(status.INTERNAL, `vault ${vaultUrl}: ${what}: the response has no value`);
-    return {
-      path: object.fileName,
-      mode: object.mode,
-      contents: decodeSecret(secret.value, object, vaultUrl),
-      objectId: `secret/${object.objectName}`,
-      version: secret.properties.version ?? '',
-    };
+    let contents: Buffer;
+    try {
+      contents = formatObject(raw, object);
+    } catch (err) {
+      throw err instanceof CsiError ? new CsiError(err.code, `vault ${vaultUrl}: ${what}: ${err.message}`) : err;
+    }
+    return { path: item.fileName, mode: object.mode, contents, objectId: `${object.objectType}/${object.objectName}`, version: raw.version };
   }
 
   /**
@@ -84,39 +120,7 @@ export class KeyVaultProvider implements Provider {
   }
 
   private isCloudVault(params: AzureParameters): boolean {
-    const host = new URL(params.vaultUrl).hostname;
-    return host.endsWith(`.${params.cloud.vaultSuffix}`) && new URL(params.vaultUrl).port === '';
-  }
-
-  private secretClient(params: AzureParameters, identity: ResolvedIdentity): SecretClient {
-    const { settings } = this.options;
-    return this.secretClients.getOrCreate(`${params.vaultUrl}|${identity.key}`, () =>
-      new SecretClient(params.vaultUrl, identity.credential, {
-        // For a cloud vault the SDK checks that the vault's auth challenge names the vault's own
-        // resource; an operator-allowed custom origin cannot pass that check by construction.
-        disableChallengeResourceVerification: !this.isCloudVault(params),
-        ...pipelineOptions(settings),
-      }),
-    );
-  }
-}
-
-/** The secret's bytes: UTF-8 text by default; `hex` and `base64` decode the stored text first. */
-function decodeSecret(value: string, object: KeyVaultObject, vaultUrl: string): Buffer {
-  switch (object.objectEncoding) {
-    case 'utf-8':
-      return Buffer.from(value, 'utf8');
-    case 'hex': {
-      if (!/^([0-9A-Fa-f]{2})*$/.test(value)) {
-        throw invalidArgument(`vault ${vaultUrl}: secret ${JSON.stringify(object.objectName)}: objectEncoding hex, but the stored value is not hex`);
-      }
-      return Buffer.from(value, 'hex');
-    }
-    case 'base64': {
-      if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(value)) {
-        throw invalidArgument(`vault ${vaultUrl}: secret ${JSON.stringify(object.objectName)}: objectEncoding base64, but the stored value is not base64`);
-      }
-      return Buffer.from(value, 'base64');
-    }
+    const url = new URL(params.vaultUrl);
+    return url.hostname.endsWith(`.${params.cloud.vaultSuffix}`) && url.port === '';
   }
 }

@@ -1,0 +1,101 @@
+import { status } from '@grpc/grpc-js';
+import { CsiError, invalidArgument } from '../../driver/csi-error.js';
+import { derToPem, pkcs12ToPem, publicKeyPemFromJwk } from '../../util/pem.js';
+import type { KeyVaultObject, ObjectType } from './parameters.js';
+import type { VaultClients } from './vault-clients.js';
+
+/** What Key Vault returned for one object version, before it is formatted into a file. */
+export interface RawObject {
+  version: string;
+  /** secret value, or PEM of a key or certificate. */
+  text: string;
+  contentType?: string;
+  /** Set when the secret backs a certificate. */
+  certificateBacked: boolean;
+}
+
+export interface VersionInfo {
+  version: string;
+  createdOn: number;
+  enabled: boolean;
+}
+
+/** Fetch one version (empty: the current one) of an object, in the form the Azure provider writes. */
+export async function fetchRaw(clients: VaultClients, type: ObjectType, name: string, version: string, abortSignal: AbortSignal): Promise<RawObject> {
+  switch (type) {
+    case 'secret': {
+      const secret = await clients.secrets.getSecret(name, { version: version || undefined, abortSignal });
+      if (secret.value === undefined) throw new CsiError(status.INTERNAL, 'the response has no value');
+      return { version: secret.properties.version ?? '', text: secret.value, contentType: secret.properties.contentType, certificateBacked: !!secret.properties.certificateKeyId };
+    }
+    case 'key': {
+      const key = await clients.keys.getKey(name, { version: version || undefined, abortSignal });
+      const jwk = key.key;
+      if (!jwk?.kty) throw new CsiError(status.INTERNAL, 'the response has no key');
+      const b64 = (bytes: Uint8Array | undefined): string | undefined => (bytes ? Buffer.from(bytes).toString('base64url') : undefined);
+      let pem: string;
+      if (jwk.kty === 'RSA' || jwk.kty === 'RSA-HSM') pem = publicKeyPemFromJwk({ kty: 'RSA', n: b64(jwk.n), e: b64(jwk.e) });
+      else if (jwk.kty === 'EC' || jwk.kty === 'EC-HSM') {
+        if (jwk.crv !== 'P-256' && jwk.crv !== 'P-384' && jwk.crv !== 'P-521') throw invalidArgument(`key curve ${jwk.crv ?? '(none)'} is not supported (P-256, P-384, P-521)`);
+        pem = publicKeyPemFromJwk({ kty: 'EC', crv: jwk.crv, x: b64(jwk.x), y: b64(jwk.y) });
+      } else throw invalidArgument(`key type ${jwk.kty} is not supported (RSA, EC)`);
+      return { version: key.properties.version ?? '', text: pem, certificateBacked: false };
+    }
+    case 'cert': {
+      const cert = version ? await clients.certificates.getCertificateVersion(name, version, { abortSignal }) : await clients.certificates.getCertificate(name, { abortSignal });
+      if (!cert.cer) throw new CsiError(status.INTERNAL, 'the response has no certificate');
+      return { version: cert.properties.version ?? '', text: derToPem('CERTIFICATE', cert.cer), certificateBacked: false };
+    }
+  }
+}
+
+/** Every version of an object, newest first by creation date. */
+export async function listVersions(clients: VaultClients, type: ObjectType, name: string, abortSignal: AbortSignal): Promise<VersionInfo[]> {
+  const pages =
+    type === 'secret'
+      ? clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })
+      : type === 'key'
+        ? clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })
+        : clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal });
+  const versions: VersionInfo[] = [];
+  for await (const p of pages) {
+    if (p.version) versions.push({ version: p.version, createdOn: p.createdOn?.getTime() ?? 0, enabled: p.enabled !== false });
+  }
+  return versions.sort((a, b) => b.createdOn - a.createdOn);
+}
+
+/**
+ * The file bytes for an object, as the Azure provider writes them:
+ *   - a secret backing a certificate (content type application/x-pkcs12) becomes PEM: the private
+ *     key (PKCS#8) then the certificates leaf → root; with objectFormat pfx the stored base64 PFX
+ *     is kept (and objectEncoding base64 then writes the binary PFX);
+ *   - application/x-pem-file is written as stored;
+ *   - then objectEncoding (secrets only) decodes hex or base64 text.
+ */
+export function formatObject(raw: RawObject, object: KeyVaultObject): Buffer {
+  let text = raw.text;
+  if (object.objectType === 'secret' && raw.certificateBacked) {
+    if (raw.contentType === 'application/x-pkcs12') {
+      if (object.objectFormat !== 'pfx') {
+        try {
+          text = pkcs12ToPem(Buffer.from(raw.text, 'base64'));
+        } catch {
+          throw invalidArgument(`the certificate-backed secret is not a PKCS#12 bundle that opens without a password`);
+        }
+      }
+    } else if (raw.contentType !== 'application/x-pem-file') {
+      throw invalidArgument(`unknown content type ${JSON.stringify(raw.contentType ?? '')} for a certificate-backed secret`);
+    }
+  }
+  if (object.objectType !== 'secret') return Buffer.from(text, 'utf8');
+  switch (object.objectEncoding) {
+    case 'utf-8':
+      return Buffer.from(text, 'utf8');
+    case 'hex':
+      if (!/^([0-9A-Fa-f]{2})*$/.test(text)) throw invalidArgument('objectEncoding hex, but the stored value is not hex');
+      return Buffer.from(text, 'hex');
+    case 'base64':
+      if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(text)) throw invalidArgument('objectEncoding base64, but the stored value is not base64');
+      return Buffer.from(text, 'base64');
+  }
+}
