@@ -1,5 +1,16 @@
 import { Command, Option } from 'commander';
-import { buildDriverConfig, DEFAULT_DRIVER_NAME, DEFAULT_ENDPOINT, DEFAULT_FETCH_CONCURRENCY, DEFAULT_KUBELET_DIR, DEFAULT_TMPFS_SIZE } from '../config/driver-config.js';
+import {
+  buildDriverConfig,
+  DEFAULT_DRIVER_NAME,
+  DEFAULT_ENDPOINT,
+  DEFAULT_FETCH_CONCURRENCY,
+  DEFAULT_KUBELET_DIR,
+  DEFAULT_PUBLISH_DEADLINE,
+  DEFAULT_TMPFS_SIZE,
+  DEFAULT_VAULT_MAX_ATTEMPTS,
+  DEFAULT_VAULT_MAX_IN_FLIGHT,
+  DEFAULT_VAULT_REQUEST_TIMEOUT,
+} from '../config/driver-config.js';
 import type { DriverFlags } from '../config/driver-config.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -25,6 +36,10 @@ export function driverCommand(): Command {
     .option('--pod-token-audience <aud>', 'audience of the pod token podvault verifies (CSIDriver tokenRequests; default: the driver name)')
     .option('--service-account-jwks <file>', 'standalone mode: JWKS of the cluster\'s service-account tokens (what /openid/v1/jwks serves)')
     .option('--service-account-issuer <url>', 'standalone mode: issuer of the cluster\'s service-account tokens')
+    .option('--vault-request-timeout <duration>', `each vault request is abandoned and retried after this long (default ${DEFAULT_VAULT_REQUEST_TIMEOUT})`)
+    .option('--vault-max-attempts <n>', `attempts per vault request on 429, 5xx, resets and timeouts (default ${DEFAULT_VAULT_MAX_ATTEMPTS})`)
+    .option('--vault-max-in-flight <n>', `vault requests in flight to one vault host, node-wide (default ${DEFAULT_VAULT_MAX_IN_FLIGHT})`)
+    .option('--publish-deadline <duration>', `a publish gives up after this long (default ${DEFAULT_PUBLISH_DEADLINE}; the kubelet waits 2m)`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

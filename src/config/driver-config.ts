@@ -43,6 +43,14 @@ export interface DriverConfig {
   /** Standalone mode: JWKS file and issuer of the cluster's service-account tokens. */
   serviceAccountJwks?: string;
   serviceAccountIssuer?: string;
+  /** Each vault request is given up (and retried) after this long. */
+  vaultRequestTimeoutMs: number;
+  /** Attempts per vault request, the first included. */
+  vaultMaxAttempts: number;
+  /** Vault requests in flight to one vault host, node-wide. */
+  vaultMaxInFlight: number;
+  /** A whole publish gives up after this long (under the kubelet's 2-minute call timeout). */
+  publishDeadlineMs: number;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -66,6 +74,22 @@ export interface DriverFlags {
   podTokenAudience?: string;
   serviceAccountJwks?: string;
   serviceAccountIssuer?: string;
+  vaultRequestTimeout?: string;
+  vaultMaxAttempts?: string;
+  vaultMaxInFlight?: string;
+  publishDeadline?: string;
+}
+
+export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
+export const DEFAULT_VAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_VAULT_MAX_IN_FLIGHT = 64;
+export const DEFAULT_PUBLISH_DEADLINE = '100s';
+
+/** `500ms`, `10s`, `2m` → milliseconds. */
+export function parseDuration(value: string): number {
+  const match = /^(\d+)(ms|s|m)$/.exec(value.trim());
+  if (!match) throw new Error(`duration ${JSON.stringify(value)} must be a number followed by ms, s or m`);
+  return Number(match[1]) * (match[2] === 'ms' ? 1 : match[2] === 's' ? 1000 : 60_000);
 }
 
 const SIZE = /^(\d+)(Ki|Mi|Gi|k|m|g)?$/;
@@ -111,15 +135,21 @@ const configSchema = z.object({
   podTokenAudience: z.string().min(1).max(253),
   serviceAccountJwks: z.string().optional(),
   serviceAccountIssuer: z.string().optional(),
+  vaultRequestTimeoutMs: z.number().int().min(100).max(120_000),
+  vaultMaxAttempts: z.number().int().min(1).max(20),
+  vaultMaxInFlight: z.number().int().min(1).max(1024),
+  publishDeadlineMs: z.number().int().min(1000).max(600_000),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
-  let tmpfsSizeBytes: number;
-  try {
-    tmpfsSizeBytes = parseSize(flags.tmpfsSize ?? DEFAULT_TMPFS_SIZE);
-  } catch (err) {
-    throw new Error(`--tmpfs-size: ${(err as Error).message}`);
-  }
+  const parsed0 = <T>(flag: string, parse: (v: string) => T, value: string): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new Error(`${flag}: ${(err as Error).message}`);
+    }
+  };
+  const tmpfsSizeBytes = parsed0('--tmpfs-size', parseSize, flags.tmpfsSize ?? DEFAULT_TMPFS_SIZE);
   const standalone = flags.standalone;
   const candidate = {
     endpoint: flags.endpoint ?? env.CSI_ENDPOINT ?? DEFAULT_ENDPOINT,
@@ -140,6 +170,10 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     podTokenAudience: flags.podTokenAudience ?? flags.driverName ?? DEFAULT_DRIVER_NAME,
     serviceAccountJwks: flags.serviceAccountJwks,
     serviceAccountIssuer: flags.serviceAccountIssuer,
+    vaultRequestTimeoutMs: parsed0('--vault-request-timeout', parseDuration, flags.vaultRequestTimeout ?? DEFAULT_VAULT_REQUEST_TIMEOUT),
+    vaultMaxAttempts: Number(flags.vaultMaxAttempts ?? DEFAULT_VAULT_MAX_ATTEMPTS),
+    vaultMaxInFlight: Number(flags.vaultMaxInFlight ?? DEFAULT_VAULT_MAX_IN_FLIGHT),
+    publishDeadlineMs: parsed0('--publish-deadline', parseDuration, flags.publishDeadline ?? DEFAULT_PUBLISH_DEADLINE),
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);

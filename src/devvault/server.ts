@@ -19,6 +19,26 @@ export interface DevVaultOptions {
   latencyMs?: number;
 }
 
+/** A failure dev-vault injects into the next `times` authenticated vault requests matching `path`. */
+export interface Fault {
+  path?: RegExp;
+  times: number;
+  /** Answer with this status (429, 500, 503, ...) and a Key Vault error body. */
+  status?: number;
+  retryAfterSeconds?: number;
+  /** Close the connection without an answer. */
+  reset?: boolean;
+  /** Hold the request this long before serving it normally (to trip client timeouts). */
+  delayMs?: number;
+}
+
+/** One authenticated vault request as dev-vault saw it. */
+export interface VaultRequestRecord {
+  at: number;
+  path: string;
+  outcome: string;
+}
+
 export interface DevVault {
   /** https://127.0.0.1:PORT — both the vault and the Entra authority host. */
   url: string;
@@ -30,6 +50,10 @@ export interface DevVault {
   imdsUrl: string;
   /** Requests served, by kind (`token`, `challenge`, `secret`, `denied`, ...). */
   requests: Record<string, number>;
+  /** Every authenticated vault data-plane request, in arrival order. */
+  vaultLog: VaultRequestRecord[];
+  injectFault(fault: Fault): void;
+  clearFaults(): void;
   close(): Promise<void>;
 }
 
@@ -47,6 +71,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     requests[kind] = (requests[kind] ?? 0) + 1;
   };
   let baseUrl = '';
+  const faults: Fault[] = [];
+  const vaultLog: VaultRequestRecord[] = [];
   const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl);
 
   const ca = createTestCa();
@@ -174,7 +200,37 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       return;
     }
     const delay = options.latencyMs ?? 0;
-    const handled = delay > 0 ? new Promise((r) => setTimeout(r, delay)).then(() => route[2](req, res, url)) : Promise.resolve(route[2](req, res, url));
+    const serve = async (): Promise<void> => {
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      if (/^\/(secrets|keys|certificates)\//.test(url.pathname) && req.headers.authorization) {
+        const fault = faults.find((f) => f.times > 0 && (!f.path || f.path.test(url.pathname)));
+        if (fault) {
+          fault.times -= 1;
+          if (fault.delayMs) {
+            vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'delayed' });
+            count('fault-delay');
+            await new Promise((r) => setTimeout(r, fault.delayMs));
+            if (!fault.reset && !fault.status) return route[2](req, res, url);
+          }
+          if (fault.reset) {
+            vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'reset' });
+            count('fault-reset');
+            req.socket.destroy();
+            return;
+          }
+          if (fault.status) {
+            vaultLog.push({ at: Date.now(), path: url.pathname, outcome: String(fault.status) });
+            count(`fault-${fault.status}`);
+            if (fault.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(fault.retryAfterSeconds));
+            const code = fault.status === 429 ? 'Throttled' : 'InternalServerError';
+            return sendJson(res, fault.status, { error: { code, message: fault.status === 429 ? 'Rate limit is exceeded. Try again later.' : 'An unexpected error occurred.' } });
+          }
+        }
+        vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'served' });
+      }
+      await route[2](req, res, url);
+    };
+    const handled = serve();
     handled.catch((err: unknown) => {
       sendJson(res, 500, { error: { code: 'InternalError', message: err instanceof Error ? err.message : 'error' } });
     });
@@ -216,6 +272,9 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     imdsUrl,
     store,
     requests,
+    vaultLog,
+    injectFault: (fault) => faults.push({ ...fault }),
+    clearFaults: () => faults.splice(0, faults.length),
     close: async () => {
       for (const s of [server, imds]) {
         s.closeAllConnections();

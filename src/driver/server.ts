@@ -75,6 +75,9 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
       settings,
       identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity }),
       fetchConcurrency: config.fetchConcurrency,
+      maxInFlightPerHost: config.vaultMaxInFlight,
+      retry: { maxAttempts: config.vaultMaxAttempts, baseDelayMs: 250, maxDelayMs: 8000, requestTimeoutMs: config.vaultRequestTimeoutMs },
+      publishDeadlineMs: config.publishDeadlineMs,
     }),
   ]);
   const node = new NodeService({

@@ -12,6 +12,11 @@ import type { EphemeralVolume } from '../../src/driver/kubelet-volume.js';
 import { startDriver } from '../../src/driver/server.js';
 import type { RunningDriver } from '../../src/driver/server.js';
 import { createLogger } from '../../src/log.js';
+import { readMountInfo } from '../../src/driver/mountinfo.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -159,6 +164,10 @@ export async function startHarness(flags: DriverFlags = {}): Promise<Harness> {
       client.close();
       await driver.stop(1000);
       await vault.close();
+      // A failed test may leave a volume mounted; unmount it so the work directory can go.
+      for (const m of (await readMountInfo()).filter((e) => e.mountPoint.startsWith(`${workDir}/`)).reverse()) {
+        await run('umount', [m.mountPoint]).catch(() => undefined);
+      }
       await rm(workDir, { recursive: true, force: true });
     },
   };

@@ -19,7 +19,8 @@ export function keyVaultError(err: unknown, vaultUrl: string, what: string): Csi
   const code = typeof e.code === 'string' ? e.code : undefined;
   const at = `vault ${vaultUrl}: ${what}`;
 
-  if (name === 'AbortError') return new CsiError(status.DEADLINE_EXCEEDED, `${at}: request cancelled (deadline passed)`, { cause: err });
+  if (name === 'RequestTimeoutError') return new CsiError(status.UNAVAILABLE, `${at}: Key Vault did not answer in time (${e.message as string}); will retry`, { cause: err });
+  if (name === 'AbortError' || name === 'TimeoutError') return new CsiError(status.DEADLINE_EXCEEDED, `${at}: the publish deadline passed before Key Vault answered`, { cause: err });
   if (name === 'AuthenticationError' || name === 'CredentialUnavailableError' || name === 'AuthenticationRequiredError') {
     const entra = entraErrorCodes(err);
     const refused = (statusCode !== undefined && statusCode >= 400 && statusCode < 500) || (entra.error !== undefined && ENTRA_REFUSALS.has(entra.error));

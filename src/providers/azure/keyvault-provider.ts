@@ -11,6 +11,11 @@ import type { RawObject } from './object-fetchers.js';
 import { parseAzureParameters } from './parameters.js';
 import type { AzureParameters, KeyVaultObject } from './parameters.js';
 import { VaultClientPool } from './vault-clients.js';
+import { HostLimiters } from './host-limiter.js';
+import type { HostLimiter } from './host-limiter.js';
+import { withRetries } from './retry-policy.js';
+import type { RetryOptions } from './retry-policy.js';
+import type { Logger } from '../../log.js';
 import type { VaultClients } from './vault-clients.js';
 
 export interface KeyVaultProviderOptions {
@@ -18,6 +23,23 @@ export interface KeyVaultProviderOptions {
   identities: IdentityResolver;
   /** Vault requests of one publish in flight at once. */
   fetchConcurrency: number;
+  /** Vault requests in flight to one vault host, node-wide. */
+  maxInFlightPerHost: number;
+  /** Retry policy of each vault request, and the deadline of a whole publish. */
+  retry: Omit<RetryOptions, 'deadline'>;
+  publishDeadlineMs: number;
+}
+
+/** What every vault request of one publish shares. */
+interface FetchContext {
+  clients: VaultClients;
+  vaultUrl: string;
+  identity: ResolvedIdentity;
+  limiter: HostLimiter;
+  retry: RetryOptions;
+  /** The caller's cancellation and the publish deadline. */
+  signal: AbortSignal;
+  log: Logger;
 }
 
 /** One file to produce: an object at a version (empty: current) under a file name. */
@@ -41,9 +63,11 @@ export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
   private readonly pool: VaultClientPool;
   private readonly inFlight = new SingleFlight<RawObject>();
+  private readonly limiters: HostLimiters;
 
   constructor(private readonly options: KeyVaultProviderOptions) {
     this.pool = new VaultClientPool(options.settings);
+    this.limiters = new HostLimiters(options.maxInFlightPerHost);
   }
 
   /** Fetches answered from another publish's request in flight. */
@@ -65,37 +89,45 @@ export class KeyVaultProvider implements Provider {
       }
     }
     request.log.info({ vault: params.vaultUrl, identity: identity.description, objects: params.objects.length }, 'fetching from Key Vault');
-    const clients = this.pool.get(params.vaultUrl, identity, this.isCloudVault(params));
+    const deadline = Date.now() + this.options.publishDeadlineMs;
+    const ctx: FetchContext = {
+      clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params)),
+      vaultUrl: params.vaultUrl,
+      identity,
+      limiter: this.limiters.get(new URL(params.vaultUrl).host),
+      retry: { ...this.options.retry, deadline },
+      signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.options.publishDeadlineMs)]),
+      log: request.log,
+    };
     const limit = this.options.fetchConcurrency;
-    const items = (await mapLimit(params.objects, limit, (o) => this.expand(clients, params.vaultUrl, o, request.signal))).flat();
-    return mapLimit(items, limit, (item) => this.fetchItem(clients, params.vaultUrl, identity, item, request.signal));
+    const items = (await mapLimit(params.objects, limit, (o) => this.expand(ctx, o))).flat();
+    return mapLimit(items, limit, (item) => this.fetchItem(ctx, item));
+  }
+
+  /** One vault request under the node's retry policy and the host's limiter. */
+  private request<T>(ctx: FetchContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withRetries(call, ctx.limiter, ctx.retry, ctx.signal, ctx.log, what).catch((err: unknown) => {
+      throw keyVaultError(err, ctx.vaultUrl, what);
+    });
   }
 
   /** `objectVersionHistory: N` (N > 1): files `<alias>/0` (newest) … `<alias>/N-1`, from the pinned version down. */
-  private async expand(clients: VaultClients, vaultUrl: string, object: KeyVaultObject, signal: AbortSignal): Promise<FetchItem[]> {
+  private async expand(ctx: FetchContext, object: KeyVaultObject): Promise<FetchItem[]> {
     if (object.objectVersionHistory <= 1) return [{ object, version: object.objectVersion, fileName: object.fileName }];
-    let versions;
-    try {
-      versions = (await listVersions(clients, object.objectType, object.objectName, signal)).filter((v) => v.enabled);
-    } catch (err) {
-      throw keyVaultError(err, vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} versions`);
-    }
+    const what = `${object.objectType} ${JSON.stringify(object.objectName)} versions`;
+    const versions = (await this.request(ctx, what, (signal) => listVersions(ctx.clients, object.objectType, object.objectName, signal))).filter((v) => v.enabled);
     const start = object.objectVersion ? versions.findIndex((v) => v.version === object.objectVersion) : 0;
-    if (start < 0) throw keyVaultError(Object.assign(new Error('version not found'), { statusCode: 404 }), vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} version ${object.objectVersion}`);
+    if (start < 0) throw keyVaultError(Object.assign(new Error('version not found'), { statusCode: 404 }), ctx.vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} version ${object.objectVersion}`);
     return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}` }));
   }
 
-  private async fetchItem(clients: VaultClients, vaultUrl: string, identity: ResolvedIdentity, item: FetchItem, signal: AbortSignal): Promise<ProviderFile> {
+  private async fetchItem(ctx: FetchContext, item: FetchItem): Promise<ProviderFile> {
     const { object, version } = item;
+    const { vaultUrl } = ctx;
     const what = `${object.objectType} ${JSON.stringify(object.objectName)}${version ? ` version ${version}` : ''}`;
-    let raw: RawObject;
-    try {
-      raw = await this.inFlight.run(`${vaultUrl}|${identity.key}|${object.objectType}|${object.objectName}|${version}`, () =>
-        fetchRaw(clients, object.objectType, object.objectName, version, signal),
-      );
-    } catch (err) {
-      throw keyVaultError(err, vaultUrl, what);
-    }
+    const raw = await this.inFlight.run(`${vaultUrl}|${ctx.identity.key}|${object.objectType}|${object.objectName}|${version}`, () =>
+      this.request(ctx, what, (signal) => fetchRaw(ctx.clients, object.objectType, object.objectName, version, signal)),
+    );
     let contents: Buffer;
     try {
       contents = formatObject(raw, object);

@@ -30,6 +30,8 @@ export class VaultClientPool {
     return this.clients.getOrCreate(`${vaultUrl}|${identity.key}`, () => {
       const options = {
         ...pipelineOptions(this.settings),
+        // The provider's retry policy (retry-policy.ts) is the only retry loop for vault requests.
+        retryOptions: { maxRetries: 0 },
         httpClient: this.httpClients.getOrCreate(vaultUrl, () => createDefaultHttpClient()),
         // For a cloud vault the SDK checks that the vault's auth challenge names the vault's own
         // resource; an operator-allowed custom origin cannot pass that check by construction.

@@ -1,0 +1,71 @@
+/**
+ * One limiter per vault host, node-wide: every publish (and, later, every rotation) to a host
+ * goes through it. It bounds the requests in flight to the host, and when Key Vault throttles
+ * (429 with Retry-After) it holds back every request to that host until the time Key Vault named,
+ * so the whole node slows down together instead of each pod retrying on its own.
+ */
+export class HostLimiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  private pausedUntil = 0;
+
+  constructor(private readonly maxInFlight: number) {}
+
+  /** Wait for a slot (and for any throttling pause to end); returns the release function. */
+  async acquire(signal: AbortSignal): Promise<() => void> {
+    for (;;) {
+      const pause = this.pausedUntil - Date.now();
+      if (pause > 0) await sleep(pause, signal);
+      else if (this.active < this.maxInFlight) break;
+      else await new Promise<void>((resolve) => this.waiting.push(resolve));
+      signal.throwIfAborted();
+    }
+    this.active += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active -= 1;
+      this.waiting.shift()?.();
+    };
+  }
+
+  /** Key Vault asked us to wait: hold every request to this host for `ms`. */
+  pause(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+}
+
+export class HostLimiters {
+  private readonly limiters = new Map<string, HostLimiter>();
+
+  constructor(private readonly maxInFlightPerHost: number) {}
+
+  get(host: string): HostLimiter {
+    let limiter = this.limiters.get(host);
+    if (!limiter) {
+      limiter = new HostLimiter(this.maxInFlightPerHost);
+      this.limiters.set(host, limiter);
+    }
+    return limiter;
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
