@@ -173,6 +173,26 @@ async function main(): Promise<void> {
         await new Promise((r) => child.once('exit', r));
       }
     }
+    // Pods starting at once with the same class: identical fetches in flight are shared, so 50 pods
+    // should cost the vault no more requests than 2 do.
+    {
+      const { child, client, kubeletDir } = await startDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2);
+      try {
+        await publishOnce(client, kubeletDir, 'objects-10'); // token and connections first
+        for (const pods of [2, 50]) {
+          const before = vault.requests.secret ?? 0;
+          const started = performance.now();
+          await Promise.all(Array.from({ length: pods }, () => publishOnce(client, kubeletDir, 'objects-10')));
+          const entry = { wallMs: round(performance.now() - started), vaultSecretRequests: (vault.requests.secret ?? 0) - before };
+          results[`concurrentPods_${pods}`] = entry;
+          table.push(`${String(pods).padStart(2)} pods at once, 10 objects each: wall ${entry.wallMs} ms, ${entry.vaultSecretRequests} vault secret requests`);
+        }
+      } finally {
+        client.close();
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    }
     // Pod identity mode, in a fresh driver: the first publish fetches the identity's token (cold),
     // the next ones reuse the credential's cached token (warm).
     {

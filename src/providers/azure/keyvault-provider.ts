@@ -4,6 +4,7 @@ import { ruleAllows } from '../../identity/binding-policy.js';
 import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity-resolver.js';
 import { mapLimit } from '../../util/map-limit.js';
 import { SingleFlight } from '../../util/single-flight.js';
+import { linkedSignal } from '../../util/linked-signal.js';
 import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
 import { keyVaultError } from './errors.js';
 import { fetchRaw, formatObject, listVersions } from './object-fetchers.js';
@@ -90,14 +91,23 @@ export class KeyVaultProvider implements Provider {
     }
     request.log.info({ vault: params.vaultUrl, identity: identity.description, objects: params.objects.length }, 'fetching from Key Vault');
     const deadline = Date.now() + this.options.publishDeadlineMs;
+    const publishSignal = linkedSignal([request.signal], this.options.publishDeadlineMs);
+    try {
+      return await this.fetchAll(params, identity, deadline, publishSignal.signal, request.log);
+    } finally {
+      publishSignal.dispose();
+    }
+  }
+
+  private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger): Promise<ProviderFile[]> {
     const ctx: FetchContext = {
       clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params)),
       vaultUrl: params.vaultUrl,
       identity,
       limiter: this.limiters.get(new URL(params.vaultUrl).host),
       retry: { ...this.options.retry, deadline },
-      signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.options.publishDeadlineMs)]),
-      log: request.log,
+      signal,
+      log,
     };
     const limit = this.options.fetchConcurrency;
     const items = (await mapLimit(params.objects, limit, (o) => this.expand(ctx, o))).flat();

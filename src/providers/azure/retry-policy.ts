@@ -1,6 +1,7 @@
 import type { Logger } from '../../log.js';
 import { sleep } from './host-limiter.js';
 import type { HostLimiter } from './host-limiter.js';
+import { linkedSignal } from '../../util/linked-signal.js';
 
 export interface RetryOptions {
   /** Attempts in all, the first included. */
@@ -59,15 +60,14 @@ export async function withRetries<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const release = await limiter.acquire(signal);
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new RequestTimeoutError(options.requestTimeoutMs)), options.requestTimeoutMs);
+    const attemptSignal = linkedSignal([signal], options.requestTimeoutMs, () => new RequestTimeoutError(options.requestTimeoutMs));
     let failure: unknown;
     try {
-      return await call(AbortSignal.any([signal, timeout.signal]));
+      return await call(attemptSignal.signal);
     } catch (err) {
-      failure = timeout.signal.aborted && !signal.aborted ? new RequestTimeoutError(options.requestTimeoutMs) : err;
+      failure = attemptSignal.signal.aborted && !signal.aborted ? new RequestTimeoutError(options.requestTimeoutMs) : err;
     } finally {
-      clearTimeout(timer);
+      attemptSignal.dispose();
       release();
     }
     if (signal.aborted || !isTransient(failure) || attempt >= options.maxAttempts) throw failure;
