@@ -38,10 +38,26 @@ const clientSchema = z.object({
   read: z.array(z.string()).default(['*']),
 });
 
+/** A key generated when dev-vault starts (only its public part is served, as Key Vault does). */
+const keySchema = z.object({
+  name: z.string().regex(/^[-A-Za-z0-9]{1,127}$/),
+  kty: z.enum(['RSA', 'EC']).default('RSA'),
+  crv: z.enum(['P-256', 'P-384', 'P-521']).default('P-256'),
+});
+
+/** A certificate issued by dev-vault's test CA when it starts, with its backing secret. */
+const certificateSchema = z.object({
+  name: z.string().regex(/^[-A-Za-z0-9]{1,127}$/),
+  subject: z.string().default('app.example.test'),
+  contentType: z.enum(['application/x-pkcs12', 'application/x-pem-file']).default('application/x-pkcs12'),
+});
+
 export const seedSchema = z.object({
   tenantId: z.string().default(DEFAULT_TENANT_ID),
   clients: z.array(clientSchema).default([]),
   secrets: z.array(secretSchema).default([]),
+  keys: z.array(keySchema).default([]),
+  certificates: z.array(certificateSchema).default([]),
 });
 
 export type Seed = z.infer<typeof seedSchema>;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { createServer } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -78,6 +78,16 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   const ca = createTestCa();
   const host = options.host ?? '127.0.0.1';
   const serverCert = ca.issueServerCert(['localhost'], [host]);
+  for (const key of options.seed.keys) {
+    const pair = key.kty === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: key.crv });
+    store.putKey(key.name, pair.publicKey.export({ format: 'jwk' }));
+  }
+  for (const c of options.seed.certificates) {
+    const issued = ca.issueServerCert([c.subject], []);
+    const cer = new X509Certificate(issued.certPem).raw;
+    const secretValue = c.contentType === 'application/x-pkcs12' ? ca.toPfx(issued).toString('base64') : `${issued.keyPem}${issued.certPem.replace(/\r\n/g, '\n')}`;
+    store.putCertificate(c.name, { cer, secretValue, contentType: c.contentType });
+  }
 
   const routes: Array<[RegExp, string, Route]> = [
     [/^\/([^/]+)\/(?:v2\.0\/)?\.well-known\/openid-configuration$/, 'GET', (_req, res, url) => {

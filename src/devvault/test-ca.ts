@@ -9,6 +9,8 @@ export interface IssuedCert {
 export interface TestCa extends IssuedCert {
   /** Issue a TLS server certificate for the given DNS names and IP addresses. */
   issueServerCert(dnsNames: readonly string[], ipAddresses: readonly string[]): IssuedCert;
+  /** The certificate and key as Key Vault keeps a certificate's secret: a PFX with an empty password. */
+  toPfx(issued: IssuedCert): Buffer;
 }
 
 /** RSA keys come from Node's crypto (fast, native); node-forge only builds and signs X.509. */
@@ -63,6 +65,10 @@ export function createTestCa(commonName = 'podvault dev-vault test CA'): TestCa 
       ]);
       cert.sign(caKey, forge.md.sha256.create());
       return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privatePem };
+    },
+    toPfx(issued) {
+      const asn1 = forge.pkcs12.toPkcs12Asn1(forge.pki.privateKeyFromPem(issued.keyPem), [forge.pki.certificateFromPem(issued.certPem), caCert], '', { algorithm: '3des' });
+      return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
     },
   };
 }
