@@ -246,6 +246,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     });
   });
 
+  server.on('secureConnection', () => count('tls-connections'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());

@@ -29,7 +29,7 @@ export async function fetchRaw(clients: VaultClients, type: ObjectType, name: st
       return { version: secret.properties.version ?? '', text: secret.value, contentType: secret.properties.contentType, certificateBacked: !!secret.properties.certificateKeyId };
     }
     case 'key': {
-      const key = await clients.keys.getKey(name, { version: version || undefined, abortSignal });
+      const key = await (await clients.keys()).getKey(name, { version: version || undefined, abortSignal });
       const jwk = key.key;
       if (!jwk?.kty) throw new CsiError(status.INTERNAL, 'the response has no key');
       const b64 = (bytes: Uint8Array | undefined): string | undefined => (bytes ? Buffer.from(bytes).toString('base64url') : undefined);
@@ -42,7 +42,8 @@ export async function fetchRaw(clients: VaultClients, type: ObjectType, name: st
       return { version: key.properties.version ?? '', text: pem, certificateBacked: false };
     }
     case 'cert': {
-      const cert = version ? await clients.certificates.getCertificateVersion(name, version, { abortSignal }) : await clients.certificates.getCertificate(name, { abortSignal });
+      const certificates = await clients.certificates();
+      const cert = version ? await certificates.getCertificateVersion(name, version, { abortSignal }) : await certificates.getCertificate(name, { abortSignal });
       if (!cert.cer) throw new CsiError(status.INTERNAL, 'the response has no certificate');
       return { version: cert.properties.version ?? '', text: derToPem('CERTIFICATE', cert.cer), certificateBacked: false };
     }
@@ -55,8 +56,8 @@ export async function listVersions(clients: VaultClients, type: ObjectType, name
     type === 'secret'
       ? clients.secrets.listPropertiesOfSecretVersions(name, { abortSignal })
       : type === 'key'
-        ? clients.keys.listPropertiesOfKeyVersions(name, { abortSignal })
-        : clients.certificates.listPropertiesOfCertificateVersions(name, { abortSignal });
+        ? (await clients.keys()).listPropertiesOfKeyVersions(name, { abortSignal })
+        : (await clients.certificates()).listPropertiesOfCertificateVersions(name, { abortSignal });
   const versions: VersionInfo[] = [];
   for await (const p of pages) {
     if (p.version) versions.push({ version: p.version, createdOn: p.createdOn?.getTime() ?? 0, enabled: p.enabled !== false });

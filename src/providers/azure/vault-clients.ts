@@ -1,5 +1,5 @@
-import { CertificateClient } from '@azure/keyvault-certificates';
-import { KeyClient } from '@azure/keyvault-keys';
+import type { CertificateClient } from '@azure/keyvault-certificates';
+import type { KeyClient } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
 import type { HttpClient } from '@azure/core-rest-pipeline';
@@ -8,11 +8,19 @@ import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
 import type { ResolvedIdentity } from '../../identity/identity-resolver.js';
 import { LruCache } from '../../util/lru-cache.js';
 
-/** The three SDK clients of one vault for one identity. */
+/**
+ * The three SDK clients of one vault for one identity. The key and certificate clients (and their
+ * SDK modules, ~10 MiB resident) are loaded on first use: most classes list secrets only.
+ */
 export interface VaultClients {
   secrets: SecretClient;
-  keys: KeyClient;
-  certificates: CertificateClient;
+  keys(): Promise<KeyClient>;
+  certificates(): Promise<CertificateClient>;
+}
+
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
 }
 
 /**
@@ -39,8 +47,8 @@ export class VaultClientPool {
       };
       return {
         secrets: new SecretClient(vaultUrl, identity.credential, options),
-        keys: new KeyClient(vaultUrl, identity.credential, options),
-        certificates: new CertificateClient(vaultUrl, identity.credential, options),
+        keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, identity.credential, options)),
+        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, identity.credential, options)),
       };
     });
   }
