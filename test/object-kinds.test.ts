@@ -106,3 +106,46 @@ describe.skipIf(!isRoot)('every object kind the Azure provider mounts, same byte
     expect(err.details).toMatch(/cert "tls-pem": HTTP 403: the object is disabled/);
   });
 });
+
+describe.skipIf(!isRoot)('expired objects, and fetches shared between pods', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({}, { latencyMs: 150 });
+    await h.writeClass('user', h.vaultParameters([{ objectName: 'db-user' }]));
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('an expired secret gives a clear error', async () => {
+    h.vault.store.setSecret('db-expired', 'x');
+    h.vault.store.setExpiry('secrets', 'db-expired', undefined, Math.floor(Date.now() / 1000) - 60);
+    await h.writeClass('expired', h.vaultParameters([{ objectName: 'db-expired' }]));
+    const err = await rpcError(h.client.publish((await h.volume({ className: 'expired' })).request));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/secret "db-expired": HTTP 403: the object is expired in Key Vault/);
+  });
+
+  it('20 pods publishing the same class at once cost one vault request per object, shared in flight', async () => {
+    const warm = await h.volume({ className: 'user' });
+    await h.client.publish(warm.request); // token first
+    const before = h.vault.requests.secret ?? 0;
+    const volumes = await Promise.all(Array.from({ length: 20 }, () => h.volume({ className: 'user' })));
+    await Promise.all(volumes.map((v) => h.client.publish(v.request)));
+    expect((h.vault.requests.secret ?? 0) - before).toBe(1);
+    for (const v of [warm, ...volumes]) {
+      expect((await readFile(join(v.targetPath, 'db-user'))).toString()).toMatch(/^app/);
+      await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    }
+  });
+
+  it('never shares a fetch across identities', async () => {
+    h.vault.store.putClient({ clientId: 'second-app', clientSecret: 'second-secret', managedIdentity: false, read: ['db-*'] });
+    const before = h.vault.requests.secret ?? 0;
+    const a = await h.volume({ className: 'user' });
+    const b = await h.volume({ className: 'user', secrets: { clientid: 'second-app', clientsecret: 'second-secret' } });
+    await Promise.all([h.client.publish(a.request), h.client.publish(b.request)]);
+    expect((h.vault.requests.secret ?? 0) - before).toBe(2);
+    for (const v of [a, b]) await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+});

@@ -134,9 +134,11 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
         if (!store.mayRead(clientId, name)) return forbidden(res, clientId, kind, 'get', name);
         const entry = store.get(kind, name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
         if (!entry) return objectNotFound(res, kind, name);
-        if (!entry.enabled) {
+        const expired = entry.expires !== undefined && entry.expires * 1000 < Date.now();
+        if (!entry.enabled || expired) {
           const single = kind.slice(0, -1);
-          return sendJson(res, 403, { error: { code: 'Forbidden', message: `Operation get is not allowed on a disabled ${single}.`, innererror: { code: `${single[0]?.toUpperCase()}${single.slice(1)}Disabled` } } });
+          const state = entry.enabled ? 'expired' : 'disabled';
+          return sendJson(res, 403, { error: { code: 'Forbidden', message: `Operation get is not allowed on ${state === 'expired' ? 'an expired' : 'a disabled'} ${single}.`, innererror: { code: `${single[0]?.toUpperCase()}${single.slice(1)}${state === 'expired' ? 'Expired' : 'Disabled'}` } } });
         }
         sendJson(res, 200, fullBody(kind, name, entry));
       }],
@@ -144,7 +146,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   ];
 
   function attributes(v: StoredVersion): Record<string, unknown> {
-    return { enabled: v.enabled, created: v.created, updated: v.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 };
+    return { enabled: v.enabled, created: v.created, updated: v.created, ...(v.expires !== undefined ? { exp: v.expires } : {}), recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90 };
   }
 
   /** The list form of a version (no value, no key material), as `.../versions` returns it. */

@@ -10,6 +10,8 @@ export interface StoredVersion {
   version: string;
   created: number;
   enabled: boolean;
+  /** Expiry (unix seconds), if any. */
+  expires?: number;
   /** secrets: the value; certificate-backed secrets: base64 PFX or PEM text. */
   value?: string;
   contentType?: string;
@@ -95,6 +97,11 @@ export class VaultStore {
   setEnabled(kind: ObjectKind, name: string, version: string | undefined, enabled: boolean): void {
     const entry = this.get(kind, name, version);
     if (entry) entry.enabled = enabled;
+  }
+
+  setExpiry(kind: ObjectKind, name: string, version: string | undefined, expires: number | undefined): void {
+    const entry = this.get(kind, name, version);
+    if (entry) entry.expires = expires;
   }
 
   /** Whether `clientId` may read object `name`: its `read` globs decide. */

@@ -92,13 +92,13 @@ export interface Harness {
 
 let podCounter = 0;
 
-export async function startHarness(flags: DriverFlags = {}): Promise<Harness> {
+export async function startHarness(flags: DriverFlags = {}, vaultOptions: { latencyMs?: number } = {}): Promise<Harness> {
   const workDir = await mkdtemp('/dev/shm/podvault-test-');
   const classDir = join(workDir, 'classes');
   const kubeletDir = join(workDir, 'kubelet');
   await mkdir(classDir);
   await mkdir(kubeletDir);
-  const vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed') });
+  const vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed'), ...vaultOptions });
   const caFile = join(workDir, 'ca.pem');
   await writeFile(caFile, vault.caPem);
   const logs: string[] = [];

@@ -9,7 +9,7 @@ import { CsiError } from '../../driver/csi-error.js';
  *   404                        -> NOT_FOUND
  *   429, 5xx, network, timeout -> UNAVAILABLE (the kubelet retries with backoff)
  *   credential failures        -> PERMISSION_DENIED when Entra refused, else UNAVAILABLE
- *   403 on a disabled object   -> FAILED_PRECONDITION
+ *   403 on a disabled/expired object -> FAILED_PRECONDITION
  */
 export function keyVaultError(err: unknown, vaultUrl: string, what: string): CsiError {
   if (err instanceof CsiError) return err;
@@ -31,10 +31,11 @@ export function keyVaultError(err: unknown, vaultUrl: string, what: string): Csi
       { cause: err },
     );
   }
-  // Key Vault answers a disabled object with 403 and the message "Operation get is not allowed on
-  // a disabled secret." (innererror SecretDisabled, which the SDK's RestError does not keep).
-  if (statusCode === 403 && typeof e.message === 'string' && /not allowed on a disabled/i.test(e.message)) {
-    return new CsiError(status.FAILED_PRECONDITION, `${at}: HTTP 403: the object is disabled in Key Vault; enable it or pin an enabled objectVersion`, { cause: err });
+  // Key Vault answers a disabled or expired object with 403 and a message such as "Operation get
+  // is not allowed on a disabled secret." (the innererror code is not kept by the SDK's RestError).
+  const state = statusCode === 403 && typeof e.message === 'string' ? /not allowed on an? (disabled|expired)/i.exec(e.message)?.[1]?.toLowerCase() : undefined;
+  if (state) {
+    return new CsiError(status.FAILED_PRECONDITION, `${at}: HTTP 403: the object is ${state} in Key Vault; ${state === 'disabled' ? 'enable it' : 'renew it'} or pin a valid objectVersion`, { cause: err });
   }
   if (statusCode !== undefined) {
     const detail = `${at}: HTTP ${statusCode}${code ? ` ${code}` : ''}`;
