@@ -10,7 +10,7 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
   let h: Harness;
 
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ rotationInterval: '0s' }); // every republish refetches
     await h.writeClass('app', h.vaultParameters([{ objectName: 'db-password' }, { objectName: 'db-user', filePermission: '0600' }, { objectName: 'api-token', objectAlias: 'tokens/api' }]));
   });
   afterAll(async () => {

@@ -6,6 +6,7 @@ import {
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_KUBELET_DIR,
   DEFAULT_PUBLISH_DEADLINE,
+  DEFAULT_ROTATION_INTERVAL,
   DEFAULT_TMPFS_SIZE,
   DEFAULT_VAULT_MAX_ATTEMPTS,
   DEFAULT_VAULT_MAX_IN_FLIGHT,
@@ -40,6 +41,8 @@ export function driverCommand(): Command {
     .option('--vault-max-attempts <n>', `attempts per vault request on 429, 5xx, resets and timeouts (default ${DEFAULT_VAULT_MAX_ATTEMPTS})`)
     .option('--vault-max-in-flight <n>', `vault requests in flight to one vault host, node-wide (default ${DEFAULT_VAULT_MAX_IN_FLIGHT})`)
     .option('--publish-deadline <duration>', `a publish gives up after this long (default ${DEFAULT_PUBLISH_DEADLINE}; the kubelet waits 2m)`)
+    .option('--rotation-interval <duration>', `refetch a mounted volume when its files are older than this, on the kubelet's republish or the driver's own timer (default ${DEFAULT_ROTATION_INTERVAL})`)
+    .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

@@ -51,6 +51,10 @@ export interface DriverConfig {
   vaultMaxInFlight: number;
   /** A whole publish gives up after this long (under the kubelet's 2-minute call timeout). */
   publishDeadlineMs: number;
+  /** A mounted volume is refetched when its files are older than this. */
+  rotationIntervalMs: number;
+  /** host:port of the metrics and health server; none when absent. */
+  metricsAddr?: string;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -78,12 +82,15 @@ export interface DriverFlags {
   vaultMaxAttempts?: string;
   vaultMaxInFlight?: string;
   publishDeadline?: string;
+  rotationInterval?: string;
+  metricsAddr?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
 export const DEFAULT_VAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_VAULT_MAX_IN_FLIGHT = 64;
 export const DEFAULT_PUBLISH_DEADLINE = '100s';
+export const DEFAULT_ROTATION_INTERVAL = '2m';
 
 /** `500ms`, `10s`, `2m` → milliseconds. */
 export function parseDuration(value: string): number {
@@ -139,6 +146,8 @@ const configSchema = z.object({
   vaultMaxAttempts: z.number().int().min(1).max(20),
   vaultMaxInFlight: z.number().int().min(1).max(1024),
   publishDeadlineMs: z.number().int().min(1000).max(600_000),
+  rotationIntervalMs: z.number().int().min(0),
+  metricsAddr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[-.A-Za-z0-9]*):\d{1,5}$/, 'must be host:port or :port').optional(),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
@@ -174,6 +183,8 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     vaultMaxAttempts: Number(flags.vaultMaxAttempts ?? DEFAULT_VAULT_MAX_ATTEMPTS),
     vaultMaxInFlight: Number(flags.vaultMaxInFlight ?? DEFAULT_VAULT_MAX_IN_FLIGHT),
     publishDeadlineMs: parsed0('--publish-deadline', parseDuration, flags.publishDeadline ?? DEFAULT_PUBLISH_DEADLINE),
+    rotationIntervalMs: parsed0('--rotation-interval', parseDuration, flags.rotationInterval ?? DEFAULT_ROTATION_INTERVAL),
+    metricsAddr: flags.metricsAddr,
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);

@@ -11,6 +11,10 @@ export class IdentityService {
     this.ready = true;
   }
 
+  isReady(): boolean {
+    return this.ready;
+  }
+
   async getPluginInfo(): Promise<GetPluginInfoResponse> {
     return { name: this.driverName, vendorVersion: packageVersion };
   }

@@ -29,6 +29,10 @@ export class MountEngine {
     return this.options.mounter.description;
   }
 
+  isMounted(target: string): Promise<boolean> {
+    return this.options.mounter.isMounted(target);
+  }
+
   /** Mount (first time) and write the files; on a first-time failure, undo the mount. */
   async publish(target: string, payload: readonly PayloadFile[]): Promise<PublishOutcome> {
     const { mounter, tmpfsSizeBytes } = this.options;

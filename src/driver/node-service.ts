@@ -1,16 +1,19 @@
 import { status } from '@grpc/grpc-js';
-import type { Logger } from '../log.js';
+import type { EventRecorder } from '../events/event-recorder.js';
+import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
-import type { ProviderRegistry } from '../providers/provider.js';
-import { CsiError, permissionDenied } from './csi-error.js';
+import type { Logger } from '../log.js';
+import type { ProviderFile, ProviderRegistry } from '../providers/provider.js';
+import { CsiError, describeCause, permissionDenied } from './csi-error.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { MountEngine } from './mount-engine.js';
 import { checkTargetPath } from './paths.js';
 import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js';
 import type { PublishRequest } from './publish-request.js';
-import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { CallContext } from './unary.js';
+import { VolumeTable } from './volume-table.js';
+import type { MountedVolume } from './volume-table.js';
 
 export interface NodeServiceDeps {
   nodeId: string;
@@ -18,23 +21,30 @@ export interface NodeServiceDeps {
   classes: ClassSource;
   providers: ProviderRegistry;
   engine: MountEngine;
+  events: EventRecorder;
   /** Verifies the pod's bound service-account token; absent when no key source is configured. */
   podTokens?: PodTokenVerifier;
   /** Refuse publishes that carry no such token (--require-pod-token). */
   requirePodToken: boolean;
+  /** A mounted volume is refetched when its files are older than this (ms). */
+  rotationIntervalMs: number;
+  /** Observers of outcomes (metrics). */
+  observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void };
 }
 
 /** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
 export class NodeService {
   private readonly locks = new KeyedMutex();
+  readonly volumes = new VolumeTable();
 
   constructor(private readonly deps: NodeServiceDeps) {}
 
   /**
-   * NodePublishVolume, also the kubelet's periodic republish:
-   *   1. validate the request; 2. check the target path; 3. under the volume's lock, read the
-   *   SecretProviderClass; 4. fetch every object through its provider; 5. mount (first time) and
-   *   swap the files in atomically. A failure before step 5 leaves the node untouched.
+   * NodePublishVolume, also the kubelet's periodic republish (CSIDriver requiresRepublish):
+   *   1. validate the request, its target path and the pod's token;
+   *   2. under the volume's lock: a target already mounted by us is a republish → rotate (below);
+   *   3. otherwise read the SecretProviderClass, fetch every object through its provider, then
+   *      mount a tmpfs and swap the files in. A failure before the mount leaves the node untouched.
    */
   async publish(raw: NodePublishVolumeRequest, ctx: CallContext): Promise<Record<string, never>> {
     const req = parsePublishRequest(raw);
@@ -42,25 +52,86 @@ export class NodeService {
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
     await this.checkPodToken(req);
     return this.locks.run(req.volumeId, async () => {
-      const spc = await this.deps.classes.get(req.pod.namespace, req.className);
-      const provider = this.deps.providers.get(spc.spec.provider, req.className);
-      const files = await provider.fetch({
-        className: req.className,
-        pod: req.pod,
-        parameters: spc.spec.parameters,
-        secrets: req.secrets,
-        tokens: req.tokens,
-        signal: ctx.signal,
-        log,
-      });
-      if (ctx.signal.aborted) throw new CsiError(status.CANCELLED, 'publish cancelled by the caller before the files were written');
-      const outcome = await this.deps.engine.publish(target, files);
-      log.info(
-        { target, mounted: outcome.mounted, changed: outcome.changed, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) },
-        'published',
-      );
+      if (await this.deps.engine.isMounted(target)) {
+        await this.republish(req, target, log);
+        return {};
+      }
+      try {
+        const files = await this.fetch(req, log, ctx.signal);
+        if (ctx.signal.aborted) throw new CsiError(status.CANCELLED, 'publish cancelled by the caller before the files were written');
+        const outcome = await this.deps.engine.publish(target, files);
+        const now = Date.now();
+        this.volumes.set({ volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) });
+        log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
+        this.deps.observe?.publish('ok');
+      } catch (err) {
+        this.deps.observe?.publish(err instanceof CsiError ? status[err.code] : 'INTERNAL');
+        if (err instanceof CsiError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
+        throw err;
+      }
       return {};
     });
+  }
+
+  /**
+   * A republish of a volume we mounted: refetch when its files are older than the rotation
+   * interval, and swap only when something changed. A failed refetch keeps the old files, is
+   * logged, counted and raised as an event, and the call still answers OK: a kubelet that sees a
+   * republish fail tears the pod's mount down (kubernetes/kubernetes#121271), which would turn a
+   * Key Vault hiccup into a pod losing its secrets. The next republish retries.
+   */
+  private async republish(req: PublishRequest, target: string, log: Logger): Promise<void> {
+    const now = Date.now();
+    const known = this.volumes.get(req.volumeId);
+    const volume: MountedVolume = known && known.target === target ? known : { volumeId: req.volumeId, target, request: req, fetchedAt: 0, republishedAt: now, versions: {} };
+    volume.request = req; // fresh tokens and secrets from the kubelet
+    volume.republishedAt = now;
+    this.volumes.set(volume);
+    if (now - volume.fetchedAt < this.deps.rotationIntervalMs) return;
+    await this.rotate(volume, log, 'republish');
+  }
+
+  /** Refetch a mounted volume and swap its files if anything changed; never throws. */
+  private async rotate(volume: MountedVolume, log: Logger, trigger: 'republish' | 'timer'): Promise<void> {
+    const controller = new AbortController();
+    try {
+      const files = await this.fetch(volume.request, log, controller.signal);
+      const changed = await this.deps.engine.publish(volume.target, files);
+      const versions = versionsOf(files);
+      const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
+      volume.fetchedAt = Date.now();
+      volume.versions = versions;
+      log.info({ trigger, changed: changed.changed, versions: moved }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
+      this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
+    } catch (err) {
+      const message = err instanceof CsiError ? err.message : 'internal error; see the driver log';
+      log.warn({ trigger, cause: describeCause(err) }, 'rotation failed; the mounted files are kept and the next republish retries');
+      this.deps.observe?.rotation('failed');
+      this.deps.events.record(volume.request.pod, 'Warning', 'RotationFailed', `class ${volume.request.className}: kept the mounted files: ${message}`);
+    }
+  }
+
+  /**
+   * Rotate volumes the kubelet does not republish (FlexVolume mounts, or a CSIDriver without
+   * requiresRepublish): those whose files and last republish are both older than the interval.
+   */
+  async rotateStale(log: Logger): Promise<void> {
+    const now = Date.now();
+    const interval = this.deps.rotationIntervalMs;
+    const stale = this.volumes.all().filter((v) => now - v.fetchedAt >= interval && now - v.republishedAt >= interval);
+    await Promise.all(
+      stale.map((v) =>
+        this.locks.run(v.volumeId, async () => {
+          if (this.volumes.get(v.volumeId) === v) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'timer');
+        }),
+      ),
+    );
+  }
+
+  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal): Promise<ProviderFile[]> {
+    const spc = await this.deps.classes.get(req.pod.namespace, req.className);
+    const provider = this.deps.providers.get(spc.spec.provider, req.className);
+    return provider.fetch({ className: req.className, pod: req.pod, parameters: spc.spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log });
   }
 
   /**
@@ -83,7 +154,14 @@ export class NodeService {
     const req = parseUnpublishRequest(raw);
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
     return this.locks.run(req.volumeId, async () => {
-      await this.deps.engine.unpublish(target);
+      try {
+        await this.deps.engine.unpublish(target);
+      } catch (err) {
+        this.deps.observe?.unpublish('failed');
+        throw err;
+      }
+      this.volumes.delete(req.volumeId);
+      this.deps.observe?.unpublish('ok');
       ctx.log.info({ volumeId: req.volumeId, target }, 'unpublished');
       return {};
     });
@@ -97,4 +175,8 @@ export class NodeService {
   async getInfo(): Promise<NodeGetInfoResponse> {
     return { nodeId: this.deps.nodeId, maxVolumesPerNode: '0' };
   }
+}
+
+function versionsOf(files: readonly ProviderFile[]): Record<string, string> {
+  return Object.fromEntries(files.map((f) => [`${f.objectId}:${f.path}`, f.version]));
 }

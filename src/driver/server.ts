@@ -20,6 +20,11 @@ import { TmpfsMounter } from './mounter.js';
 import type { Mounter } from './mounter.js';
 import { NodeService } from './node-service.js';
 import { loadCsiProto } from './proto.js';
+import { DriverMetrics } from '../metrics/metrics.js';
+import { startHealthServer } from '../metrics/http-server.js';
+import type { Histogram } from 'prom-client';
+import { LogEventRecorder } from '../events/event-recorder.js';
+import type { EventRecorder } from '../events/event-recorder.js';
 import { prepareSocketPath, removeSocket, socketPathOf } from './socket.js';
 import { unary } from './unary.js';
 
@@ -32,42 +37,62 @@ export interface StartOptions {
 
 export interface RunningDriver {
   socketPath: string;
+  /** Base URL of the metrics and health server, when --metrics-addr is set. */
+  metricsUrl?: string;
+  node: NodeService;
   /** Stop accepting calls, let in-flight ones finish (up to `graceMs`), remove the socket. */
   stop(graceMs?: number): Promise<void>;
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource }> {
+async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder }> {
   const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
-    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory), ...(fileKeys ? { keys: fileKeys } : {}) };
+    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory), events: new LogEventRecorder(log), ...(fileKeys ? { keys: fileKeys } : {}) };
   }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }] = await Promise.all([
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }] = await Promise.all([
     import('../kube/kube-class-source.js'),
     import('../kube/kube-identity-objects.js'),
     import('../kube/kube-service-account-keys.js'),
+    import('../kube/kube-event-recorder.js'),
   ]);
   const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
-  return { classes: new KubeClassSource(kubeConfig), objects: new KubeIdentityObjects(kubeConfig), keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig) };
+  return {
+    classes: new KubeClassSource(kubeConfig),
+    objects: new KubeIdentityObjects(kubeConfig),
+    keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig),
+    events: new KubeEventRecorder(kubeConfig, config.nodeId, log),
+  };
 }
 
 const unimplemented = (method: string) => async (): Promise<never> => {
   throw new CsiError(grpc.status.UNIMPLEMENTED, `${method} is not implemented: podvault serves ephemeral inline volumes only`);
 };
 
+async function timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T> {
+  const end = histogram.startTimer();
+  try {
+    return await work();
+  } finally {
+    end();
+  }
+}
+
 /** Assemble the driver from its config and serve CSI on the configured unix socket. */
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects, keys } = await clusterSources(config);
+  const { classes, objects, keys, events } = await clusterSources(config, log);
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = config.imdsEndpoint;
   }
+  const metricsRef = { volumes: (): number => 0 };
+  const metrics = new DriverMetrics(() => metricsRef.volumes());
   const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 };
   const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes });
   const providers = new ProviderRegistry([
@@ -76,7 +101,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
       identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity }),
       fetchConcurrency: config.fetchConcurrency,
       maxInFlightPerHost: config.vaultMaxInFlight,
-      retry: { maxAttempts: config.vaultMaxAttempts, baseDelayMs: 250, maxDelayMs: 8000, requestTimeoutMs: config.vaultRequestTimeoutMs },
+      retry: { maxAttempts: config.vaultMaxAttempts, baseDelayMs: 250, maxDelayMs: 8000, requestTimeoutMs: config.vaultRequestTimeoutMs, onAttempt: (outcome) => metrics.vaultRequests.inc({ status: outcome }) },
       publishDeadlineMs: config.publishDeadlineMs,
     }),
   ]);
@@ -86,9 +111,17 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     classes,
     providers,
     engine,
+    events,
     ...(keys ? { podTokens: new PodTokenVerifier(keys, config.podTokenAudience) } : {}),
     requirePodToken: config.requirePodToken,
+    rotationIntervalMs: config.rotationIntervalMs,
+    observe: {
+      publish: (result) => metrics.publishes.inc({ result }),
+      rotation: (result) => metrics.rotations.inc({ result }),
+      unpublish: (result) => metrics.unpublishes.inc({ result }),
+    },
   });
+  metricsRef.volumes = () => node.volumes.size;
   const identity = new IdentityService(config.driverName);
 
   const proto = loadCsiProto();
@@ -99,7 +132,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     Probe: unary('Probe', () => identity.probe(), log),
   });
   server.addService(proto.csi.v1.Node.service, {
-    NodePublishVolume: unary('NodePublishVolume', (req, ctx) => node.publish(req, ctx), log),
+    NodePublishVolume: unary('NodePublishVolume', (req, ctx) => timed(metrics.publishDuration, () => node.publish(req, ctx)), log),
     NodeUnpublishVolume: unary('NodeUnpublishVolume', (req, ctx) => node.unpublish(req, ctx), log),
     NodeGetCapabilities: unary('NodeGetCapabilities', () => node.getCapabilities(), log),
     NodeGetInfo: unary('NodeGetInfo', () => node.getInfo(), log),
@@ -116,6 +149,13 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   });
   await chmod(socketPath, 0o660);
   identity.markReady();
+  const health = config.metricsAddr ? await startHealthServer(config.metricsAddr, metrics, () => identity.isReady()) : undefined;
+  // Volumes the kubelet does not republish (FlexVolume) rotate on this timer.
+  const rotationTimer =
+    config.rotationIntervalMs > 0
+      ? setInterval(() => void node.rotateStale(log.child({ loop: 'rotation' })), Math.max(1000, Math.min(config.rotationIntervalMs / 2, 30_000)))
+      : undefined;
+  rotationTimer?.unref();
   log.info(
     { endpoint: config.endpoint, driver: config.driverName, nodeId: config.nodeId, classes: classes.description, storage: engine.description, kubeletDir: config.kubeletDir },
     'podvault driver serving',
@@ -123,7 +163,11 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
 
   return {
     socketPath,
+    metricsUrl: health?.url,
+    node,
     async stop(graceMs = 10_000): Promise<void> {
+      if (rotationTimer) clearInterval(rotationTimer);
+      await health?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

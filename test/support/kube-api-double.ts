@@ -31,6 +31,8 @@ export class KubeApiDouble {
   private resourceVersion = 100;
   /** `METHOD path?query` of every request, in order. */
   readonly requests: string[] = [];
+  /** Bodies of the objects clients created with POST (Events). */
+  readonly created: object[] = [];
   /** When set, every request answers this HTTP status (an API server outage). */
   failWith?: number;
   /** Service-account token issuer and its public keys, served by the OIDC discovery endpoints. */
@@ -39,7 +41,19 @@ export class KubeApiDouble {
   url = '';
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => this.handle(req.method ?? 'GET', req.url ?? '/', req.headers.authorization, res));
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        let body: unknown;
+        try {
+          body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+        } catch {
+          body = undefined;
+        }
+        this.handle(req.method ?? 'GET', req.url ?? '/', req.headers.authorization, res, body);
+      });
+    });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -93,12 +107,17 @@ export class KubeApiDouble {
     }
   }
 
-  private handle(method: string, rawUrl: string, authorization: string | undefined, res: ServerResponse): void {
+  private handle(method: string, rawUrl: string, authorization: string | undefined, res: ServerResponse, body?: unknown): void {
     this.requests.push(`${method} ${rawUrl}`);
     if (this.failWith) return sendStatus(res, this.failWith, 'InternalError', 'the API server double is failing on purpose');
     if (authorization !== 'Bearer test-token') return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
-    if (method !== 'GET') return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not served by the double`);
     const url = new URL(rawUrl, 'http://double');
+    if (method === 'POST' && body !== undefined) {
+      const object = { ...(body as KubeObject), metadata: { ...(body as KubeObject).metadata, name: `${(body as KubeObject).metadata?.generateName ?? 'obj'}${++this.resourceVersion}`, resourceVersion: String(this.resourceVersion) } };
+      this.created.push(object);
+      return sendJson(res, 201, object);
+    }
+    if (method !== 'GET') return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not served by the double`);
     if (url.pathname === '/.well-known/openid-configuration') {
       return sendJson(res, 200, { issuer: this.issuer, jwks_uri: `${this.url}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] });
     }

@@ -12,6 +12,8 @@ export interface RetryOptions {
   requestTimeoutMs: number;
   /** Epoch ms after which no new attempt or wait starts. */
   deadline: number;
+  /** Told the outcome of every attempt: an HTTP status, `ok`, or an error kind. */
+  onAttempt?: (outcome: string) => void;
 }
 
 /** Thrown when the per-request timeout, not the caller, aborted an attempt. */
@@ -63,9 +65,13 @@ export async function withRetries<T>(
     const attemptSignal = linkedSignal([signal], options.requestTimeoutMs, () => new RequestTimeoutError(options.requestTimeoutMs));
     let failure: unknown;
     try {
-      return await call(attemptSignal.signal);
+      const result = await call(attemptSignal.signal);
+      options.onAttempt?.('200');
+      return result;
     } catch (err) {
       failure = attemptSignal.signal.aborted && !signal.aborted ? new RequestTimeoutError(options.requestTimeoutMs) : err;
+      const code = (failure as { statusCode?: unknown }).statusCode;
+      options.onAttempt?.(typeof code === 'number' ? String(code) : failure instanceof Error ? failure.name : 'error');
     } finally {
       attemptSignal.dispose();
       release();

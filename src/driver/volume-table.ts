@@ -1,0 +1,42 @@
+import type { PublishRequest } from './publish-request.js';
+
+/**
+ * What the driver knows of a volume it published: enough to rotate it without the kubelet (its
+ * latest request, kept in memory only, since it may hold nodePublishSecretRef values) and when it
+ * last fetched. Versions are names and ids, never values.
+ */
+export interface MountedVolume {
+  volumeId: string;
+  target: string;
+  request: PublishRequest;
+  /** When the objects were last fetched successfully (epoch ms). */
+  fetchedAt: number;
+  /** When the kubelet last called NodePublishVolume for it (epoch ms). */
+  republishedAt: number;
+  /** `<objectId> -> version` of what is mounted. */
+  versions: Record<string, string>;
+}
+
+export class VolumeTable {
+  private readonly volumes = new Map<string, MountedVolume>();
+
+  get(volumeId: string): MountedVolume | undefined {
+    return this.volumes.get(volumeId);
+  }
+
+  set(volume: MountedVolume): void {
+    this.volumes.set(volume.volumeId, volume);
+  }
+
+  delete(volumeId: string): void {
+    this.volumes.delete(volumeId);
+  }
+
+  all(): MountedVolume[] {
+    return [...this.volumes.values()];
+  }
+
+  get size(): number {
+    return this.volumes.size;
+  }
+}

@@ -1,0 +1,79 @@
+import { readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeApiDouble } from './support/kube-api-double.js';
+import { isRoot, startHarness } from './support/harness.js';
+import type { Harness } from './support/harness.js';
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!isRoot)('rotation: secrets follow Key Vault without restarting pods', () => {
+  let api: KubeApiDouble;
+  let h: Harness;
+  beforeAll(async () => {
+    api = await new KubeApiDouble().start();
+    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig(join('/dev/shm', `podvault-kubeconfig-rot-${process.pid}`)), rotationInterval: '1s', metricsAddr: '127.0.0.1:0' });
+    api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'app', namespace: 'default' }, spec: { provider: 'azure', parameters: h.vaultParameters([{ objectName: 'db-user' }, { objectName: 'db-password' }]) } });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await api?.close();
+  });
+
+  it('a republish inside the interval answers OK without a vault call; after it, a new version is swapped in', async () => {
+    const v = await h.volume();
+    await h.client.publish(v.request);
+    const before = h.vault.requests.secret ?? 0;
+    await h.client.publish(v.request);
+    expect(h.vault.requests.secret ?? 0).toBe(before);
+
+    h.vault.store.setSecret('db-user', 'app-v2');
+    await wait(1100);
+    const data = await readlink(join(v.targetPath, '..data'));
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe('app-v2');
+    expect(await readlink(join(v.targetPath, '..data'))).not.toBe(data);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('a failed refetch keeps the old files, answers OK, and raises an event and a metric', async () => {
+    const v = await h.volume({ pod: 'rot-fail' });
+    await h.client.publish(v.request);
+    const mounted = await readFile(join(v.targetPath, 'db-user'), 'utf8');
+    h.vault.injectFault({ path: /^\/secrets\/db-user\//, status: 403, times: 100 });
+    try {
+      await wait(1100);
+      await h.client.publish(v.request); // OK even though the vault refused
+      expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe(mounted);
+      await wait(200);
+      const events = api.created.filter((e) => (e as { reason?: string }).reason === 'RotationFailed');
+      expect(events.length).toBeGreaterThan(0);
+      expect(events[0]).toMatchObject({ type: 'Warning', involvedObject: { kind: 'Pod', name: 'rot-fail', namespace: 'default' } });
+      expect(JSON.stringify(events)).not.toContain(mounted);
+      const metrics = await (await fetch(`${h.driver.metricsUrl!}/metrics`)).text();
+      expect(metrics).toMatch(/podvault_rotations_total\{result="failed"\} [1-9]/);
+    } finally {
+      h.vault.clearFaults();
+    }
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('rotates on its own timer a volume the kubelet does not republish', async () => {
+    const v = await h.volume({ pod: 'rot-timer' });
+    await h.client.publish(v.request);
+    h.vault.store.setSecret('db-password', 'rotated-by-timer');
+    for (let i = 0; i < 40 && (await readFile(join(v.targetPath, 'db-password'), 'utf8')) !== 'rotated-by-timer'; i++) await wait(100);
+    expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe('rotated-by-timer');
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('serves metrics and probes on --metrics-addr', async () => {
+    const base = h.driver.metricsUrl!;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${base}/readyz`)).text()).toBe('ready\n');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    for (const name of ['podvault_publishes_total{result="ok"}', 'podvault_unpublishes_total{result="ok"}', 'podvault_publish_duration_seconds_bucket', 'podvault_vault_requests_total{status="200"}', 'podvault_mounted_volumes', 'podvault_process_resident_memory_bytes']) {
+      expect(text).toContain(name);
+    }
+  });
+});
