@@ -3,6 +3,7 @@ import { packageVersion } from '../package-info.js';
 import { demoCommand } from './demo-command.js';
 import { devVaultCommand } from './dev-vault-command.js';
 import { driverCommand } from './driver-command.js';
+import { flexVolumeCommand } from './flexvolume-command.js';
 
 /**
  * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
@@ -16,6 +17,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .showHelpAfterError()
     .addCommand(driverCommand())
     .addCommand(devVaultCommand())
-    .addCommand(demoCommand());
+    .addCommand(demoCommand())
+    .addCommand(flexVolumeCommand());
   await program.parseAsync([...argv]);
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { PodInfo } from '../identity/pod-info.js';
 import type { PublishArgs } from './client.js';
 import { SERVICE_ACCOUNT_TOKENS_KEY } from './redact.js';
-import { CLASS_KEY, POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_KEY } from './publish-request.js';
+import { CLASS_KEY, EPHEMERAL_KEY, POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_KEY } from './publish-request.js';
 
 export interface EphemeralVolume {
   volumeId: string;
@@ -48,7 +48,7 @@ export function ephemeralVolume(spec: EphemeralVolumeSpec): EphemeralVolume {
         [POD_NAMESPACE_KEY]: spec.pod.namespace,
         [POD_UID_KEY]: spec.pod.uid,
         [SERVICE_ACCOUNT_KEY]: spec.pod.serviceAccount,
-        'csi.storage.k8s.io/ephemeral': 'true',
+        [EPHEMERAL_KEY]: 'true',
         ...(spec.tokens ? { [SERVICE_ACCOUNT_TOKENS_KEY]: JSON.stringify(Object.fromEntries(Object.entries(spec.tokens).map(([aud, token]) => [aud, { token, expirationTimestamp: new Date(Date.now() + 3600_000).toISOString() }]))) } : {}),
       },
     },

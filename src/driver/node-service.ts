@@ -129,9 +129,10 @@ export class NodeService {
   }
 
   private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal): Promise<ProviderFile[]> {
-    const spc = await this.deps.classes.get(req.pod.namespace, req.className);
-    const provider = this.deps.providers.get(spc.spec.provider, req.className);
-    return provider.fetch({ className: req.className, pod: req.pod, parameters: spc.spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log });
+    // FlexVolume mounts name no class: the shim passes the Azure provider's parameters inline.
+    const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
+    const provider = this.deps.providers.get(spec.provider, req.className);
+    return provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log });
   }
 
   /**

@@ -2,12 +2,15 @@ import { invalidArgument } from './csi-error.js';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import type { PodInfo } from '../identity/pod-info.js';
 import { SERVICE_ACCOUNT_TOKENS_KEY } from './redact.js';
+import { FLEXVOLUME_PARAMETERS_KEY } from '../flexvolume/options.js';
 
 /** A NodePublishVolume request after validation: past this point no code sees raw input. */
 export interface PublishRequest {
   volumeId: string;
   targetPath: string;
   className: string;
+  /** A FlexVolume mount's parameters (no SecretProviderClass); only from the FlexVolume shim. */
+  inlineParameters?: Record<string, string>;
   pod: PodInfo;
   /** nodePublishSecretRef contents, without the service-account tokens. */
   secrets: Readonly<Record<string, string>>;
@@ -25,6 +28,7 @@ export const POD_NAME_KEY = 'csi.storage.k8s.io/pod.name';
 export const POD_NAMESPACE_KEY = 'csi.storage.k8s.io/pod.namespace';
 export const POD_UID_KEY = 'csi.storage.k8s.io/pod.uid';
 export const SERVICE_ACCOUNT_KEY = 'csi.storage.k8s.io/serviceAccount.name';
+export const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral';
 
 /** The kubelet's volume ids are `csi-<sha256 hex>`; other COs use similar printable ids. */
 const VOLUME_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
@@ -63,7 +67,8 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   if (Object.keys(context).length === 0) {
     throw invalidArgument('volume_context is required: set volumeAttributes.secretProviderClass on the pod\'s csi volume');
   }
-  const className = (context[CLASS_KEY] ?? '').trim();
+  const inlineParameters = parseInlineParameters(context);
+  const className = inlineParameters ? 'flexvolume' : (context[CLASS_KEY] ?? '').trim();
   if (className === '') throw invalidArgument('volume_context.secretProviderClass is required: set volumeAttributes.secretProviderClass on the pod\'s csi volume');
   if (!DNS_SUBDOMAIN.test(className)) throw invalidArgument(`volume_context.secretProviderClass ${JSON.stringify(className)} is not a valid object name`);
 
@@ -81,7 +86,28 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
 
   const { [SERVICE_ACCOUNT_TOKENS_KEY]: tokensInSecrets, ...secrets } = req.secrets ?? {};
   const tokens = parseTokens(tokensInSecrets ?? context[SERVICE_ACCOUNT_TOKENS_KEY]);
-  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets, tokens };
+  return { volumeId, targetPath, className, ...(inlineParameters ? { inlineParameters } : {}), pod: { namespace, name, uid, serviceAccount }, secrets, tokens };
+}
+
+/**
+ * FlexVolume mounts carry their parameters inline. Honoured only when the request is not the
+ * kubelet's CSI ephemeral publish (which always says `csi.storage.k8s.io/ephemeral: "true"` and
+ * whose other keys a pod writes): a CSI pod cannot bypass the SecretProviderClass this way.
+ */
+function parseInlineParameters(context: Record<string, string>): Record<string, string> | undefined {
+  const raw = context[FLEXVOLUME_PARAMETERS_KEY];
+  if (raw === undefined) return undefined;
+  if (context[EPHEMERAL_KEY] === 'true') throw invalidArgument(`volume_context ${FLEXVOLUME_PARAMETERS_KEY} is only accepted from the FlexVolume driver`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalidArgument(`volume_context ${FLEXVOLUME_PARAMETERS_KEY} is not JSON`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || !Object.values(parsed).every((v) => typeof v === 'string')) {
+    throw invalidArgument(`volume_context ${FLEXVOLUME_PARAMETERS_KEY} must be an object of strings`);
+  }
+  return parsed as Record<string, string>;
 }
 
 /**
