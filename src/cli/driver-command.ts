@@ -42,6 +42,7 @@ export function driverCommand(): Command {
     .option('--vault-max-in-flight <n>', `vault requests in flight to one vault host, node-wide (default ${DEFAULT_VAULT_MAX_IN_FLIGHT})`)
     .option('--publish-deadline <duration>', `a publish gives up after this long (default ${DEFAULT_PUBLISH_DEADLINE}; the kubelet waits 2m)`)
     .option('--rotation-interval <duration>', `refetch a mounted volume when its files are older than this, on the kubelet's republish or the driver's own timer (default ${DEFAULT_ROTATION_INTERVAL})`)
+    .option('--state-dir <dir>', 'keep the non-secret facts of each volume here, to rotate and unpublish after a restart (the DaemonSet uses /var/run/podvault)')
     .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {

@@ -55,6 +55,8 @@ export interface DriverConfig {
   rotationIntervalMs: number;
   /** host:port of the metrics and health server; none when absent. */
   metricsAddr?: string;
+  /** Where non-secret volume facts are kept across restarts; none when absent. */
+  stateDir?: string;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -84,6 +86,7 @@ export interface DriverFlags {
   publishDeadline?: string;
   rotationInterval?: string;
   metricsAddr?: string;
+  stateDir?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -147,6 +150,7 @@ const configSchema = z.object({
   vaultMaxInFlight: z.number().int().min(1).max(1024),
   publishDeadlineMs: z.number().int().min(1000).max(600_000),
   rotationIntervalMs: z.number().int().min(0),
+  stateDir: z.string().startsWith('/', 'must be an absolute path').optional(),
   metricsAddr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[-.A-Za-z0-9]*):\d{1,5}$/, 'must be host:port or :port').optional(),
 });
 
@@ -185,6 +189,7 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     publishDeadlineMs: parsed0('--publish-deadline', parseDuration, flags.publishDeadline ?? DEFAULT_PUBLISH_DEADLINE),
     rotationIntervalMs: parsed0('--rotation-interval', parseDuration, flags.rotationInterval ?? DEFAULT_ROTATION_INTERVAL),
     metricsAddr: flags.metricsAddr,
+    stateDir: flags.stateDir,
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);

@@ -13,6 +13,7 @@ import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js
 import type { PublishRequest } from './publish-request.js';
 import type { CallContext } from './unary.js';
 import { VolumeTable } from './volume-table.js';
+import type { StateStore } from './state-store.js';
 import type { MountedVolume } from './volume-table.js';
 
 export interface NodeServiceDeps {
@@ -28,6 +29,8 @@ export interface NodeServiceDeps {
   requirePodToken: boolean;
   /** A mounted volume is refetched when its files are older than this (ms). */
   rotationIntervalMs: number;
+  /** Where volume facts survive a restart; none in tests that do not need it. */
+  state?: StateStore;
   /** Observers of outcomes (metrics). */
   observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void };
 }
@@ -61,7 +64,9 @@ export class NodeService {
         if (ctx.signal.aborted) throw new CsiError(status.CANCELLED, 'publish cancelled by the caller before the files were written');
         const outcome = await this.deps.engine.publish(target, files);
         const now = Date.now();
-        this.volumes.set({ volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) });
+        const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
+        this.volumes.set(volume);
+        await this.deps.state?.save(volume);
         log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
         this.deps.observe?.publish('ok');
       } catch (err) {
@@ -101,6 +106,7 @@ export class NodeService {
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
       volume.fetchedAt = Date.now();
       volume.versions = versions;
+      await this.deps.state?.save(volume);
       log.info({ trigger, changed: changed.changed, versions: moved }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
     } catch (err) {
@@ -126,6 +132,27 @@ export class NodeService {
         }),
       ),
     );
+  }
+
+  /**
+   * After a restart: take back the volumes whose state was recorded and whose tmpfs is still
+   * mounted, so they keep rotating and unpublish cleanly; forget the state of the others.
+   */
+  async recover(log: Logger): Promise<number> {
+    const state = this.deps.state;
+    if (!state) return 0;
+    let recovered = 0;
+    for (const s of await state.loadAll()) {
+      if (!(await this.deps.engine.isMounted(s.target))) {
+        await state.remove(s.volumeId);
+        continue;
+      }
+      const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
+      this.volumes.set({ volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions });
+      recovered += 1;
+    }
+    log.info({ recovered }, 'volumes recovered from the state directory');
+    return recovered;
   }
 
   private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal): Promise<ProviderFile[]> {
@@ -162,6 +189,7 @@ export class NodeService {
         throw err;
       }
       this.volumes.delete(req.volumeId);
+      await this.deps.state?.remove(req.volumeId);
       this.deps.observe?.unpublish('ok');
       ctx.log.info({ volumeId: req.volumeId, target }, 'unpublished');
       return {};

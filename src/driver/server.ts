@@ -19,6 +19,7 @@ import { MountEngine } from './mount-engine.js';
 import { TmpfsMounter } from './mounter.js';
 import type { Mounter } from './mounter.js';
 import { NodeService } from './node-service.js';
+import { StateStore } from './state-store.js';
 import { loadCsiProto } from './proto.js';
 import { DriverMetrics } from '../metrics/metrics.js';
 import { startHealthServer } from '../metrics/http-server.js';
@@ -115,6 +116,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     ...(keys ? { podTokens: new PodTokenVerifier(keys, config.podTokenAudience) } : {}),
     requirePodToken: config.requirePodToken,
     rotationIntervalMs: config.rotationIntervalMs,
+    ...(config.stateDir ? { state: new StateStore(config.stateDir, log) } : {}),
     observe: {
       publish: (result) => metrics.publishes.inc({ result }),
       rotation: (result) => metrics.rotations.inc({ result }),
@@ -142,6 +144,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     NodeExpandVolume: unary('NodeExpandVolume', unimplemented('NodeExpandVolume'), log),
   });
 
+  await node.recover(log);
   const socketPath = socketPathOf(config.endpoint);
   await prepareSocketPath(socketPath);
   await new Promise<void>((resolve, reject) => {
