@@ -16,13 +16,13 @@ import { parseSeed } from '../src/devvault/seed.js';
 import { CsiClient } from '../src/driver/client.js';
 import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
 import { packageRoot } from '../src/package-info.js';
-import { DEFAULT_FETCH_CONCURRENCY } from '../src/config/driver-config.js';
+import { DEFAULT_FETCH_CONCURRENCY, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
 const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? 500);
 const OBJECT_COUNTS = [1, 10] as const;
-export const DRIVER_NODE_OPTIONS = '--max-semi-space-size=1';
+
 
 const seed = parseSeed(
   stringify({

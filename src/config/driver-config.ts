@@ -94,6 +94,11 @@ export const DEFAULT_VAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_VAULT_MAX_IN_FLIGHT = 64;
 export const DEFAULT_PUBLISH_DEADLINE = '100s';
 export const DEFAULT_ROTATION_INTERVAL = '2m';
+/**
+ * V8 settings the DaemonSet gives the driver (NODE_OPTIONS) and the bench measures with: a 1 MiB
+ * young generation keeps the resident memory under 100 MiB at no measurable latency cost.
+ */
+export const DRIVER_NODE_OPTIONS = '--max-semi-space-size=1';
 
 /** `500ms`, `10s`, `2m` → milliseconds. */
 export function parseDuration(value: string): number {

@@ -1,0 +1,146 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
+import { DaemonSet } from 'kubernetes-models/apps/v1';
+import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
+import { Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { driverCommand } from '../src/cli/driver-command.js';
+import { buildDriverConfig, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { parseSeed } from '../src/devvault/seed.js';
+import type { DriverFlags } from '../src/config/driver-config.js';
+import { DEFAULT_FLEX_ENDPOINT } from '../src/flexvolume/shim.js';
+import { azureIdentityBindingSchema, azureIdentitySchema } from '../src/identity/crds.js';
+import { WORKLOAD_IDENTITY_AUDIENCE } from '../src/identity/identity-resolver.js';
+import { secretProviderClassSchema } from '../src/kube/secret-provider-class.js';
+import { packageRoot } from '../src/package-info.js';
+import { parseAzureParameters } from '../src/providers/azure/parameters.js';
+
+type Doc = { apiVersion: string; kind: string; metadata: { name: string }; [k: string]: unknown };
+
+async function loadYaml(dir: string): Promise<Array<{ file: string; doc: Doc }>> {
+  const out: Array<{ file: string; doc: Doc }> = [];
+  for (const entry of await readdir(dir, { recursive: true })) {
+    if (!/\.ya?ml$/.test(entry)) continue;
+    for (const d of parseAllDocuments(await readFile(join(dir, entry), 'utf8'))) {
+      expect(d.errors, entry).toEqual([]);
+      out.push({ file: entry, doc: d.toJS() as Doc });
+    }
+  }
+  return out;
+}
+
+/** The Kubernetes schema validator of each built-in kind the manifests use. */
+const builtIn: Record<string, new (o: never) => { validate(): void }> = {
+  'apps/v1/DaemonSet': DaemonSet,
+  'storage.k8s.io/v1/CSIDriver': CSIDriver,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/Namespace': Namespace,
+  'v1/Secret': Secret,
+  'v1/Pod': Pod,
+};
+
+describe('deploy/: manifests that apply and are wired to the code', async () => {
+  const docs = [...(await loadYaml(join(packageRoot, 'deploy'))), ...(await loadYaml(join(packageRoot, 'examples')))];
+  const find = (kind: string, name?: string): Doc => {
+    const found = docs.find((d) => d.doc.kind === kind && (!name || d.doc.metadata.name === name));
+    expect(found, `${kind} ${name ?? ''}`).toBeDefined();
+    return found!.doc;
+  };
+
+  it('every document validates against its Kubernetes schema (built-in kinds) or podvault\'s own (CRs)', () => {
+    for (const { file, doc } of docs) {
+      if (doc.kind === 'Kustomization') continue;
+      if (file === 'dev-vault.yaml') {
+        parseSeed(JSON.stringify(doc), file); // dev-vault's seed, not a Kubernetes object
+        continue;
+      }
+      const validator = builtIn[`${doc.apiVersion}/${doc.kind}`];
+      if (validator) {
+        expect(() => new validator(doc as never).validate(), `${file}: ${doc.kind} ${doc.metadata.name}`).not.toThrow();
+      } else if (doc.kind === 'SecretProviderClass') {
+        const spc = secretProviderClassSchema.parse(doc);
+        expect(() => parseAzureParameters(spc.spec.parameters), file).not.toThrow();
+      } else if (doc.kind === 'AzureIdentity') azureIdentitySchema.parse(doc);
+      else if (doc.kind === 'AzureIdentityBinding') azureIdentityBindingSchema.parse(doc);
+      else throw new Error(`${file}: no validator for ${doc.apiVersion} ${doc.kind}`);
+    }
+  });
+
+  it('the kustomization lists every file of deploy/daemonset', async () => {
+    const kustomization = find('Kustomization') as unknown as { resources: string[] };
+    const files = (await readdir(join(packageRoot, 'deploy', 'daemonset'))).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+    expect([...kustomization.resources].sort()).toEqual(files.sort());
+  });
+
+  const ds = () => find('DaemonSet', 'podvault') as unknown as {
+    spec: { template: { spec: { containers: Array<{ name: string; args?: string[]; command?: string[]; env?: Array<{ name: string; value?: string }>; volumeMounts: Array<{ name: string; mountPath: string; mountPropagation?: string }>; readinessProbe?: { httpGet: { port: string } }; livenessProbe?: { httpGet: { port: string } }; ports?: Array<{ name: string; containerPort: number }>; securityContext?: { privileged?: boolean } }>; volumes: Array<{ name: string; hostPath: { path: string } }> } } };
+  };
+  const container = (name: string) => ds().spec.template.spec.containers.find((c) => c.name === name)!;
+  const hostPath = (volume: string) => ds().spec.template.spec.volumes.find((v) => v.name === volume)!.hostPath.path;
+
+  it('the driver container\'s args are flags of `podvault driver` that build a valid configuration', () => {
+    const driver = container('podvault');
+    expect(driver.command).toEqual(['node', '/opt/podvault/bin/podvault.js', 'driver']);
+    const options = driverCommand().options;
+    const flags: Record<string, unknown> = {};
+    for (const arg of driver.args ?? []) {
+      const [name, value] = arg.split(/=(.*)/s);
+      const option = options.find((o) => o.long === name);
+      expect(option, `${name} is a flag of podvault driver`).toBeDefined();
+      flags[option!.attributeName()] = value === undefined ? true : value.replace('$(NODE_NAME)', 'node-1');
+    }
+    const config = buildDriverConfig(flags as DriverFlags, {});
+    expect(config).toMatchObject({ endpoint: 'unix:///csi/csi.sock', kubeletDir: '/var/lib/kubelet', requirePodToken: true, stateDir: '/var/run/podvault', classSource: { kind: 'kubernetes' } });
+    expect(driver.securityContext?.privileged).toBe(true);
+    expect(driver.env?.find((e) => e.name === 'NODE_OPTIONS')?.value).toBe(DRIVER_NODE_OPTIONS);
+  });
+
+  it('socket paths, mounts and probe ports line up between the driver, the sidecars, the kubelet and FlexVolume', () => {
+    const driver = container('podvault');
+    const registrar = container('node-driver-registrar');
+    const liveness = container('liveness-probe');
+    expect(driver.volumeMounts).toContainEqual({ name: 'plugin-dir', mountPath: '/csi' });
+    expect(registrar.args).toContain('--csi-address=/csi/csi.sock');
+    expect(liveness.args).toContain('--csi-address=/csi/csi.sock');
+    const registration = registrar.args!.find((a) => a.startsWith('--kubelet-registration-path='))!.split('=')[1];
+    expect(registration).toBe(`${hostPath('plugin-dir')}/csi.sock`);
+    expect(DEFAULT_FLEX_ENDPOINT).toBe(`unix://${registration}`);
+    expect(driver.volumeMounts).toContainEqual({ name: 'pods-dir', mountPath: '/var/lib/kubelet/pods', mountPropagation: 'Bidirectional' });
+    expect(hostPath('pods-dir')).toBe('/var/lib/kubelet/pods');
+    expect(driver.volumeMounts.find((m) => m.name === 'state-dir')?.mountPath).toBe('/var/run/podvault');
+    const metricsPort = driver.ports!.find((p) => p.name === driver.readinessProbe!.httpGet.port)!.containerPort;
+    expect(driver.args).toContain(`--metrics-addr=:${metricsPort}`);
+    const healthzPort = driver.ports!.find((p) => p.name === driver.livenessProbe!.httpGet.port)!.containerPort;
+    expect(liveness.args).toContain(`--http-endpoint=:${healthzPort}`);
+  });
+
+  it('the CSIDriver object asks for what the driver needs', () => {
+    const csiDriver = find('CSIDriver') as unknown as { metadata: { name: string }; spec: { podInfoOnMount: boolean; volumeLifecycleModes: string[]; requiresRepublish: boolean; tokenRequests: Array<{ audience: string }> } };
+    const config = buildDriverConfig({ nodeId: 'n' }, {});
+    expect(csiDriver.metadata.name).toBe(config.driverName);
+    expect(csiDriver.spec).toMatchObject({ podInfoOnMount: true, volumeLifecycleModes: ['Ephemeral'], requiresRepublish: true });
+    expect(csiDriver.spec.tokenRequests.map((t) => t.audience).sort()).toEqual([config.podTokenAudience, WORKLOAD_IDENTITY_AUDIENCE].sort());
+  });
+
+  it('RBAC grants exactly the API calls the driver makes, and nothing that writes Secrets', () => {
+    const role = find('ClusterRole', 'podvault') as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
+    const granted = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
+    // What src/kube/*.ts call through @kubernetes/client-node.
+    const used = ['/pods:get', '/serviceaccounts:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', 'aadpodidentity.k8s.io/azureidentities:get', 'aadpodidentity.k8s.io/azureidentitybindings:list'];
+    expect([...granted].sort()).toEqual(used.sort());
+    const bindings = docs.filter((d) => d.doc.kind === 'ClusterRoleBinding').map((d) => d.doc as unknown as { roleRef: { name: string } });
+    expect(bindings.map((b) => b.roleRef.name).sort()).toEqual(['podvault', 'system:service-account-issuer-discovery']);
+  });
+
+  it('ships a Dockerfile that builds the same entry point', async () => {
+    const dockerfile = await readFile(join(packageRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain('/opt/podvault/bin/podvault.js');
+    expect(dockerfile).toMatch(/FROM node:20/);
+  });
+});
