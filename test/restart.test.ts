@@ -103,5 +103,28 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     expect(await ourMounts()).toEqual([]);
     expect(await readdir(dirs.state)).toEqual([]);
     client.close();
+    driver!.kill('SIGTERM');
+    await new Promise((r) => driver!.once('exit', r));
+  });
+
+  it('on SIGTERM finishes the publish in flight, then exits 0 and removes its socket', async () => {
+    const client = await startDriver();
+    vault.injectFault({ path: /^\/secrets\/db-user\//, delayMs: 1000, times: 1 });
+    const a = await volume('a', 'user');
+    const pending = client.publish(a.request);
+    for (let i = 0; i < 100 && !vault.vaultLog.some((r) => r.outcome === 'delayed' && r.path.startsWith('/secrets/db-user/')); i++) await wait(20);
+    const exited = new Promise<number | null>((r) => driver!.once('exit', r));
+    driver!.kill('SIGTERM');
+    await pending; // answered OK, not cut off
+    expect(await exited).toBe(0);
+    expect(existsSync(dirs.socket)).toBe(false);
+    client.close();
+    // The mount it finished is still recorded, and a new driver unpublishes it.
+    const next = await startDriver();
+    await next.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
+    expect(await ourMounts()).toEqual([]);
+    next.close();
+    driver!.kill('SIGTERM');
+    await new Promise((r) => driver!.once('exit', r));
   });
 });
