@@ -50,6 +50,7 @@ export class NodeService {
    *      mount a tmpfs and swap the files in. A failure before the mount leaves the node untouched.
    */
   async publish(raw: NodePublishVolumeRequest, ctx: CallContext): Promise<Record<string, never>> {
+    const startedAt = Date.now();
     const req = parsePublishRequest(raw);
     const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
@@ -60,7 +61,7 @@ export class NodeService {
         return {};
       }
       try {
-        const files = await this.fetch(req, log, ctx.signal);
+        const files = await this.fetch(req, log, ctx.signal, startedAt);
         if (ctx.signal.aborted) throw new CsiError(status.CANCELLED, 'publish cancelled by the caller before the files were written');
         const outcome = await this.deps.engine.publish(target, files);
         const now = Date.now();
@@ -155,11 +156,11 @@ export class NodeService {
     return recovered;
   }
 
-  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal): Promise<ProviderFile[]> {
+  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now()): Promise<ProviderFile[]> {
     // FlexVolume mounts name no class: the shim passes the Azure provider's parameters inline.
     const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
     const provider = this.deps.providers.get(spec.provider, req.className);
-    return provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log });
+    return provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt });
   }
 
   /**

@@ -22,6 +22,8 @@ export interface FetchRequest {
   tokens: Readonly<Record<string, string>>;
   signal: AbortSignal;
   log: Logger;
+  /** When the publish (or rotation) began, epoch ms: shared fetch results are never older. */
+  startedAt: number;
 }
 
 /**

@@ -1,20 +1,35 @@
 /**
- * Identical calls in flight at the same moment are made once and their result shared. Nothing is
- * kept after the call settles: a result lives only as long as the callers waiting for it.
+ * Identical calls are made once and their result shared with every caller whose own operation
+ * began before that result arrived: a call still in flight is always joined, and a result is
+ * handed on for at most `holdMs` after it settled, only to operations that started before it
+ * settled — so no caller ever gets data older than its own request. Failures are never handed on.
  */
 export class SingleFlight<T> {
-  private readonly inFlight = new Map<string, Promise<T>>();
+  private readonly entries = new Map<string, { promise: Promise<T>; settledAt?: number }>();
   /** Calls answered from another caller's request (for tests and metrics). */
   shared = 0;
 
-  run(key: string, call: () => Promise<T>): Promise<T> {
-    const existing = this.inFlight.get(key);
-    if (existing) {
+  constructor(private readonly holdMs = 2000) {}
+
+  run(key: string, startedAt: number, call: () => Promise<T>): Promise<T> {
+    const existing = this.entries.get(key);
+    if (existing && (existing.settledAt === undefined || existing.settledAt >= startedAt)) {
       this.shared += 1;
-      return existing;
+      return existing.promise;
     }
-    const promise = call().finally(() => this.inFlight.delete(key));
-    this.inFlight.set(key, promise);
-    return promise;
+    const entry: { promise: Promise<T>; settledAt?: number } = { promise: call() };
+    this.entries.set(key, entry);
+    entry.promise.then(
+      () => {
+        entry.settledAt = Date.now();
+        setTimeout(() => {
+          if (this.entries.get(key) === entry) this.entries.delete(key);
+        }, this.holdMs).unref();
+      },
+      () => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    );
+    return entry.promise;
   }
 }

@@ -41,6 +41,7 @@ interface FetchContext {
   /** The caller's cancellation and the publish deadline. */
   signal: AbortSignal;
   log: Logger;
+  startedAt: number;
 }
 
 /** One file to produce: an object at a version (empty: current) under a file name. */
@@ -56,8 +57,8 @@ interface FetchItem {
  *   1. parses the class parameters and checks the vault origin is allowed;
  *   2. resolves the pod's identity and applies its binding's object rule, before any vault call;
  *   3. expands `objectVersionHistory` into one item per version;
- *   4. fetches all items concurrently; identical fetches in flight at once (same vault, identity,
- *      object and version) from different pods are made once;
+ *   4. fetches all items concurrently; identical fetches (same vault, identity, object and
+ *      version) of publishes running at the same time are made once (see SingleFlight);
  *   5. formats each into the bytes the Azure provider writes.
  */
 export class KeyVaultProvider implements Provider {
@@ -93,13 +94,13 @@ export class KeyVaultProvider implements Provider {
     const deadline = Date.now() + this.options.publishDeadlineMs;
     const publishSignal = linkedSignal([request.signal], this.options.publishDeadlineMs);
     try {
-      return await this.fetchAll(params, identity, deadline, publishSignal.signal, request.log);
+      return await this.fetchAll(params, identity, deadline, publishSignal.signal, request.log, request.startedAt);
     } finally {
       publishSignal.dispose();
     }
   }
 
-  private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger): Promise<ProviderFile[]> {
+  private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger, startedAt: number): Promise<ProviderFile[]> {
     const ctx: FetchContext = {
       clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params)),
       vaultUrl: params.vaultUrl,
@@ -108,6 +109,7 @@ export class KeyVaultProvider implements Provider {
       retry: { ...this.options.retry, deadline },
       signal,
       log,
+      startedAt,
     };
     const limit = this.options.fetchConcurrency;
     const items = (await mapLimit(params.objects, limit, (o) => this.expand(ctx, o))).flat();
@@ -135,7 +137,7 @@ export class KeyVaultProvider implements Provider {
     const { object, version } = item;
     const { vaultUrl } = ctx;
     const what = `${object.objectType} ${JSON.stringify(object.objectName)}${version ? ` version ${version}` : ''}`;
-    const raw = await this.inFlight.run(`${vaultUrl}|${ctx.identity.key}|${object.objectType}|${object.objectName}|${version}`, () =>
+    const raw = await this.inFlight.run(`${vaultUrl}|${ctx.identity.key}|${object.objectType}|${object.objectName}|${version}`, ctx.startedAt, () =>
       this.request(ctx, what, (signal) => fetchRaw(ctx.clients, object.objectType, object.objectName, version, signal)),
     );
     let contents: Buffer;
