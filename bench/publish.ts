@@ -76,6 +76,18 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
   return { child, client, kubeletDir };
 }
 
+/** Run `work` against a fresh driver process, then stop it. */
+async function withDriverProcess<T>(work: string, vaultUrl: string, fetchConcurrency: number, run: (d: { child: ChildProcess; client: CsiClient; kubeletDir: string }) => Promise<T>): Promise<T> {
+  const driver = await startDriverProcess(work, vaultUrl, fetchConcurrency);
+  try {
+    return await run(driver);
+  } finally {
+    driver.client.close();
+    driver.child.kill('SIGTERM');
+    await new Promise((r) => driver.child.once('exit', r));
+  }
+}
+
 let podSeq = 0;
 
 /**
@@ -148,8 +160,7 @@ async function main(): Promise<void> {
   const table: string[] = [];
   try {
     for (const concurrency of [DEFAULT_FETCH_CONCURRENCY, 1]) {
-      const { child, client, kubeletDir } = await startDriverProcess(work, vault.url, concurrency);
-      try {
+      await withDriverProcess(work, vault.url, concurrency, async ({ child, client, kubeletDir }) => {
         const rssStart = await rssMiB(child.pid!);
         // The first publish pays for the token and the TLS handshakes; report it apart.
         const before = { ...vault.requests };
@@ -170,17 +181,11 @@ async function main(): Promise<void> {
         }
         results[`fetchConcurrency_${concurrency}`] = entry;
         table.push(`fetch-concurrency ${concurrency}  first publish ${round(firstMs)} ms (${firstRequests}); RSS after start ${rssStart} MiB${entry.rssAfterPublishesMiB ? `, after ${String(entry.publishesForRss)} publishes ${String(entry.rssAfterPublishesMiB)} MiB` : ''}`);
-      } finally {
-        client.close();
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
+      });
     }
     // Pods starting at once with the same class: identical fetches in flight are shared, so 50 pods
     // should cost the vault no more requests than 2 do.
-    {
-      const { child, client, kubeletDir } = await startDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2);
-      try {
+    await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2, async ({ client, kubeletDir }) => {
         await publishOnce(client, kubeletDir, 'objects-10'); // token and connections first
         for (const pods of [2, 50]) {
           const before = vault.requests.secret ?? 0;
@@ -190,17 +195,10 @@ async function main(): Promise<void> {
           results[`concurrentPods_${pods}`] = entry;
           table.push(`${String(pods).padStart(2)} pods at once, 10 objects each: wall ${entry.wallMs} ms, ${entry.vaultSecretRequests} vault secret requests`);
         }
-      } finally {
-        client.close();
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
-    }
+    });
     // Pod identity mode, in a fresh driver: the first publish fetches the identity's token (cold),
     // the next ones reuse the credential's cached token (warm).
-    {
-      const { child, client, kubeletDir } = await startDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1);
-      try {
+    await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1, async ({ client, kubeletDir }) => {
         const tokensBefore = vault.requests.token ?? 0;
         const cold = await publishOnce(client, kubeletDir, 'pod-identity-1', join(work, 'classes'));
         const warm: number[] = [];
@@ -208,12 +206,7 @@ async function main(): Promise<void> {
         const entry = { coldTokenMs: round(cold), warm: stats(warm), tokenRequests: (vault.requests.token ?? 0) - tokensBefore };
         results.podIdentity_1object = entry;
         table.push(`pod identity, 1 object: cold token ${entry.coldTokenMs} ms, warm median ${entry.warm.median} ms p99 ${entry.warm.p99} ms; ${entry.tokenRequests} token request(s) for ${ROUNDS + 1} publishes`);
-      } finally {
-        client.close();
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
-    }
+    });
     const concurrent = (results[`fetchConcurrency_${DEFAULT_FETCH_CONCURRENCY}`] as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     const sequential = (results.fetchConcurrency_1 as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     results.sequentialOverConcurrent_10objects = round(sequential / concurrent);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { buildDriverConfig } from '../config/driver-config.js';
 import { startDevVault } from '../devvault/server.js';
+import { devVaultDriverFlags } from '../devvault/driver-flags.js';
 import { loadSeedFile } from '../devvault/seed.js';
 import { CsiClient } from '../driver/client.js';
 import { ephemeralVolume } from '../driver/kubelet-volume.js';
@@ -33,25 +34,11 @@ export async function runDemo(say: (line: string) => void): Promise<void> {
     doc.setIn(['spec', 'parameters', 'tenantId'], vault.tenantId);
     await writeFile(join(classDir, 'secretproviderclass.yaml'), doc.toString());
     await copyFile(join(DEMO_DIR, 'identity.yaml'), join(classDir, 'identity.yaml'));
-    const caFile = join(workDir, 'dev-vault-ca.pem');
-    await writeFile(caFile, vault.caPem);
-
     const kubeletDir = join(workDir, 'kubelet');
     await mkdir(kubeletDir);
     const canMount = process.getuid?.() === 0;
     const mounter = canMount ? new TmpfsMounter() : new ShmDirectoryMounter();
-    const config = buildDriverConfig(
-      {
-        endpoint: `unix://${join(workDir, 'csi.sock')}`,
-        standalone: classDir,
-        kubeletDir,
-        caFile,
-        authorityHost: vault.url,
-        allowVaultUri: [vault.url],
-        nodeId: 'demo-node',
-      },
-      {},
-    );
+    const config = buildDriverConfig({ ...(await devVaultDriverFlags(vault, workDir, { standalone: classDir, kubeletDir })), nodeId: 'demo-node' }, {});
     driver = await startDriver({ config, mounter, log: createLogger({ level: 'warn', destination: process.stderr }) });
     say(`driver           ${config.endpoint} (standalone: ${classDir})`);
     say(`storage          ${mounter.description}`);

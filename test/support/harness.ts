@@ -6,6 +6,7 @@ import type { DriverConfig, DriverFlags } from '../../src/config/driver-config.j
 import { startDevVault } from '../../src/devvault/server.js';
 import type { DevVault } from '../../src/devvault/server.js';
 import { parseSeed } from '../../src/devvault/seed.js';
+import { devVaultDriverFlags } from '../../src/devvault/driver-flags.js';
 import { CsiClient } from '../../src/driver/client.js';
 import { ephemeralVolume } from '../../src/driver/kubelet-volume.js';
 import type { EphemeralVolume } from '../../src/driver/kubelet-volume.js';
@@ -99,24 +100,8 @@ export async function startHarness(flags: DriverFlags = {}, vaultOptions: { late
   await mkdir(classDir);
   await mkdir(kubeletDir);
   const vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed'), ...vaultOptions });
-  const caFile = join(workDir, 'ca.pem');
-  await writeFile(caFile, vault.caPem);
   const logs: string[] = [];
-  const config = buildDriverConfig(
-    {
-      endpoint: `unix://${join(workDir, 'csi.sock')}`,
-      standalone: classDir,
-      kubeletDir,
-      caFile,
-      authorityHost: vault.url,
-      allowVaultUri: [vault.url],
-      nodeId: 'test-node',
-      logLevel: 'debug',
-      imdsEndpoint: vault.imdsUrl,
-      ...flags,
-    },
-    {},
-  );
+  const config = buildDriverConfig({ ...(await devVaultDriverFlags(vault, workDir, { standalone: classDir, kubeletDir })), nodeId: 'test-node', logLevel: 'debug', ...flags }, {});
   const driver = await startDriver({ config, log: createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } }) });
   const client = new CsiClient(config.endpoint);
 
