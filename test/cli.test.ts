@@ -24,6 +24,18 @@ describe('the podvault command', () => {
     expect(stdout).toContain(`Usage: podvault ${command}`);
   });
 
+  it('npx podvault runs the same entry point from the checkout, as the README says', async () => {
+    const { stdout } = await run('npx', ['--no-install', 'podvault', 'flexvolume', 'init'], { cwd: join(import.meta.dirname, '..') });
+    expect(JSON.parse(stdout)).toEqual({ status: 'Success', capabilities: { attach: false } });
+  });
+
+  it.skipIf(!nobodyCanRun)('the demo without root falls back to /dev/shm and says so', async () => {
+    const { stdout } = await run('runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'demo'], { timeout: 60_000 });
+    expect(stdout).toMatch(/not root: falling back to a directory under \/dev\/shm/);
+    expect(stdout).toMatch(/cat db-username {2}-> app_rw/);
+    expect(stdout).toMatch(/NodeUnpublishVolume: OK; target removed=true/);
+  });
+
   it('refuses a bad flag value with a message naming it', async () => {
     const err = await run(process.execPath, [BIN, 'driver', '--standalone', '/nonexistent', '--tmpfs-size', 'lots']).catch((e: { code: number; stderr: string }) => e);
     expect((err as { code: number }).code).toBe(1);
