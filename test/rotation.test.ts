@@ -1,6 +1,8 @@
 import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findMount } from '../src/driver/mountinfo.js';
 import { KubeApiDouble } from './support/kube-api-double.js';
 import { isRoot, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
@@ -75,5 +77,15 @@ describe.skipIf(!isRoot)('rotation: secrets follow Key Vault without restarting 
     for (const name of ['podvault_publishes_total{result="ok"}', 'podvault_unpublishes_total{result="ok"}', 'podvault_publish_duration_seconds_bucket', 'podvault_vault_requests_total{status="200"}', 'podvault_mounted_volumes', 'podvault_process_resident_memory_bytes']) {
       expect(text).toContain(name);
     }
+  });
+
+  it('forgets a volume unmounted behind its back instead of mounting it again', async () => {
+    const v = await h.volume({ pod: 'rot-gone' });
+    await h.client.publish(v.request);
+    await new Promise((resolve, reject) => execFile('umount', [v.targetPath], (err) => (err ? reject(err) : resolve(undefined))));
+    for (let i = 0; i < 40 && h.driver.node.volumes.get(v.volumeId); i++) await wait(100);
+    expect(h.driver.node.volumes.get(v.volumeId)).toBeUndefined();
+    expect(await findMount(v.targetPath)).toBeUndefined();
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });

@@ -100,6 +100,14 @@ export class NodeService {
   /** Refetch a mounted volume and swap its files if anything changed; never throws. */
   private async rotate(volume: MountedVolume, log: Logger, trigger: 'republish' | 'timer'): Promise<void> {
     const controller = new AbortController();
+    if (!(await this.deps.engine.isMounted(volume.target))) {
+      // Unmounted behind our back (node cleanup, a kubelet that lost track): never mount it again
+      // from the timer; the kubelet publishes anew if the pod still needs it.
+      this.volumes.delete(volume.volumeId);
+      await this.deps.state?.remove(volume.volumeId);
+      log.warn({ target: volume.target }, 'volume no longer mounted; forgetting it');
+      return;
+    }
     try {
       const files = await this.fetch(volume.request, log, controller.signal);
       const changed = await this.deps.engine.publish(volume.target, files);
