@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CustomObjectsApi, makeInformer } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../src/kube/kube-class-source.js';
 import { KubeApiDouble } from './support/kube-api-double.js';
 import { isRoot, objectsParameter, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
@@ -62,5 +64,22 @@ describe('SecretProviderClass from the Kubernetes API (real @kubernetes/client-n
     } finally {
       api.failWith = undefined;
     }
+  });
+
+  it('the API double speaks LIST and WATCH as client-node\'s informer expects them', async () => {
+    const kc = loadKubeConfig(join('/dev/shm', `podvault-kubeconfig-${process.pid}`));
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const path = '/apis/secrets-store.csi.x-k8s.io/v1/namespaces/watched/secretproviderclasses';
+    const informer = makeInformer(kc, path, () => custom.listNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: 'watched', plural: 'secretproviderclasses' }) as never);
+    const seen: string[] = [];
+    informer.on('add', (o: { metadata?: { name?: string } }) => seen.push(`add ${o.metadata?.name ?? ''}`));
+    informer.on('update', (o: { metadata?: { name?: string } }) => seen.push(`update ${o.metadata?.name ?? ''}`));
+    api.put('secretproviderclasses', spc('listed', 'watched', {}));
+    await informer.start();
+    api.put('secretproviderclasses', spc('watched-later', 'watched', {}));
+    api.put('secretproviderclasses', spc('listed', 'watched', { changed: 'yes' }));
+    for (let i = 0; i < 50 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    await informer.stop();
+    expect(seen).toEqual(['add listed', 'add watched-later', 'update listed']);
   });
 });
