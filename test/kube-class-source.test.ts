@@ -11,10 +11,11 @@ import type { Harness } from './support/harness.js';
 describe('SecretProviderClass from the Kubernetes API (real @kubernetes/client-node against an API double)', () => {
   let api: KubeApiDouble;
   let h: Harness;
+  let kubeconfig: string;
 
   beforeAll(async () => {
     api = await new KubeApiDouble().start();
-    const kubeconfig = await api.writeKubeconfig(join('/dev/shm', `podvault-kubeconfig-${process.pid}`));
+    kubeconfig = await api.writeKubeconfig();
     h = await startHarness({ standalone: undefined, kubeconfig });
   });
   afterAll(async () => {
@@ -67,7 +68,7 @@ describe('SecretProviderClass from the Kubernetes API (real @kubernetes/client-n
   });
 
   it('the API double speaks LIST and WATCH as client-node\'s informer expects them', async () => {
-    const kc = loadKubeConfig(join('/dev/shm', `podvault-kubeconfig-${process.pid}`));
+    const kc = loadKubeConfig(kubeconfig);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const path = '/apis/secrets-store.csi.x-k8s.io/v1/namespaces/watched/secretproviderclasses';
     const informer = makeInformer(kc, path, () => custom.listNamespacedCustomObject({ group: 'secrets-store.csi.x-k8s.io', version: 'v1', namespace: 'watched', plural: 'secretproviderclasses' }) as never);

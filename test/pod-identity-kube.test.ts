@@ -15,7 +15,7 @@ describe.skipIf(!isRoot)('pod identity read from the Kubernetes API (client-node
 
   beforeAll(async () => {
     api = await new KubeApiDouble().start();
-    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig(join('/dev/shm', `podvault-kubeconfig-pi-${process.pid}`)) });
+    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig() });
     h.vault.store.setSecret('kube-a', VALUE);
     h.vault.store.putClient({ clientId: 'kube-sp', clientSecret: SP_SECRET, managedIdentity: false, read: ['kube-*'] });
     api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'kube', namespace: 'apps' }, spec: { provider: 'azure', parameters: { ...h.vaultParameters([{ objectName: 'kube-a' }]), usePodIdentity: 'true' } } });

@@ -18,7 +18,7 @@ describe('--require-pod-token: each publish proves its pod with a bound service-
   beforeAll(async () => {
     api = await new KubeApiDouble().start();
     api.serviceAccountKeys = [{ ...clusterKey.publicKey.export({ format: 'jwk' }), kid: 'cluster-key-1', use: 'sig', alg: 'RS256' }];
-    const kubeconfig = await api.writeKubeconfig(join('/dev/shm', `podvault-kubeconfig-token-${process.pid}`));
+    const kubeconfig = await api.writeKubeconfig();
     h = await startHarness({ standalone: undefined, kubeconfig, requirePodToken: true });
     api.put('secretproviderclasses', {
       apiVersion: 'secrets-store.csi.x-k8s.io/v1',

@@ -14,7 +14,7 @@ describe.skipIf(!isRoot)('rotation: secrets follow Key Vault without restarting 
   let h: Harness;
   beforeAll(async () => {
     api = await new KubeApiDouble().start();
-    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig(join('/dev/shm', `podvault-kubeconfig-rot-${process.pid}`)), rotationInterval: '1s', metricsAddr: '127.0.0.1:0' });
+    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig(), rotationInterval: '1s', metricsAddr: '127.0.0.1:0' });
     api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'app', namespace: 'default' }, spec: { provider: 'azure', parameters: h.vaultParameters([{ objectName: 'db-user' }, { objectName: 'db-password' }]) } });
   });
   afterAll(async () => {

@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,7 +41,10 @@ export class KubeApiDouble {
   serviceAccountKeys: object[] = [];
   url = '';
 
+  private tmpDir = '';
+
   async start(): Promise<this> {
+    this.tmpDir = await mkdtemp('/dev/shm/podvault-api-double-');
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -63,10 +67,11 @@ export class KubeApiDouble {
     for (const w of this.watchers) w.res.end();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+    await rm(this.tmpDir, { recursive: true, force: true });
   }
 
-  /** A kubeconfig file for @kubernetes/client-node pointing at this double. */
-  async writeKubeconfig(path: string, token = 'test-token'): Promise<string> {
+  /** A kubeconfig file for @kubernetes/client-node pointing at this double (removed on close). */
+  async writeKubeconfig(path = join(this.tmpDir, 'kubeconfig'), token = 'test-token'): Promise<string> {
     await writeFile(
       path,
       stringify({
