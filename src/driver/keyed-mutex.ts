@@ -22,9 +22,4 @@ export class KeyedMutex {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
-
-  /** Keys with an operation running or queued. */
-  get size(): number {
-    return this.tails.size;
-  }
 }

@@ -33,10 +33,13 @@ export class MountEngine {
     return this.options.mounter.isMounted(target);
   }
 
-  /** Mount (first time) and write the files; on a first-time failure, undo the mount. */
-  async publish(target: string, payload: readonly PayloadFile[]): Promise<PublishOutcome> {
+  /**
+   * Mount (first time) and write the files; on a first-time failure, undo the mount. Callers that
+   * just read the mount table under the volume's lock pass what they saw, so it is read once.
+   */
+  async publish(target: string, payload: readonly PayloadFile[], alreadyMounted?: boolean): Promise<PublishOutcome> {
     const { mounter, tmpfsSizeBytes } = this.options;
-    const mounted = !(await mounter.isMounted(target));
+    const mounted = !(alreadyMounted ?? (await mounter.isMounted(target)));
     if (mounted) await mounter.mount(target, tmpfsSizeBytes);
     try {
       const changed = await writeAtomically(target, payload);

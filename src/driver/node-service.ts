@@ -63,7 +63,7 @@ export class NodeService {
       try {
         const files = await this.fetch(req, log, ctx.signal, startedAt);
         if (ctx.signal.aborted) throw new CsiError(status.CANCELLED, 'publish cancelled by the caller before the files were written');
-        const outcome = await this.deps.engine.publish(target, files);
+        const outcome = await this.deps.engine.publish(target, files, false);
         const now = Date.now();
         const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
         this.volumes.set(volume);
@@ -110,7 +110,7 @@ export class NodeService {
     }
     try {
       const files = await this.fetch(volume.request, log, controller.signal);
-      const changed = await this.deps.engine.publish(volume.target, files);
+      const changed = await this.deps.engine.publish(volume.target, files, true);
       const versions = versionsOf(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
       volume.fetchedAt = Date.now();

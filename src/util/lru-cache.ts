@@ -23,8 +23,4 @@ export class LruCache<V> {
     }
     return created;
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }

@@ -6,17 +6,12 @@
  */
 export class SingleFlight<T> {
   private readonly entries = new Map<string, { promise: Promise<T>; settledAt?: number }>();
-  /** Calls answered from another caller's request (for tests and metrics). */
-  shared = 0;
 
   constructor(private readonly holdMs = 2000) {}
 
   run(key: string, startedAt: number, call: () => Promise<T>): Promise<T> {
     const existing = this.entries.get(key);
-    if (existing && (existing.settledAt === undefined || existing.settledAt >= startedAt)) {
-      this.shared += 1;
-      return existing.promise;
-    }
+    if (existing && (existing.settledAt === undefined || existing.settledAt >= startedAt)) return existing.promise;
     const entry: { promise: Promise<T>; settledAt?: number } = { promise: call() };
     this.entries.set(key, entry);
     entry.promise.then(

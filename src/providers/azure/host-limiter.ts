@@ -34,10 +34,6 @@ export class HostLimiter {
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
   }
-
-  get inFlight(): number {
-    return this.active;
-  }
 }
 
 export class HostLimiters {

@@ -72,11 +72,6 @@ export class KeyVaultProvider implements Provider {
     this.limiters = new HostLimiters(options.maxInFlightPerHost);
   }
 
-  /** Fetches answered from another publish's request in flight. */
-  get sharedFetches(): number {
-    return this.inFlight.shared;
-  }
-
   async fetch(request: FetchRequest): Promise<ProviderFile[]> {
     const params = parseAzureParameters(request.parameters);
     this.checkVaultAllowed(params);
