@@ -88,7 +88,7 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
   it('unpublishes a target that is already gone with OK', async () => {
     const v = await h.volume();
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
-    await h.client.unpublish({ volumeId: v.volumeId, targetPath: join(h.kubeletDir, 'pods', 'nope', 'mount') });
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: join(h.kubeletDir, 'pods', 'nope', 'volumes', 'kubernetes.io~csi', 'gone', 'mount') });
   });
 
   it('serves many concurrent publishes of different volumes', async () => {

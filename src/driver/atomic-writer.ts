@@ -1,6 +1,6 @@
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { invalidArgument } from './csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 import { payloadPathProblem } from './paths.js';
 
 /** One file a volume should hold. */

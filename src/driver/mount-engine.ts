@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { internal } from './csi-error.js';
+import { internal } from '../errors/podvault-error.js';
 import { writeAtomically } from './atomic-writer.js';
 import type { PayloadFile } from './atomic-writer.js';
 import type { Mounter } from './mounter.js';

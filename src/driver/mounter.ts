@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { failedPrecondition, internal } from './csi-error.js';
+import { failedPrecondition, internal } from '../errors/podvault-error.js';
 import { findMount } from './mountinfo.js';
 
 const run = promisify(execFile);

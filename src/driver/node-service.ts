@@ -1,14 +1,16 @@
-import { status } from '@grpc/grpc-js';
 import type { EventRecorder } from '../events/event-recorder.js';
 import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
 import type { Logger } from '../log.js';
 import type { ProviderFile, ProviderRegistry } from '../providers/provider.js';
-import { CsiError, describeCause, permissionDenied } from './csi-error.js';
+import { describeCause } from '../errors/describe-cause.js';
+import { cancelled, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
+import { grpcStatusName } from './grpc-status.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { MountEngine } from './mount-engine.js';
 import { checkTargetPath } from './paths.js';
+import { parseKubeletTarget } from './kubelet-paths.js';
 import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js';
 import type { PublishRequest } from './publish-request.js';
 import type { CallContext } from './unary.js';
@@ -54,6 +56,7 @@ export class NodeService {
     const req = parsePublishRequest(raw);
     const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
+    this.checkTargetShape(req, target);
     await this.checkPodToken(req);
     return this.locks.run(req.volumeId, async () => {
       if (await this.deps.engine.isMounted(target)) {
@@ -62,7 +65,7 @@ export class NodeService {
       }
       try {
         const files = await this.fetch(req, log, ctx.signal, startedAt);
-        if (ctx.signal.aborted) throw new CsiError(status.CANCELLED, 'publish cancelled by the caller before the files were written');
+        if (ctx.signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
         const outcome = await this.deps.engine.publish(target, files, false);
         const now = Date.now();
         const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
@@ -71,8 +74,8 @@ export class NodeService {
         log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
         this.deps.observe?.publish('ok');
       } catch (err) {
-        this.deps.observe?.publish(err instanceof CsiError ? status[err.code] : 'INTERNAL');
-        if (err instanceof CsiError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
+        this.deps.observe?.publish(err instanceof PodvaultError ? grpcStatusName(err.kind) : 'INTERNAL');
+        if (err instanceof PodvaultError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
         throw err;
       }
       return {};
@@ -119,7 +122,7 @@ export class NodeService {
       log.info({ trigger, changed: changed.changed, versions: moved }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
     } catch (err) {
-      const message = err instanceof CsiError ? err.message : 'internal error; see the driver log';
+      const message = err instanceof PodvaultError ? err.message : 'internal error; see the driver log';
       log.warn({ trigger, cause: describeCause(err) }, 'rotation failed; the mounted files are kept and the next republish retries');
       this.deps.observe?.rotation('failed');
       this.deps.events.record(volume.request.pod, 'Warning', 'RotationFailed', `class ${volume.request.className}: kept the mounted files: ${message}`);
@@ -187,9 +190,27 @@ export class NodeService {
     }
   }
 
+  /**
+   * The target must have the kubelet's shape for the kind of publish, and a CSI publish's pod uid
+   * (volume context, which a caller of the socket writes) must be the uid the kubelet put in the
+   * path: the path is the kubelet's choice, so it is what the pod's identity is checked against.
+   */
+  private checkTargetShape(req: PublishRequest, target: string): void {
+    const shape = parseKubeletTarget('target_path', target, this.deps.kubeletDir);
+    if (req.inlineParameters) {
+      if (shape.kind !== 'flexvolume') throw invalidArgument('target_path: FlexVolume parameters are only accepted for a FlexVolume mount directory');
+      return;
+    }
+    if (shape.kind !== 'csi') throw invalidArgument('target_path: a CSI publish must target <kubelet>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount');
+    if (req.pod.uid !== shape.podUid) {
+      throw invalidArgument(`volume_context csi.storage.k8s.io/pod.uid must be the pod uid of target_path (${shape.podUid}): the CSIDriver object must set podInfoOnMount: true`);
+    }
+  }
+
   async unpublish(raw: NodeUnpublishVolumeRequest, ctx: CallContext): Promise<Record<string, never>> {
     const req = parseUnpublishRequest(raw);
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
+    parseKubeletTarget('target_path', target, this.deps.kubeletDir);
     return this.locks.run(req.volumeId, async () => {
       try {
         await this.deps.engine.unpublish(target);

@@ -1,6 +1,6 @@
 import { lstat } from 'node:fs/promises';
 import { isAbsolute, posix } from 'node:path';
-import { invalidArgument } from './csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 
 /** Limits of Linux names and paths; the kubelet's atomic writer uses the same. */
 export const MAX_NAME_LENGTH = 255;

@@ -1,4 +1,4 @@
-import { invalidArgument } from './csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import type { PodInfo } from '../identity/pod-info.js';
 import { SERVICE_ACCOUNT_TOKENS_KEY } from './redact.js';

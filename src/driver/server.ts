@@ -13,7 +13,7 @@ import type { ServiceAccountKeySource } from '../identity/pod-token.js';
 import { FileServiceAccountKeys } from '../kube/service-account-keys.js';
 import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
 import { ProviderRegistry } from '../providers/provider.js';
-import { CsiError } from './csi-error.js';
+import { unimplemented as unimplementedError } from '../errors/podvault-error.js';
 import { IdentityService } from './identity-service.js';
 import { MountEngine } from './mount-engine.js';
 import { TmpfsMounter } from './mounter.js';
@@ -70,7 +70,7 @@ async function clusterSources(config: DriverConfig, log: Logger): Promise<{ clas
 }
 
 const unimplemented = (method: string) => async (): Promise<never> => {
-  throw new CsiError(grpc.status.UNIMPLEMENTED, `${method} is not implemented: podvault serves ephemeral inline volumes only`);
+  throw unimplementedError(`${method} is not implemented: podvault serves ephemeral inline volumes only`);
 };
 
 async function timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T> {

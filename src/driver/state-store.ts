@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
-import { describeCause } from './csi-error.js';
+import { describeCause } from '../errors/describe-cause.js';
 import type { MountedVolume } from './volume-table.js';
 
 /**

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { status } from '@grpc/grpc-js';
 import type { ServerUnaryCall, sendUnaryData, handleUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
-import { CsiError, describeCause } from './csi-error.js';
+import { describeCause } from '../errors/describe-cause.js';
+import { cancelled, PodvaultError } from '../errors/podvault-error.js';
+import { grpcStatusName, grpcStatusOf } from './grpc-status.js';
+import { status } from '@grpc/grpc-js';
 import { loggableRequest } from './redact.js';
 
 export interface CallContext {
@@ -20,7 +22,7 @@ export type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>
  * grpc-js ignores the promise a handler returns: a rejected async handler would never answer and
  * the kubelet would wait for its 2-minute deadline, and a thrown error without a numeric `code`
  * would reach the caller as UNKNOWN with its raw message. Here every call is answered: a
- * `CsiError` with its own code and message, anything else as INTERNAL with a generic message
+ * `PodvaultError` with the code of its kind and message, anything else as INTERNAL with a generic message
  * (the detail goes to the log, through `describeCause`, never to the caller).
  */
 export function unary<Req, Res>(method: string, handler: Handler<Req, Res>, log: Logger): handleUnaryCall<Req, Res> {
@@ -28,7 +30,7 @@ export function unary<Req, Res>(method: string, handler: Handler<Req, Res>, log:
     const requestId = randomUUID();
     const callLog = log.child({ method, requestId });
     const controller = new AbortController();
-    call.on('cancelled', () => controller.abort(new CsiError(status.CANCELLED, `${method} cancelled by the caller`)));
+    call.on('cancelled', () => controller.abort(cancelled(`${method} cancelled by the caller`)));
     const started = process.hrtime.bigint();
     callLog.debug({ request: loggableRequest(call.request) }, 'request');
 
@@ -38,12 +40,12 @@ export function unary<Req, Res>(method: string, handler: Handler<Req, Res>, log:
         callback(null, response);
       },
       (err: unknown) => {
-        if (err instanceof CsiError) {
+        if (err instanceof PodvaultError) {
           callLog.warn(
-            { code: status[err.code], ms: elapsedMs(started), cause: err.cause === undefined ? undefined : describeCause(err.cause) },
+            { code: grpcStatusName(err.kind), ms: elapsedMs(started), cause: err.cause === undefined ? undefined : describeCause(err.cause) },
             err.message,
           );
-          callback({ code: err.code, details: err.message });
+          callback({ code: grpcStatusOf(err.kind), details: err.message });
         } else {
           callLog.error({ code: 'INTERNAL', ms: elapsedMs(started), cause: describeCause(err) }, 'unexpected error');
           callback({ code: status.INTERNAL, details: `${method} failed with an internal error (request ${requestId}); see the driver log` });

@@ -5,7 +5,7 @@ export type EventType = 'Normal' | 'Warning';
 
 /**
  * Kubernetes Events on a pod: what an operator sees with `kubectl describe pod`. Messages name the
- * class, object and status; they never carry a value or a token (they come from CsiError
+ * class, object and status; they never carry a value or a token (they come from PodvaultError
  * messages, which never do).
  */
 export interface EventRecorder {

@@ -1,4 +1,4 @@
-import { invalidArgument } from '../driver/csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 import { globMatch } from '../util/glob.js';
 import type { AzureIdentityBinding } from './crds.js';
 

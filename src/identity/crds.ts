@@ -58,7 +58,7 @@ export type SecretData = Readonly<Record<string, Buffer>>;
 
 /**
  * The cluster objects identity resolution reads, from the Kubernetes API or a standalone
- * directory. A missing object is `undefined`; a malformed one throws a CsiError naming it.
+ * directory. A missing object is `undefined`; a malformed one throws a PodvaultError naming it.
  */
 export interface IdentityObjects {
   getPod(namespace: string, name: string): Promise<PodObject | undefined>;

@@ -1,7 +1,7 @@
 import type { TokenCredential } from '@azure/identity';
-import { failedPrecondition, invalidArgument, permissionDenied } from '../driver/csi-error.js';
+import { failedPrecondition, invalidArgument, permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
-import type { IdentityParameters } from '../providers/azure/parameters.js';
+import type { IdentityParameters } from './identity-parameters.js';
 import type { AzureSdkSettings } from './azure-sdk-settings.js';
 import { bindingRule } from './binding-policy.js';
 import type { ObjectRule } from './binding-policy.js';

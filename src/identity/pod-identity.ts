@@ -1,4 +1,4 @@
-import { permissionDenied } from '../driver/csi-error.js';
+import { permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import { POD_IDENTITY_LABEL } from './crds.js';
 import type { AzureIdentity, AzureIdentityBinding, IdentityObjects } from './crds.js';

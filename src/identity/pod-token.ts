@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { permissionDenied, unavailable } from '../driver/csi-error.js';
+import { permissionDenied, unavailable } from '../errors/podvault-error.js';
 import { podRef } from './pod-info.js';
 import type { PodInfo } from './pod-info.js';
 

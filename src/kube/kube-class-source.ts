@@ -1,5 +1,5 @@
 import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { notFound, unavailable } from '../driver/csi-error.js';
+import { notFound, unavailable } from '../errors/podvault-error.js';
 import { parseKubeObject } from './parse-object.js';
 import { SPC_GROUP, SPC_KIND, SPC_PLURAL, SPC_VERSION, classNotFoundMessage, secretProviderClassSchema } from './secret-provider-class.js';
 import type { ClassSource, SecretProviderClass } from './secret-provider-class.js';

@@ -3,7 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { EventRecorder, EventType } from '../events/event-recorder.js';
 import type { PodInfo } from '../identity/pod-info.js';
 import type { Logger } from '../log.js';
-import { describeCause } from '../driver/csi-error.js';
+import { describeCause } from '../errors/describe-cause.js';
 
 /** Events created through the API (core/v1), fire and forget: a failing event never fails a publish. */
 export class KubeEventRecorder implements EventRecorder {

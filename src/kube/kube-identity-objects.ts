@@ -1,6 +1,6 @@
 import { ApiException, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { unavailable } from '../driver/csi-error.js';
+import { unavailable } from '../errors/podvault-error.js';
 import {
   AAD_POD_IDENTITY_GROUP,
   AAD_POD_IDENTITY_VERSION,

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { invalidArgument } from '../driver/csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 import { describeZodError } from '../util/zod-error.js';
 
 /** Validate an object read from the API or a YAML file; a malformed one is named in the error. */

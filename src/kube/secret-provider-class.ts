@@ -29,7 +29,7 @@ export type SecretProviderClass = z.infer<typeof secretProviderClassSchema>;
 /** Where SecretProviderClass objects come from: the Kubernetes API or a standalone directory. */
 export interface ClassSource {
   readonly description: string;
-  /** The class, or a NOT_FOUND CsiError naming class and namespace. */
+  /** The class, or a not-found PodvaultError naming class and namespace. */
   get(namespace: string, name: string): Promise<SecretProviderClass>;
 }
 

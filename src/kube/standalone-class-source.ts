@@ -1,4 +1,4 @@
-import { notFound } from '../driver/csi-error.js';
+import { notFound } from '../errors/podvault-error.js';
 import { parseKubeObject } from './parse-object.js';
 import { SPC_KIND, classNotFoundMessage, secretProviderClassSchema } from './secret-provider-class.js';
 import type { ClassSource, SecretProviderClass } from './secret-provider-class.js';

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { invalidArgument } from '../driver/csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 
 /** One object from a standalone file, with the file it came from. */
 export interface StandaloneObject {

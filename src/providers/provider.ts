@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { PayloadFile } from '../driver/atomic-writer.js';
-import { invalidArgument } from '../driver/csi-error.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 import type { PodInfo } from '../identity/pod-info.js';
 
 /** A file a provider returns: what to write, plus the object and version it came from. */
@@ -28,7 +28,7 @@ export interface FetchRequest {
 
 /**
  * A secret store. Providers return data; only the mount engine writes, after checking every
- * path. A fetch either returns every file of the class or throws a CsiError: never a partial set.
+ * path. A fetch either returns every file of the class or throws a PodvaultError: never a partial set.
  */
 export interface Provider {
   /** The `spec.provider` value of the classes it serves, e.g. `azure`. */

@@ -1,8 +1,8 @@
-import { status } from '@grpc/grpc-js';
-import { CsiError } from '../../driver/csi-error.js';
+import { entraErrorCodes } from '../../errors/describe-cause.js';
+import { PodvaultError } from '../../errors/podvault-error.js';
 
 /**
- * Turn an Azure SDK failure into the CsiError the kubelet shows the user. The message names the
+ * Turn an Azure SDK failure into the PodvaultError a user reads. The message names the
  * vault, the object and the HTTP status or error code, never a value: SDK messages are not copied
  * wholesale because token errors can quote request details.
  *   403 / 401 (token refused)  -> PERMISSION_DENIED
@@ -11,22 +11,23 @@ import { CsiError } from '../../driver/csi-error.js';
  *   credential failures        -> PERMISSION_DENIED when Entra refused, else UNAVAILABLE
  *   403 on a disabled/expired object -> FAILED_PRECONDITION
  */
-export function keyVaultError(err: unknown, vaultUrl: string, what: string): CsiError {
-  if (err instanceof CsiError) return err;
+export function keyVaultError(err: unknown, vaultUrl: string, what: string): PodvaultError {
+  if (err instanceof PodvaultError) return err;
   const e = (err ?? {}) as { name?: unknown; statusCode?: unknown; code?: unknown; message?: unknown };
   const name = typeof e.name === 'string' ? e.name : '';
   const statusCode = typeof e.statusCode === 'number' ? e.statusCode : undefined;
-  const code = typeof e.code === 'string' ? e.code : undefined;
+  // Codes come from the answer's body: keep only code-shaped text (a hostile origin writes it).
+  const code = typeof e.code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(e.code) ? e.code : undefined;
   const at = `vault ${vaultUrl}: ${what}`;
 
-  if (name === 'RequestTimeoutError') return new CsiError(status.UNAVAILABLE, `${at}: Key Vault did not answer in time (${e.message as string}); will retry`, { cause: err });
-  if (name === 'AbortError' || name === 'TimeoutError') return new CsiError(status.DEADLINE_EXCEEDED, `${at}: the publish deadline passed before Key Vault answered`, { cause: err });
+  if (name === 'RequestTimeoutError') return new PodvaultError('unavailable', `${at}: Key Vault did not answer in time (${e.message as string}); will retry`, { cause: err });
+  if (name === 'AbortError' || name === 'TimeoutError') return new PodvaultError('deadline-exceeded', `${at}: the publish deadline passed before Key Vault answered`, { cause: err });
   if (name === 'AuthenticationError' || name === 'CredentialUnavailableError' || name === 'AuthenticationRequiredError') {
     const entra = entraErrorCodes(err);
     const refused = (statusCode !== undefined && statusCode >= 400 && statusCode < 500) || (entra.error !== undefined && ENTRA_REFUSALS.has(entra.error));
     const codes = [entra.error, entra.aadsts].filter(Boolean).join(' ');
-    return new CsiError(
-      refused ? status.PERMISSION_DENIED : status.UNAVAILABLE,
+    return new PodvaultError(
+      refused ? 'permission-denied' : 'unavailable',
       `${at}: could not get a token from Entra ID${statusCode ? ` (HTTP ${statusCode})` : ''}${codes ? `: ${codes}` : ''}`,
       { cause: err },
     );
@@ -35,30 +36,17 @@ export function keyVaultError(err: unknown, vaultUrl: string, what: string): Csi
   // is not allowed on a disabled secret." (the innererror code is not kept by the SDK's RestError).
   const state = statusCode === 403 && typeof e.message === 'string' ? /not allowed on an? (disabled|expired)/i.exec(e.message)?.[1]?.toLowerCase() : undefined;
   if (state) {
-    return new CsiError(status.FAILED_PRECONDITION, `${at}: HTTP 403: the object is ${state} in Key Vault; ${state === 'disabled' ? 'enable it' : 'renew it'} or pin a valid objectVersion`, { cause: err });
+    return new PodvaultError('failed-precondition', `${at}: HTTP 403: the object is ${state} in Key Vault; ${state === 'disabled' ? 'enable it' : 'renew it'} or pin a valid objectVersion`, { cause: err });
   }
   if (statusCode !== undefined) {
     const detail = `${at}: HTTP ${statusCode}${code ? ` ${code}` : ''}`;
-    if (statusCode === 401 || statusCode === 403) return new CsiError(status.PERMISSION_DENIED, `${detail} (the identity may not read it)`, { cause: err });
-    if (statusCode === 404) return new CsiError(status.NOT_FOUND, `${detail} (no such object or version)`, { cause: err });
-    if (statusCode === 429 || statusCode >= 500) return new CsiError(status.UNAVAILABLE, `${detail} (Key Vault is throttling or unavailable; will retry)`, { cause: err });
-    return new CsiError(status.INTERNAL, detail, { cause: err });
+    if (statusCode === 401 || statusCode === 403) return new PodvaultError('permission-denied', `${detail} (the identity may not read it)`, { cause: err });
+    if (statusCode === 404) return new PodvaultError('not-found', `${detail} (no such object or version)`, { cause: err });
+    if (statusCode === 429 || statusCode >= 500) return new PodvaultError('unavailable', `${detail} (Key Vault is throttling or unavailable; will retry)`, { cause: err });
+    return new PodvaultError('internal', detail, { cause: err });
   }
-  return new CsiError(status.UNAVAILABLE, `${at}: cannot reach Key Vault${code ? ` (${code})` : ''}`, { cause: err });
+  return new PodvaultError('unavailable', `${at}: cannot reach Key Vault${code ? ` (${code})` : ''}`, { cause: err });
 }
 
 /** OAuth2 error codes meaning Entra ID answered and said no (as opposed to being unreachable). */
 const ENTRA_REFUSALS = new Set(['invalid_client', 'unauthorized_client', 'invalid_request', 'invalid_scope', 'invalid_grant', 'access_denied']);
-
-/**
- * The OAuth2 error and AADSTS code of an Entra failure. @azure/identity reports them in
- * `errorResponse`, or (through MSAL) only in the message, as `invalid_client: ... AADSTS7000215: ...`.
- * Only the codes are kept: they name the problem without quoting the request.
- */
-function entraErrorCodes(err: unknown): { error?: string; aadsts?: string } {
-  const response = (err as { errorResponse?: { error?: unknown; errorDescription?: unknown } }).errorResponse;
-  const message = err instanceof Error ? err.message : '';
-  const text = `${typeof response?.errorDescription === 'string' ? response.errorDescription : ''} ${message}`;
-  const error = typeof response?.error === 'string' ? response.error : /^([a-z_]+):/.exec(message)?.[1];
-  return { error, aadsts: /AADSTS\d+/.exec(text)?.[0] };
-}

@@ -1,4 +1,4 @@
-import { CsiError, invalidArgument, permissionDenied } from '../../driver/csi-error.js';
+import { PodvaultError, invalidArgument, permissionDenied } from '../../errors/podvault-error.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
 import { ruleAllows } from '../../identity/binding-policy.js';
 import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity-resolver.js';
@@ -139,7 +139,7 @@ export class KeyVaultProvider implements Provider {
     try {
       contents = formatObject(raw, object);
     } catch (err) {
-      throw err instanceof CsiError ? new CsiError(err.code, `vault ${vaultUrl}: ${what}: ${err.message}`) : err;
+      throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }
     return { path: item.fileName, mode: object.mode, contents, objectId: `${object.objectType}/${object.objectName}`, version: raw.version };
   }

@@ -1,5 +1,4 @@
-import { status } from '@grpc/grpc-js';
-import { CsiError, invalidArgument } from '../../driver/csi-error.js';
+import { internal, invalidArgument } from '../../errors/podvault-error.js';
 import { derToPem, pkcs12ToPem, publicKeyPemFromJwk } from '../../util/pem.js';
 import type { KeyVaultObject, ObjectType } from './parameters.js';
 import type { VaultClients } from './vault-clients.js';
@@ -25,13 +24,13 @@ export async function fetchRaw(clients: VaultClients, type: ObjectType, name: st
   switch (type) {
     case 'secret': {
       const secret = await clients.secrets.getSecret(name, { version: version || undefined, abortSignal });
-      if (secret.value === undefined) throw new CsiError(status.INTERNAL, 'the response has no value');
+      if (secret.value === undefined) throw internal('the response has no value');
       return { version: secret.properties.version ?? '', text: secret.value, contentType: secret.properties.contentType, certificateBacked: !!secret.properties.certificateKeyId };
     }
     case 'key': {
       const key = await (await clients.keys()).getKey(name, { version: version || undefined, abortSignal });
       const jwk = key.key;
-      if (!jwk?.kty) throw new CsiError(status.INTERNAL, 'the response has no key');
+      if (!jwk?.kty) throw internal('the response has no key');
       const b64 = (bytes: Uint8Array | undefined): string | undefined => (bytes ? Buffer.from(bytes).toString('base64url') : undefined);
       let pem: string;
       if (jwk.kty === 'RSA' || jwk.kty === 'RSA-HSM') pem = publicKeyPemFromJwk({ kty: 'RSA', n: b64(jwk.n), e: b64(jwk.e) });
@@ -44,7 +43,7 @@ export async function fetchRaw(clients: VaultClients, type: ObjectType, name: st
     case 'cert': {
       const certificates = await clients.certificates();
       const cert = version ? await certificates.getCertificateVersion(name, version, { abortSignal }) : await certificates.getCertificate(name, { abortSignal });
-      if (!cert.cer) throw new CsiError(status.INTERNAL, 'the response has no certificate');
+      if (!cert.cer) throw internal('the response has no certificate');
       return { version: cert.properties.version ?? '', text: derToPem('CERTIFICATE', cert.cer), certificateBacked: false };
     }
   }

@@ -1,7 +1,8 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { invalidArgument } from '../../driver/csi-error.js';
+import { invalidArgument } from '../../errors/podvault-error.js';
 import { payloadPathProblem } from '../../driver/paths.js';
+import type { IdentityParameters } from '../../identity/identity-parameters.js';
 import { AZURE_CLOUDS, findCloud } from './clouds.js';
 import type { AzureCloud } from './clouds.js';
 
@@ -23,14 +24,6 @@ export interface KeyVaultObject {
   fileName: string;
   /** File permission bits; 0o644 unless `filePermission` says otherwise. */
   mode: number;
-}
-
-/** The identity-selection parameters, passed on to `src/identity/` untouched but trimmed. */
-export interface IdentityParameters {
-  usePodIdentity: boolean;
-  useVMManagedIdentity: boolean;
-  userAssignedIdentityID: string;
-  clientID: string;
 }
 
 export interface AzureParameters {
