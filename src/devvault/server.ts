@@ -30,6 +30,8 @@ export interface Fault {
   reset?: boolean;
   /** Hold the request this long before serving it normally (to trip client timeouts). */
   delayMs?: number;
+  /** Answer with this raw body (status `status`, default 200): a malformed or hostile answer. */
+  body?: string;
 }
 
 /** One authenticated vault request as dev-vault saw it. */
@@ -228,6 +230,13 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
             vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'reset' });
             count('fault-reset');
             req.socket.destroy();
+            return;
+          }
+          if (fault.body !== undefined) {
+            vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'body' });
+            count('fault-body');
+            res.writeHead(fault.status ?? 200, { 'content-type': 'application/json; charset=utf-8' });
+            res.end(fault.body);
             return;
           }
           if (fault.status) {
