@@ -33,6 +33,14 @@ describe('a malformed NodePublishVolume is refused with the status and field the
     ['target outside the kubelet dir', (r) => ({ ...r, targetPath: '/etc/podvault-test/mount' }), status.INVALID_ARGUMENT, /must lie under the kubelet directory/],
     ['target with ..', (r) => ({ ...r, targetPath: `${h.kubeletDir}/pods/../../../etc/mount` }), status.INVALID_ARGUMENT, /normalised path/],
     ['relative target', (r) => ({ ...r, targetPath: 'pods/x/mount' }), status.INVALID_ARGUMENT, /absolute path/],
+    // Only the kubelet's own shapes: never a pod's emptyDir, another plugin's directory or the pods directory itself.
+    ['target in a pod\'s emptyDir', (r) => ({ ...r, targetPath: r.targetPath!.replace('kubernetes.io~csi/secrets/mount', 'kubernetes.io~empty-dir/data/mount') }), status.INVALID_ARGUMENT, /must be a kubelet volume path/],
+    ['target <kubelet>/pods', (r) => ({ ...r, targetPath: `${h.kubeletDir}/pods` }), status.INVALID_ARGUMENT, /must be a kubelet volume path/],
+    ['target one level too deep', (r) => ({ ...r, targetPath: `${r.targetPath!}/deeper` }), status.INVALID_ARGUMENT, /must be a kubelet volume path/],
+    ['a CSI publish at a FlexVolume directory', (r) => ({ ...r, targetPath: r.targetPath!.replace('kubernetes.io~csi/secrets/mount', 'podvault~keyvault/secrets') }), status.INVALID_ARGUMENT, /a CSI publish must target/],
+    // The pod uid in the volume context must be the one the kubelet put in the path.
+    ['pod uid not the target path\'s', (r) => ({ ...r, volumeContext: { ...r.volumeContext, 'csi.storage.k8s.io/pod.uid': '11111111-2222-4333-8444-555555555555' } }), status.INVALID_ARGUMENT, /pod\.uid must be the pod uid of target_path/],
+    ['no pod uid', (r) => ({ ...r, volumeContext: { ...r.volumeContext, 'csi.storage.k8s.io/pod.uid': '' } }), status.INVALID_ARGUMENT, /pod\.uid must be the pod uid of target_path/],
   ];
   it.each(cases)('%s', async (_name, mutate, code, message) => {
     const v = await h.volume();
