@@ -201,3 +201,133 @@ describe.skipIf(!isRoot)('fetch limits through the driver: each refused with a c
     await stillServing();
   });
 });
+
+const CGROUP_ROOT = '/sys/fs/cgroup/memory';
+const hasMemoryCgroup = isRoot && existsSync(join(CGROUP_ROOT, 'cgroup.procs'));
+const BIN = join(packageRoot, 'bin', 'podvault.js');
+const MEMORY_LIMIT = 256 * 1024 * 1024; // the DaemonSet's limit (deploy/daemonset/daemonset.yaml)
+
+/**
+ * Finding 3 as it happened: one 25 KB secret under 12,000 aliases (an 865 KB class) OOM-killed the
+ * driver under the DaemonSet's 256Mi and it crash-looped on the kubelet's retries. Here the driver
+ * runs as its own process through the CLI, inside a cgroup v1 memory cgroup with that limit.
+ */
+describe.skipIf(!hasMemoryCgroup)('the 12,000-alias class under a 256 MiB memory cgroup (needs root and the cgroup v1 memory controller)', () => {
+  let vault: DevVault;
+  let work: string;
+  const classes = () => join(work, 'classes');
+  const kubeletDir = () => join(work, 'kubelet');
+
+  beforeAll(async () => {
+    vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed') });
+    vault.store.setSecret('db-big', BIG_VALUE);
+    work = await mkdtemp('/dev/shm/podvault-memory-');
+    await mkdir(classes());
+    await mkdir(kubeletDir());
+    await writeFile(join(work, 'ca.pem'), vault.caPem);
+    const spc = (name: string, objects: string) => ({
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name },
+      spec: { provider: 'azure', parameters: { vaultUri: vault.url, tenantId: vault.tenantId, objects } },
+    });
+    const docs = [spc('aliases', objectsParameter(aliases(12_000))), spc('app', objectsParameter([{ objectName: 'db-password' }]))];
+    await writeFile(join(classes(), 'classes.yaml'), docs.map((d) => stringify(d)).join('---\n'));
+  });
+  afterAll(async () => {
+    await vault?.close();
+    for (const m of (await readMountInfo()).filter((e) => e.mountPoint.startsWith(`${work}/`)).reverse()) {
+      await new Promise((r) => spawn('umount', [m.mountPoint]).on('exit', r));
+    }
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  let pods = 0;
+  const volume = async (className: string) => {
+    pods += 1;
+    const v = ephemeralVolume({ kubeletDir: kubeletDir(), pod: { namespace: 'default', name: `mem-${pods}`, uid: `uid-mem-${pods}`, serviceAccount: 'sa' }, volumeName: 'v', className, secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET } });
+    await mkdir(join(v.targetPath, '..'), { recursive: true });
+    return v;
+  };
+
+  /** Start the driver through the CLI in a fresh memory cgroup, run `body`, report the cgroup's counters. */
+  async function inCgroup(name: string, flags: string[], body: (client: CsiClient, child: ChildProcess) => Promise<void>): Promise<{ maxUsage: number; failcnt: number }> {
+    const cgroup = join(CGROUP_ROOT, `podvault-test-${name}-${process.pid}`);
+    await mkdir(cgroup);
+    const socket = join(work, `${name}.sock`);
+    let child: ChildProcess | undefined;
+    try {
+      await writeFile(join(cgroup, 'memory.limit_in_bytes'), String(MEMORY_LIMIT));
+      // The shell joins the cgroup and then becomes the driver, so every byte the driver uses counts.
+      const args = ['driver', '--standalone', classes(), '--kubelet-dir', kubeletDir(), '--endpoint', `unix://${socket}`, '--node-id', 'node-mem',
+        '--ca-file', join(work, 'ca.pem'), '--authority-host', vault.url, '--allow-vault-uri', vault.url, '--log-level', 'warn', ...flags];
+      child = spawn('sh', ['-c', `echo $$ > ${join(cgroup, 'cgroup.procs')} && exec "$0" "$@"`, process.execPath, BIN, ...args], {
+        stdio: 'ignore',
+        env: { ...process.env, NODE_OPTIONS: DRIVER_NODE_OPTIONS },
+      });
+      const client = new CsiClient(`unix://${socket}`);
+      let ready = false;
+      for (let i = 0; i < 150 && !ready && child.exitCode === null; i++) {
+        ready = existsSync(socket) && (await client.probe().then((p) => p.ready?.value === true, () => false));
+        if (!ready) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ready).toBe(true);
+      try {
+        await body(client, child);
+      } finally {
+        client.close();
+      }
+      const maxUsage = Number(await readFile(join(cgroup, 'memory.max_usage_in_bytes'), 'utf8'));
+      const failcnt = Number(await readFile(join(cgroup, 'memory.failcnt'), 'utf8'));
+      // Reported for the record (the lead's docs quote these).
+      console.log(`memory cgroup ${name}: max_usage_in_bytes=${maxUsage} (${(maxUsage / 1024 / 1024).toFixed(1)} MiB), failcnt=${failcnt}`);
+      return { maxUsage, failcnt };
+    } finally {
+      if (child && child.exitCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((r) => child?.once('exit', r));
+      }
+      // An emptied cgroup can be removed; its tasks may take a moment to leave after the kill.
+      for (let i = 0; i < 50; i++) {
+        if (await rmdir(cgroup).then(() => true, () => false)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** A normal publish still works, and the driver process is the one that started. */
+  async function normalPublish(client: CsiClient, child: ChildProcess): Promise<void> {
+    expect(child.exitCode).toBeNull();
+    const v = await volume('app');
+    await client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(SECRET_VALUES.dbPassword);
+    await client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  }
+
+  it('with the default limits: INVALID_ARGUMENT naming --max-class-size, the driver alive and serving', async () => {
+    const counters = await inCgroup('defaults', [], async (client, child) => {
+      await normalPublish(client, child);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        // As the kubelet retries.
+        const err = await rpcError(client.publish((await volume('aliases')).request));
+        expect(err.code).toBe(status.INVALID_ARGUMENT);
+        expect(err.details).toMatch(/^SecretProviderClass default\/aliases: spec.parameters hold \d+ bytes, over the limit of 65536 bytes \(--max-class-size\)$/);
+      }
+      await normalPublish(client, child);
+    });
+    expect(counters.maxUsage).toBeLessThan(MEMORY_LIMIT);
+  });
+
+  it('with the class limits raised past it: the fetch-side --tmpfs-size check refuses it before memory grows', async () => {
+    const counters = await inCgroup('raised', ['--max-class-size', '1Mi', '--max-class-objects', '20000'], async (client, child) => {
+      await normalPublish(client, child);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const err = await rpcError(client.publish((await volume('aliases')).request));
+        expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+        expect(err.details).toMatch(/^SecretProviderClass default\/aliases: the volume's files exceed 4194304 bytes \(--tmpfs-size\) at secret "db-big"/);
+      }
+      await normalPublish(client, child);
+    });
+    expect(counters.maxUsage).toBeLessThan(MEMORY_LIMIT);
+  });
+});

@@ -188,7 +188,7 @@ const configSchema = z.object({
   rotationIntervalMs: z.number().int().min(0),
   stateDir: z.string().startsWith('/', 'must be an absolute path').optional(),
   maxClassBytes: z.number().int().min(1024, 'must be at least 1Ki').max(1024 ** 2, 'must be at most 1Mi'),
-  maxClassObjects: z.number().int().min(1).max(10_000),
+  maxClassObjects: z.number().int().min(1).max(100_000),
   maxObjectBytes: z.number().int().min(1024, 'must be at least 1Ki').max(64 * 1024 ** 2, 'must be at most 64Mi'),
   maxConcurrentPublishes: z.number().int().min(1).max(1024),
   maxQueuedPublishes: z.number().int().min(0).max(100_000),
