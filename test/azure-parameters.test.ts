@@ -123,7 +123,7 @@ describe('Azure provider parameters: class limits', () => {
   it('refuses an objectVersionHistory over --max-class-objects before any version is listed', () => {
     const objects = objectsParameter([{ objectName: 'x', objectVersionHistory: '4' }]);
     const err = invalid(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects }, { limits, where }));
-    expect(err.message).toBe('objects[0] (x): field objectVersionHistory 4 is over the limit of 3 objects per class (--max-class-objects)');
+    expect(err.message).toBe('SecretProviderClass team-a/app: objects[0] (x): field objectVersionHistory 4 is over the limit of 3 objects per class (--max-class-objects)');
   });
 
   it('the 12,000-alias class of the finding is refused by the default limits', () => {

@@ -148,7 +148,7 @@ function parseObjects(objectsYaml: string, where: string, limits: FetchLimits): 
   }
   checkObjectCount(where, array.length, limits);
 
-  const objects = array.map((entry, index) => parseObject(entry, index, limits));
+  const objects = array.map((entry, index) => parseObject(entry, index, limits, where));
   const byFile = new Map<string, number>();
   objects.forEach((o, index) => {
     const other = byFile.get(o.fileName);
@@ -160,7 +160,7 @@ function parseObjects(objectsYaml: string, where: string, limits: FetchLimits): 
   return objects;
 }
 
-function parseObject(entry: unknown, index: number, limits: FetchLimits): KeyVaultObject {
+function parseObject(entry: unknown, index: number, limits: FetchLimits, className: string): KeyVaultObject {
   const where = `objects[${index}]`;
   let value: unknown = entry;
   if (typeof entry === 'string') {
@@ -221,7 +221,7 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits): KeyVau
   // Each history entry is a file: more than a class may hold is refused before any version is listed.
   const objectVersionHistory = raw.objectVersionHistory ?? 0;
   if (objectVersionHistory > limits.maxObjects) {
-    throw invalidArgument(`${at}: field objectVersionHistory ${objectVersionHistory} is over the limit of ${limits.maxObjects} objects per class (${LIMIT_FLAGS.maxObjects})`);
+    throw invalidArgument(`${className}: ${at}: field objectVersionHistory ${objectVersionHistory} is over the limit of ${limits.maxObjects} objects per class (${LIMIT_FLAGS.maxObjects})`);
   }
 
   return {
