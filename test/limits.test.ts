@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { buildDriverConfig, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 import { startDevVault } from '../src/devvault/server.js';
 import type { DevVault } from '../src/devvault/server.js';
 import { parseSeed } from '../src/devvault/seed.js';
@@ -33,6 +33,29 @@ async function rejection(promise: Promise<unknown>): Promise<PodvaultError> {
   }
   throw new Error('expected a rejection');
 }
+
+describe('the limit flags', () => {
+  const base = { standalone: '/nonexistent', nodeId: 'n' };
+
+  it('default to values a real class never reaches', () => {
+    expect(buildDriverConfig(base, {})).toMatchObject({
+      maxClassBytes: 64 * 1024,
+      maxClassObjects: 256,
+      maxObjectBytes: 128 * 1024,
+      maxConcurrentPublishes: 8,
+      maxQueuedPublishes: 256,
+      vaultMaxRetryAfterMs: 60_000,
+    });
+  });
+
+  it('parse sizes and durations, and refuse bad values naming the flag', () => {
+    const flags = { ...base, maxClassSize: '1Mi', maxClassObjects: '20000', maxObjectSize: '32Ki', maxConcurrentPublishes: '2', maxQueuedPublishes: '0', vaultMaxRetryAfter: '5s' };
+    expect(buildDriverConfig(flags, {})).toMatchObject({ maxClassBytes: 1024 ** 2, maxClassObjects: 20_000, maxObjectBytes: 32 * 1024, maxConcurrentPublishes: 2, maxQueuedPublishes: 0, vaultMaxRetryAfterMs: 5000 });
+    expect(() => buildDriverConfig({ ...base, maxClassSize: 'big' }, {})).toThrow(/--max-class-size: size "big"/);
+    expect(() => buildDriverConfig({ ...base, vaultMaxRetryAfter: '1d' }, {})).toThrow(/--vault-max-retry-after: duration "1d"/);
+    expect(() => buildDriverConfig({ ...base, maxConcurrentPublishes: '0' }, {})).toThrow(/maxConcurrentPublishes/);
+  });
+});
 
 describe('the publish gate: bounded slots, a bounded queue, waits bounded by the caller', () => {
   const never = new AbortController().signal;
