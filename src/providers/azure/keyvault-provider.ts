@@ -37,7 +37,7 @@ export interface KeyVaultProviderOptions {
 }
 
 /** The flag that caps a Retry-After wait, for the messages. */
-const LIMIT_FLAGS_RETRY_AFTER = '--vault-max-retry-after';
+const RETRY_AFTER_FLAG = '--vault-max-retry-after';
 
 /** What every vault request of one publish shares. */
 interface FetchContext {
@@ -132,7 +132,7 @@ export class KeyVaultProvider implements Provider {
       if (err instanceof ThrottledError) {
         const status = (err.cause as { statusCode?: unknown } | undefined)?.statusCode;
         throw unavailable(
-          `vault ${ctx.vaultUrl}: ${what}: ${typeof status === 'number' ? `HTTP ${status}: ` : ''}Key Vault asked to wait ${Math.ceil(err.waitMs / 1000)} s (Retry-After, capped by ${LIMIT_FLAGS_RETRY_AFTER}), past this publish's deadline; will retry`,
+          `vault ${ctx.vaultUrl}: ${what}: ${typeof status === 'number' ? `HTTP ${status}: ` : ''}Key Vault asked to wait ${Math.ceil(err.waitMs / 1000)} s (Retry-After, capped by ${RETRY_AFTER_FLAG}), past this publish's deadline; will retry`,
           err,
         );
       }
