@@ -114,7 +114,7 @@ async function publishOnce(client: CsiClient, kubeletDir: string, className: str
   await client.publish(v.request);
   const ms = performance.now() - started;
   await client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
-  await rm(join(kubeletDir, 'pods', `bench-uid-${podSeq}`), { recursive: true, force: true });
+  await rm(join(kubeletDir, 'pods', pod.uid), { recursive: true, force: true }); // not podSeq: pods run concurrently
   return ms;
 }
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { PodvaultError } from '../src/errors/podvault-error.js';
 import { parseAzureParameters } from '../src/providers/azure/parameters.js';
+import { DEFAULT_FETCH_LIMITS } from '../src/providers/fetch-limits.js';
 import { objectsParameter } from './support/harness.js';
 
 /** Classes exactly as users of the upstream Azure provider write them must parse the same way. */
@@ -81,5 +83,53 @@ describe('Azure provider parameters', () => {
     [{ objectName: 'x', filePermission: '4755' }, /must not set setuid/],
   ])('refuses %j naming object and field', (object, message) => {
     expect(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: objectsParameter([object as { objectName: string }]) })).toThrow(message);
+  });
+});
+
+/** A class is a tenant's text: its size and object count are bounded before it is parsed. */
+describe('Azure provider parameters: class limits', () => {
+  const limits = { ...DEFAULT_FETCH_LIMITS, maxClassBytes: 4096, maxObjects: 3 };
+  const where = 'SecretProviderClass team-a/app';
+  const aliases = (n: number) => objectsParameter(Array.from({ length: n }, (_, i) => ({ objectName: 'big', objectAlias: `a${i}` })));
+  const invalid = (fn: () => unknown): PodvaultError => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof PodvaultError) return err;
+      throw err;
+    }
+    throw new Error('expected a PodvaultError');
+  };
+
+  it('refuses parameters over --max-class-size before parsing them, naming class, size, limit and flag', () => {
+    // Not YAML at all: a parse would fail differently, so the size check must come first.
+    const err = invalid(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: `{${'x'.repeat(5000)}` }, { limits, where }));
+    expect(err.kind).toBe('invalid-argument');
+    expect(err.message).toMatch(/^SecretProviderClass team-a\/app: spec.parameters hold 50\d\d bytes, over the limit of 4096 bytes \(--max-class-size\)$/);
+  });
+
+  it('counts every parameter and multi-byte characters as UTF-8 bytes', () => {
+    const err = invalid(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: aliases(1), note: '€'.repeat(1400) }, { limits, where }));
+    expect(err.message).toMatch(/over the limit of 4096 bytes \(--max-class-size\)/);
+  });
+
+  it('refuses more objects than --max-class-objects before parsing any entry', () => {
+    expect(parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: aliases(3) }, { limits, where }).objects).toHaveLength(3);
+    const err = invalid(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: `array:\n${'  - "{"\n'.repeat(4)}` }, { limits, where }));
+    expect(err.kind).toBe('invalid-argument');
+    expect(err.message).toBe('SecretProviderClass team-a/app: 4 objects, over the limit of 3 objects per class (--max-class-objects)');
+  });
+
+  it('refuses an objectVersionHistory over --max-class-objects before any version is listed', () => {
+    const objects = objectsParameter([{ objectName: 'x', objectVersionHistory: '4' }]);
+    const err = invalid(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects }, { limits, where }));
+    expect(err.message).toBe('SecretProviderClass team-a/app: objects[0] (x): field objectVersionHistory 4 is over the limit of 3 objects per class (--max-class-objects)');
+  });
+
+  it('the 12,000-alias class of the finding is refused by the default limits', () => {
+    const objects = aliases(12_000);
+    expect(objects.length).toBeGreaterThan(DEFAULT_FETCH_LIMITS.maxClassBytes);
+    const err = invalid(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects }, { where }));
+    expect(err.message).toMatch(/over the limit of 65536 bytes \(--max-class-size\)/);
   });
 });

@@ -125,3 +125,71 @@ describe.skipIf(!isRoot)('the publish deadline', () => {
     expect(err.details).toMatch(/secret "db-user": HTTP 429/);
   });
 });
+
+/**
+ * Finding 10f: a 429 with `Retry-After: 86400` paused the vault host node-wide for a day. The pause
+ * is capped (--vault-max-retry-after) and never waited past a publish's deadline.
+ */
+describe.skipIf(!isRoot)('a huge Retry-After does not freeze the vault host', () => {
+  const DAY_SECONDS = 86_400;
+
+  describe('the host pause is capped by --vault-max-retry-after', () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness({ vaultMaxRetryAfter: '1s', publishDeadline: '30s' });
+      await h.writeClass('user', h.vaultParameters([{ objectName: 'db-user' }]));
+      await h.writeClass('password', h.vaultParameters([{ objectName: 'db-password' }]));
+    });
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    it('after a one-day Retry-After, both the throttled pod and another pod of that host publish after the ceiling', async () => {
+      const since = Date.now();
+      h.vault.injectFault({ path: /^\/secrets\/db-user\//, status: 429, retryAfterSeconds: DAY_SECONDS, times: 1 });
+      const a = await h.volume({ className: 'user' });
+      const first = h.client.publish(a.request);
+      const throttled = () => h.vault.vaultLog.some((r) => r.outcome === '429' && r.at >= since);
+      for (let i = 0; i < 500 && !throttled(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(throttled()).toBe(true);
+      const b = await h.volume({ className: 'password' });
+      // Held for the ceiling, not the day: these resolve well inside the test's timeout.
+      await h.client.publish(b.request);
+      await first;
+      expect(outcomes(h, 'db-user', since)).toEqual(['429', 'served']);
+      expect(outcomes(h, 'db-password', since)).toEqual(['served']);
+      expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).toBe('app');
+      expect((await readFile(join(b.targetPath, 'db-password'))).length).toBeGreaterThan(0);
+    });
+  });
+
+  describe('a publish whose deadline comes before the (capped) pause fails at once', () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness({ publishDeadline: '3s' }); // the default ceiling, 60s, outlasts it
+      await h.writeClass('user', h.vaultParameters([{ objectName: 'db-user' }]));
+      await h.writeClass('password', h.vaultParameters([{ objectName: 'db-password' }]));
+    });
+    afterAll(async () => {
+      await h?.close();
+    });
+
+    it('the throttled pod and another pod of that host get UNAVAILABLE saying Key Vault asked to wait; the driver keeps serving', async () => {
+      const since = Date.now();
+      h.vault.injectFault({ path: /^\/secrets\/db-user\//, status: 429, retryAfterSeconds: DAY_SECONDS, times: 1 });
+      const a = await h.volume({ className: 'user' });
+      const first = await rpcError(h.client.publish(a.request));
+      expect(first.code).toBe(status.UNAVAILABLE);
+      expect(first.details).toMatch(/secret "db-user": HTTP 429: Key Vault asked to wait 60 s \(Retry-After, capped by --vault-max-retry-after\), past this publish's deadline; will retry$/);
+
+      const b = await h.volume({ className: 'password' });
+      const second = await rpcError(h.client.publish(b.request));
+      expect(second.code).toBe(status.UNAVAILABLE);
+      expect(second.details).toMatch(/secret "db-password": Key Vault asked to wait \d+ s \(Retry-After, capped by --vault-max-retry-after\)/);
+      // Refused without a request: the host is paused, and the pause outlasts this publish.
+      expect(outcomes(h, 'db-password', since)).toEqual([]);
+      expect(outcomes(h, 'db-user', since)).toEqual(['429']);
+      expect((await h.client.probe()).ready?.value).toBe(true);
+    });
+  });
+});

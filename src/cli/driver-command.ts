@@ -5,6 +5,12 @@ import {
   DEFAULT_ENDPOINT,
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_KUBELET_DIR,
+  DEFAULT_MAX_CLASS_OBJECTS,
+  DEFAULT_MAX_CLASS_SIZE,
+  DEFAULT_MAX_CONCURRENT_PUBLISHES,
+  DEFAULT_MAX_OBJECT_SIZE,
+  DEFAULT_MAX_QUEUED_PUBLISHES,
+  DEFAULT_VAULT_MAX_RETRY_AFTER,
   DEFAULT_PUBLISH_DEADLINE,
   DEFAULT_ROTATION_INTERVAL,
   DEFAULT_TMPFS_SIZE,
@@ -43,6 +49,13 @@ export function driverCommand(): Command {
     .option('--publish-deadline <duration>', `a publish gives up after this long (default ${DEFAULT_PUBLISH_DEADLINE}; the kubelet waits 2m)`)
     .option('--rotation-interval <duration>', `refetch a mounted volume when its files are older than this, on the kubelet's republish or the driver's own timer (default ${DEFAULT_ROTATION_INTERVAL})`)
     .option('--state-dir <dir>', 'keep the non-secret facts of each volume here, to rotate and unpublish after a restart (the DaemonSet uses /var/run/podvault)')
+    // Memory bounds: each refusal names its flag.
+    .option('--max-class-size <size>', `largest spec.parameters of a class, checked before parsing (default ${DEFAULT_MAX_CLASS_SIZE})`)
+    .option('--max-class-objects <n>', `most objects one class may list, objectVersionHistory expanded (default ${DEFAULT_MAX_CLASS_OBJECTS})`)
+    .option('--max-object-size <size>', `largest vault object accepted (default ${DEFAULT_MAX_OBJECT_SIZE}; Key Vault secrets are at most 25 KB)`)
+    .option('--max-concurrent-publishes <n>', `publishes holding fetched data at once, each up to --tmpfs-size (default ${DEFAULT_MAX_CONCURRENT_PUBLISHES})`)
+    .option('--max-queued-publishes <n>', `publishes waiting for one of those slots; more are answered RESOURCE_EXHAUSTED (default ${DEFAULT_MAX_QUEUED_PUBLISHES})`)
+    .option('--vault-max-retry-after <duration>', `ceiling of a Key Vault Retry-After wait and of the host-wide pause it causes (default ${DEFAULT_VAULT_MAX_RETRY_AFTER})`)
     .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {

@@ -57,6 +57,19 @@ export interface DriverConfig {
   metricsAddr?: string;
   /** Where non-secret volume facts are kept across restarts; none when absent. */
   stateDir?: string;
+  // Bounds on what publishes may hold in memory (src/providers/fetch-limits.ts, src/driver/publish-gate.ts).
+  /** Bytes of a class's spec.parameters, checked before parsing. */
+  maxClassBytes: number;
+  /** Objects per class, objectVersionHistory expanded. */
+  maxClassObjects: number;
+  /** Bytes of one vault object as it arrives. */
+  maxObjectBytes: number;
+  /** Publishes (and rotations) holding fetched data at once. */
+  maxConcurrentPublishes: number;
+  /** Publishes waiting for one of those slots; more are answered RESOURCE_EXHAUSTED. */
+  maxQueuedPublishes: number;
+  /** Ceiling of a Key Vault Retry-After wait and of the host-wide pause it causes. */
+  vaultMaxRetryAfterMs: number;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -87,6 +100,12 @@ export interface DriverFlags {
   rotationInterval?: string;
   metricsAddr?: string;
   stateDir?: string;
+  maxClassSize?: string;
+  maxClassObjects?: string;
+  maxObjectSize?: string;
+  maxConcurrentPublishes?: string;
+  maxQueuedPublishes?: string;
+  vaultMaxRetryAfter?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -94,6 +113,18 @@ export const DEFAULT_VAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_VAULT_MAX_IN_FLIGHT = 64;
 export const DEFAULT_PUBLISH_DEADLINE = '100s';
 export const DEFAULT_ROTATION_INTERVAL = '2m';
+/**
+ * Memory bounds (why these values: src/providers/fetch-limits.ts). A real class lists tens of
+ * objects in a few KB, a Key Vault secret is at most 25 KB; 8 publishes × the 4Mi tmpfs keep
+ * fetched data under 32 MiB, inside the DaemonSet's 256Mi limit with room for the process itself.
+ */
+export const DEFAULT_MAX_CLASS_SIZE = '64Ki';
+export const DEFAULT_MAX_CLASS_OBJECTS = 256;
+export const DEFAULT_MAX_OBJECT_SIZE = '128Ki';
+export const DEFAULT_MAX_CONCURRENT_PUBLISHES = 8;
+export const DEFAULT_MAX_QUEUED_PUBLISHES = 256;
+/** Key Vault's own throttling asks for seconds; a day (a hostile origin) must not freeze a host. */
+export const DEFAULT_VAULT_MAX_RETRY_AFTER = '60s';
 /**
  * V8 settings the DaemonSet gives the driver (NODE_OPTIONS) and the bench measures with: a 1 MiB
  * young generation keeps the resident memory under 100 MiB at no measurable latency cost.
@@ -156,6 +187,12 @@ const configSchema = z.object({
   publishDeadlineMs: z.number().int().min(1000).max(600_000),
   rotationIntervalMs: z.number().int().min(0),
   stateDir: z.string().startsWith('/', 'must be an absolute path').optional(),
+  maxClassBytes: z.number().int().min(1024, 'must be at least 1Ki').max(1024 ** 2, 'must be at most 1Mi'),
+  maxClassObjects: z.number().int().min(1).max(100_000),
+  maxObjectBytes: z.number().int().min(1024, 'must be at least 1Ki').max(64 * 1024 ** 2, 'must be at most 64Mi'),
+  maxConcurrentPublishes: z.number().int().min(1).max(1024),
+  maxQueuedPublishes: z.number().int().min(0).max(100_000),
+  vaultMaxRetryAfterMs: z.number().int().min(0).max(600_000, 'must be at most 10m'),
   metricsAddr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[-.A-Za-z0-9]*):\d{1,5}$/, 'must be host:port or :port').optional(),
 });
 
@@ -195,6 +232,12 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     rotationIntervalMs: parsed0('--rotation-interval', parseDuration, flags.rotationInterval ?? DEFAULT_ROTATION_INTERVAL),
     metricsAddr: flags.metricsAddr,
     stateDir: flags.stateDir,
+    maxClassBytes: parsed0('--max-class-size', parseSize, flags.maxClassSize ?? DEFAULT_MAX_CLASS_SIZE),
+    maxClassObjects: Number(flags.maxClassObjects ?? DEFAULT_MAX_CLASS_OBJECTS),
+    maxObjectBytes: parsed0('--max-object-size', parseSize, flags.maxObjectSize ?? DEFAULT_MAX_OBJECT_SIZE),
+    maxConcurrentPublishes: Number(flags.maxConcurrentPublishes ?? DEFAULT_MAX_CONCURRENT_PUBLISHES),
+    maxQueuedPublishes: Number(flags.maxQueuedPublishes ?? DEFAULT_MAX_QUEUED_PUBLISHES),
+    vaultMaxRetryAfterMs: parsed0('--vault-max-retry-after', parseDuration, flags.vaultMaxRetryAfter ?? DEFAULT_VAULT_MAX_RETRY_AFTER),
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);

@@ -9,6 +9,7 @@ import { grpcStatusName } from './grpc-status.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { MountEngine } from './mount-engine.js';
+import type { PublishGate } from './publish-gate.js';
 import { checkTargetPath } from './paths.js';
 import { parseKubeletTarget } from './kubelet-paths.js';
 import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js';
@@ -33,6 +34,8 @@ export interface NodeServiceDeps {
   rotationIntervalMs: number;
   /** Where volume facts survive a restart; none in tests that do not need it. */
   state?: StateStore;
+  /** Bounds the publishes and rotations holding fetched data at once; unbounded when absent. */
+  gate?: PublishGate;
   /** Observers of outcomes (metrics). */
   observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void };
 }
@@ -63,7 +66,9 @@ export class NodeService {
         await this.republish(req, target, log);
         return {};
       }
+      let leave = (): void => {};
       try {
+        leave = await this.enterGate(ctx.signal);
         const files = await this.fetch(req, log, ctx.signal, startedAt);
         if (ctx.signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
         const outcome = await this.deps.engine.publish(target, files, false);
@@ -77,6 +82,8 @@ export class NodeService {
         this.deps.observe?.publish(err instanceof PodvaultError ? grpcStatusName(err.kind) : 'INTERNAL');
         if (err instanceof PodvaultError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
         throw err;
+      } finally {
+        leave();
       }
       return {};
     });
@@ -111,7 +118,9 @@ export class NodeService {
       log.warn({ target: volume.target }, 'volume no longer mounted; forgetting it');
       return;
     }
+    let leave = (): void => {};
     try {
+      leave = await this.enterGate(controller.signal);
       const files = await this.fetch(volume.request, log, controller.signal);
       const changed = await this.deps.engine.publish(volume.target, files, true);
       const versions = versionsOf(files);
@@ -126,7 +135,14 @@ export class NodeService {
       log.warn({ trigger, cause: describeCause(err) }, 'rotation failed; the mounted files are kept and the next republish retries');
       this.deps.observe?.rotation('failed');
       this.deps.events.record(volume.request.pod, 'Warning', 'RotationFailed', `class ${volume.request.className}: kept the mounted files: ${message}`);
+    } finally {
+      leave();
     }
+  }
+
+  /** A slot of the publish gate, held while fetched data is in memory (until it is written). */
+  private async enterGate(signal: AbortSignal): Promise<() => void> {
+    return this.deps.gate ? this.deps.gate.enter(signal) : () => {};
   }
 
   /**

@@ -19,6 +19,7 @@ import { MountEngine } from './mount-engine.js';
 import { TmpfsMounter } from './mounter.js';
 import type { Mounter } from './mounter.js';
 import { NodeService } from './node-service.js';
+import { PublishGate } from './publish-gate.js';
 import { StateStore } from './state-store.js';
 import { loadCsiProto } from './proto.js';
 import { DriverMetrics } from '../metrics/metrics.js';
@@ -102,8 +103,16 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
       identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity }),
       fetchConcurrency: config.fetchConcurrency,
       maxInFlightPerHost: config.vaultMaxInFlight,
-      retry: { maxAttempts: config.vaultMaxAttempts, baseDelayMs: 250, maxDelayMs: 8000, requestTimeoutMs: config.vaultRequestTimeoutMs, onAttempt: (outcome) => metrics.vaultRequests.inc({ status: outcome }) },
+      retry: {
+        maxAttempts: config.vaultMaxAttempts,
+        baseDelayMs: 250,
+        maxDelayMs: 8000,
+        requestTimeoutMs: config.vaultRequestTimeoutMs,
+        maxRetryAfterMs: config.vaultMaxRetryAfterMs,
+        onAttempt: (outcome) => metrics.vaultRequests.inc({ status: outcome }),
+      },
       publishDeadlineMs: config.publishDeadlineMs,
+      limits: { maxClassBytes: config.maxClassBytes, maxObjects: config.maxClassObjects, maxObjectBytes: config.maxObjectBytes, maxVolumeBytes: config.tmpfsSizeBytes },
     }),
   ]);
   const node = new NodeService({
@@ -117,6 +126,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     requirePodToken: config.requirePodToken,
     rotationIntervalMs: config.rotationIntervalMs,
     ...(config.stateDir ? { state: new StateStore(config.stateDir, log) } : {}),
+    gate: new PublishGate({ slots: config.maxConcurrentPublishes, queue: config.maxQueuedPublishes, maxWaitMs: config.publishDeadlineMs }),
     observe: {
       publish: (result) => metrics.publishes.inc({ result }),
       rotation: (result) => metrics.rotations.inc({ result }),

@@ -1,20 +1,44 @@
 /**
+ * Thrown instead of waiting when Key Vault's requested pause outlasts the caller's deadline: the
+ * caller fails at once (UNAVAILABLE, the kubelet retries) rather than sleeping until it is aborted.
+ */
+export class ThrottledError extends Error {
+  override readonly name = 'ThrottledError';
+  /** How long Key Vault asked to wait (after the ceiling), from when this was thrown. */
+  constructor(
+    readonly waitMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`Key Vault asked to wait ${Math.ceil(waitMs / 1000)} s (Retry-After)`, options);
+  }
+}
+
+/**
  * One limiter per vault host, node-wide: every publish (and, later, every rotation) to a host
  * goes through it. It bounds the requests in flight to the host, and when Key Vault throttles
  * (429 with Retry-After) it holds back every request to that host until the time Key Vault named,
- * so the whole node slows down together instead of each pod retrying on its own.
+ * so the whole node slows down together instead of each pod retrying on its own. The pause is
+ * capped by `maxPauseMs`: a vault origin (hostile, or just wrong) answering `Retry-After: 86400`
+ * must not freeze every pod of the node that reads from that host for a day.
  */
 export class HostLimiter {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
   private pausedUntil = 0;
 
-  constructor(private readonly maxInFlight: number) {}
+  constructor(
+    private readonly maxInFlight: number,
+    private readonly maxPauseMs: number,
+  ) {}
 
-  /** Wait for a slot (and for any throttling pause to end); returns the release function. */
-  async acquire(signal: AbortSignal): Promise<() => void> {
+  /**
+   * Wait for a slot (and for any throttling pause to end); returns the release function. A pause
+   * that ends after `deadline` (epoch ms) is not waited for: ThrottledError at once.
+   */
+  async acquire(signal: AbortSignal, deadline = Infinity): Promise<() => void> {
     for (;;) {
       const pause = this.pausedUntil - Date.now();
+      if (pause > 0 && this.pausedUntil >= deadline) throw new ThrottledError(pause);
       if (pause > 0) await sleep(pause, signal);
       else if (this.active < this.maxInFlight) break;
       else await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -30,21 +54,24 @@ export class HostLimiter {
     };
   }
 
-  /** Key Vault asked us to wait: hold every request to this host for `ms`. */
+  /** Key Vault asked us to wait: hold every request to this host for `ms`, at most `maxPauseMs`. */
   pause(ms: number): void {
-    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + Math.min(ms, this.maxPauseMs));
   }
 }
 
 export class HostLimiters {
   private readonly limiters = new Map<string, HostLimiter>();
 
-  constructor(private readonly maxInFlightPerHost: number) {}
+  constructor(
+    private readonly maxInFlightPerHost: number,
+    private readonly maxPauseMs: number,
+  ) {}
 
   get(host: string): HostLimiter {
     let limiter = this.limiters.get(host);
     if (!limiter) {
-      limiter = new HostLimiter(this.maxInFlightPerHost);
+      limiter = new HostLimiter(this.maxInFlightPerHost, this.maxPauseMs);
       this.limiters.set(host, limiter);
     }
     return limiter;

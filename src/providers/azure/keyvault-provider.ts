@@ -1,4 +1,4 @@
-import { PodvaultError, invalidArgument, permissionDenied } from '../../errors/podvault-error.js';
+import { PodvaultError, invalidArgument, permissionDenied, unavailable } from '../../errors/podvault-error.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
 import { ruleAllows } from '../../identity/binding-policy.js';
 import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity-resolver.js';
@@ -6,13 +6,15 @@ import { mapLimit } from '../../util/map-limit.js';
 import { SingleFlight } from '../../util/single-flight.js';
 import { linkedSignal } from '../../util/linked-signal.js';
 import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
+import { checkObjectCount, checkObjectSize, classLabel, VolumeBudget } from '../fetch-limits.js';
+import type { FetchLimits } from '../fetch-limits.js';
 import { keyVaultError } from './errors.js';
 import { fetchRaw, formatObject, listVersions } from './object-fetchers.js';
 import type { RawObject } from './object-fetchers.js';
 import { parseAzureParameters } from './parameters.js';
 import type { AzureParameters, KeyVaultObject } from './parameters.js';
 import { VaultClientPool } from './vault-clients.js';
-import { HostLimiters } from './host-limiter.js';
+import { HostLimiters, ThrottledError } from './host-limiter.js';
 import type { HostLimiter } from './host-limiter.js';
 import { withRetries } from './retry-policy.js';
 import type { RetryOptions } from './retry-policy.js';
@@ -28,8 +30,14 @@ export interface KeyVaultProviderOptions {
   maxInFlightPerHost: number;
   /** Retry policy of each vault request, and the deadline of a whole publish. */
   retry: Omit<RetryOptions, 'deadline'>;
+  /** A publish gives up this long after it began (`FetchRequest.startedAt`, so time queued counts). */
   publishDeadlineMs: number;
+  /** Bounds on what one publish may hold in memory (see fetch-limits.ts). */
+  limits: FetchLimits;
 }
+
+/** The flag that caps a Retry-After wait, for the messages. */
+const RETRY_AFTER_FLAG = '--vault-max-retry-after';
 
 /** What every vault request of one publish shares. */
 interface FetchContext {
@@ -42,6 +50,8 @@ interface FetchContext {
   signal: AbortSignal;
   log: Logger;
   startedAt: number;
+  /** The volume's bytes so far, against --tmpfs-size. */
+  budget: VolumeBudget;
 }
 
 /** One file to produce: an object at a version (empty: current) under a file name. */
@@ -54,12 +64,14 @@ interface FetchItem {
 /**
  * The Azure Key Vault provider: the parameters of the upstream Azure provider, the identity from
  * `src/identity/`, the real @azure SDK clients. A publish:
- *   1. parses the class parameters and checks the vault origin is allowed;
+ *   1. parses the class parameters (its size and object count bounded first, see fetch-limits.ts)
+ *      and checks the vault origin is allowed;
  *   2. resolves the pod's identity and applies its binding's object rule, before any vault call;
- *   3. expands `objectVersionHistory` into one item per version;
+ *   3. expands `objectVersionHistory` into one item per version (the count bounded again);
  *   4. fetches all items concurrently; identical fetches (same vault, identity, object and
  *      version) of publishes running at the same time are made once (see SingleFlight);
- *   5. formats each into the bytes the Azure provider writes.
+ *   5. formats each into the bytes the Azure provider writes; each object's size is checked as it
+ *      arrives and the volume's total as each is formatted, before anything is written.
  */
 export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
@@ -69,11 +81,12 @@ export class KeyVaultProvider implements Provider {
 
   constructor(private readonly options: KeyVaultProviderOptions) {
     this.pool = new VaultClientPool(options.settings);
-    this.limiters = new HostLimiters(options.maxInFlightPerHost);
+    this.limiters = new HostLimiters(options.maxInFlightPerHost, options.retry.maxRetryAfterMs);
   }
 
   async fetch(request: FetchRequest): Promise<ProviderFile[]> {
-    const params = parseAzureParameters(request.parameters);
+    const where = classLabel(request.pod.namespace, request.className);
+    const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where });
     this.checkVaultAllowed(params);
     const identity = await this.options.identities.resolve(
       { pod: request.pod, tenantId: params.tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets, tokens: request.tokens },
@@ -86,16 +99,16 @@ export class KeyVaultProvider implements Provider {
       }
     }
     request.log.info({ vault: params.vaultUrl, identity: identity.description, objects: params.objects.length }, 'fetching from Key Vault');
-    const deadline = Date.now() + this.options.publishDeadlineMs;
-    const publishSignal = linkedSignal([request.signal], this.options.publishDeadlineMs);
+    const deadline = request.startedAt + this.options.publishDeadlineMs;
+    const publishSignal = linkedSignal([request.signal], Math.max(0, deadline - Date.now()));
     try {
-      return await this.fetchAll(params, identity, deadline, publishSignal.signal, request.log, request.startedAt);
+      return await this.fetchAll(params, identity, deadline, publishSignal.signal, request.log, request.startedAt, where);
     } finally {
       publishSignal.dispose();
     }
   }
 
-  private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger, startedAt: number): Promise<ProviderFile[]> {
+  private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
     const ctx: FetchContext = {
       clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params)),
       vaultUrl: params.vaultUrl,
@@ -105,15 +118,24 @@ export class KeyVaultProvider implements Provider {
       signal,
       log,
       startedAt,
+      budget: new VolumeBudget(where, this.options.limits),
     };
     const limit = this.options.fetchConcurrency;
     const items = (await mapLimit(params.objects, limit, (o) => this.expand(ctx, o))).flat();
+    checkObjectCount(where, items.length, this.options.limits, true);
     return mapLimit(items, limit, (item) => this.fetchItem(ctx, item));
   }
 
   /** One vault request under the node's retry policy and the host's limiter. */
   private request<T>(ctx: FetchContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     return withRetries(call, ctx.limiter, ctx.retry, ctx.signal, ctx.log, what).catch((err: unknown) => {
+      if (err instanceof ThrottledError) {
+        const status = (err.cause as { statusCode?: unknown } | undefined)?.statusCode;
+        throw unavailable(
+          `vault ${ctx.vaultUrl}: ${what}: ${typeof status === 'number' ? `HTTP ${status}: ` : ''}Key Vault asked to wait ${Math.ceil(err.waitMs / 1000)} s (Retry-After, capped by ${RETRY_AFTER_FLAG}), past this publish's deadline; will retry`,
+          err,
+        );
+      }
       throw keyVaultError(err, ctx.vaultUrl, what);
     });
   }
@@ -132,15 +154,19 @@ export class KeyVaultProvider implements Provider {
     const { object, version } = item;
     const { vaultUrl } = ctx;
     const what = `${object.objectType} ${JSON.stringify(object.objectName)}${version ? ` version ${version}` : ''}`;
-    const raw = await this.inFlight.run(`${vaultUrl}|${ctx.identity.key}|${object.objectType}|${object.objectName}|${version}`, ctx.startedAt, () =>
-      this.request(ctx, what, (signal) => fetchRaw(ctx.clients, object.objectType, object.objectName, version, signal)),
-    );
+    // The size is checked once per shared fetch, as the object arrives and before any copy.
+    const raw = await this.inFlight.run(`${vaultUrl}|${ctx.identity.key}|${object.objectType}|${object.objectName}|${version}`, ctx.startedAt, async () => {
+      const fetched = await this.request(ctx, what, (signal) => fetchRaw(ctx.clients, object.objectType, object.objectName, version, signal));
+      checkObjectSize(`vault ${vaultUrl}: ${what}`, Buffer.byteLength(fetched.text, 'utf8'), this.options.limits);
+      return fetched;
+    });
     let contents: Buffer;
     try {
       contents = formatObject(raw, object);
     } catch (err) {
       throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }
+    ctx.budget.add(`${what} (file ${JSON.stringify(item.fileName)})`, contents.length);
     return { path: item.fileName, mode: object.mode, contents, objectId: `${object.objectType}/${object.objectName}`, version: raw.version };
   }
 

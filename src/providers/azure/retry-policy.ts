@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import { sleep } from './host-limiter.js';
+import { sleep, ThrottledError } from './host-limiter.js';
 import type { HostLimiter } from './host-limiter.js';
 import { linkedSignal } from '../../util/linked-signal.js';
 
@@ -12,6 +12,8 @@ export interface RetryOptions {
   requestTimeoutMs: number;
   /** Epoch ms after which no new attempt or wait starts. */
   deadline: number;
+  /** Ceiling of a Retry-After wait (and of the host pause it causes): Key Vault names seconds. */
+  maxRetryAfterMs: number;
   /** Told the outcome of every attempt: an HTTP status, `ok`, or an error kind. */
   onAttempt?: (outcome: string) => void;
 }
@@ -49,7 +51,9 @@ export function retryAfterMs(err: unknown): number | undefined {
 /**
  * Run one vault request under the node's policy: through the host's limiter, with a timeout per
  * attempt, retried on transient failures with exponential backoff and full jitter, honouring
- * Retry-After (and pausing the whole host for it), never past the publish deadline. The SDK's own
+ * Retry-After (and pausing the whole host for it) up to `maxRetryAfterMs`, never past the publish
+ * deadline: when Key Vault's (capped) wait outlasts the deadline, ThrottledError at once, so the
+ * kubelet's own backoff takes over instead of a publish sleeping until it is killed. The SDK's own
  * retries are off for vault requests, so this is the only retry loop.
  */
 export async function withRetries<T>(
@@ -61,7 +65,7 @@ export async function withRetries<T>(
   what: string,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const release = await limiter.acquire(signal);
+    const release = await limiter.acquire(signal, options.deadline);
     const attemptSignal = linkedSignal([signal], options.requestTimeoutMs, () => new RequestTimeoutError(options.requestTimeoutMs));
     let failure: unknown;
     try {
@@ -78,10 +82,11 @@ export async function withRetries<T>(
     }
     if (signal.aborted || !isTransient(failure) || attempt >= options.maxAttempts) throw failure;
     const backoff = Math.random() * Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
-    const asked = retryAfterMs(failure);
+    const askedRaw = retryAfterMs(failure);
+    const asked = askedRaw === undefined ? undefined : Math.min(askedRaw, options.maxRetryAfterMs);
     if (asked !== undefined) limiter.pause(asked);
     const delay = Math.max(backoff, asked ?? 0);
-    if (Date.now() + delay >= options.deadline) throw failure;
+    if (Date.now() + delay >= options.deadline) throw asked !== undefined && asked >= backoff ? new ThrottledError(asked, { cause: failure }) : failure;
     const status = (failure as { statusCode?: unknown }).statusCode;
     log.warn({ what, attempt, status: typeof status === 'number' ? status : (failure as Error).name, retryInMs: Math.round(delay) }, 'vault request failed; retrying');
     await sleep(delay, signal);
