@@ -44,9 +44,17 @@ export const azureIdentityBindingSchema = z.object({
 });
 export type AzureIdentityBinding = z.infer<typeof azureIdentityBindingSchema>;
 
+/** A pod volume, as far as FlexVolume identity needs it (which driver, read-only or not). */
+const podVolume = z.object({
+  name: z.string(),
+  flexVolume: z.object({ driver: z.string(), readOnly: z.boolean().optional() }).optional(),
+});
+
 export const podSchema = z.object({
   metadata,
-  spec: z.object({ serviceAccountName: z.string().optional() }).default({}),
+  spec: z
+    .object({ serviceAccountName: z.string().optional(), nodeName: z.string().optional(), volumes: z.array(podVolume).optional() })
+    .default({}),
 });
 export type PodObject = z.infer<typeof podSchema>;
 
@@ -62,6 +70,8 @@ export type SecretData = Readonly<Record<string, Buffer>>;
  */
 export interface IdentityObjects {
   getPod(namespace: string, name: string): Promise<PodObject | undefined>;
+  /** The pod with this uid among the pods scheduled to `nodeName` (FlexVolume: the uid is the mount path's). */
+  findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined>;
   /** Bindings of one namespace, or of all namespaces when `namespace` is undefined. */
   listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]>;

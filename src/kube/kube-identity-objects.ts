@@ -32,6 +32,16 @@ export class KubeIdentityObjects implements IdentityObjects {
     return pod && parseKubeObject(podSchema, pod, 'Pod');
   }
 
+  /**
+   * One list of the node's pods (`fieldSelector=spec.nodeName=<node>`, RBAC `list pods`): the API
+   * has no lookup by uid, and only pods on this node can be the kubelet's FlexVolume callers.
+   */
+  async findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined> {
+    const list = await orUndefined(`the pods of node ${nodeName}`, () => this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }));
+    const pod = (list?.items ?? []).find((p) => p.metadata?.uid === uid && p.spec?.nodeName === nodeName);
+    return pod && parseKubeObject(podSchema, pod, 'Pod');
+  }
+
   async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined> {
     const sa = await orUndefined(`ServiceAccount ${namespace}/${name}`, () => this.core.readNamespacedServiceAccount({ namespace, name }));
     return sa && parseKubeObject(serviceAccountSchema, sa, 'ServiceAccount');

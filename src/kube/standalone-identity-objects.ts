@@ -12,6 +12,18 @@ export class StandaloneIdentityObjects implements IdentityObjects {
     return found && parseKubeObject(podSchema, found.value, 'Pod', found.file);
   }
 
+  /** Standalone pods may omit spec.nodeName (no scheduler); one that names another node is not ours. */
+  async findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined> {
+    for (const found of await this.directory.list('Pod')) {
+      const value = found.value as { metadata?: { uid?: unknown }; spec?: { nodeName?: unknown } };
+      if (value.metadata?.uid !== uid) continue;
+      const node = value.spec?.nodeName;
+      if (node !== undefined && node !== nodeName) continue;
+      return parseKubeObject(podSchema, found.value, 'Pod', found.file);
+    }
+    return undefined;
+  }
+
   async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined> {
     const found = await this.directory.get('ServiceAccount', namespace, name);
     return found && parseKubeObject(serviceAccountSchema, found.value, 'ServiceAccount', found.file);
