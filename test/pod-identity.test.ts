@@ -11,7 +11,7 @@ import { ISSUER, PFX_PASSWORD, podToken, publishAs, setUp, SP_A_SECRET, SP_B_SEC
 describe.skipIf(!isRoot)('each pod reads Key Vault only as the identity bound to it', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ allowManagedIdentity: ['default=mi-a'] });
     await setUp(h);
   });
   afterAll(async () => {

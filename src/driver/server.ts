@@ -100,7 +100,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const providers = new ProviderRegistry([
     new KeyVaultProvider({
       settings,
-      identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity }),
+      identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity, managedIdentityGrants: config.managedIdentityGrants, nodeManagedIdentities: config.nodeManagedIdentities }),
       fetchConcurrency: config.fetchConcurrency,
       maxInFlightPerHost: config.vaultMaxInFlight,
       retry: { maxAttempts: config.vaultMaxAttempts, baseDelayMs: 250, maxDelayMs: 8000, requestTimeoutMs: config.vaultRequestTimeoutMs, onAttempt: (outcome) => metrics.vaultRequests.inc({ status: outcome }) },

@@ -11,6 +11,8 @@ import { pkcs12ToPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
 import type { PodInfo } from './pod-info.js';
 import { findBoundIdentity } from './pod-identity.js';
+import { ManagedIdentityPolicy } from './managed-identity-policy.js';
+import type { ManagedIdentityGrant } from './managed-identity-policy.js';
 import { LruCache } from '../util/lru-cache.js';
 
 /** The one answer identity resolution gives a publish. */
@@ -40,6 +42,10 @@ export interface IdentityResolverOptions {
   settings: AzureSdkSettings;
   clusterWideBindings: boolean;
   allowNodeIdentity: boolean;
+  /** --allow-managed-identity: which managed identities each namespace may bind (type 0). */
+  managedIdentityGrants: readonly ManagedIdentityGrant[];
+  /** --node-managed-identity: the node's own identities, refused without --allow-node-identity. */
+  nodeManagedIdentities: readonly string[];
 }
 
 export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
@@ -55,9 +61,11 @@ export const WORKLOAD_IDENTITY_TENANT_ID_ANNOTATION = 'azure.workload.identity/t
  */
 export class IdentityResolver {
   private readonly credentials: CredentialFactory;
+  private readonly managedIdentities: ManagedIdentityPolicy;
 
   constructor(private readonly options: IdentityResolverOptions) {
     this.credentials = new CredentialFactory(options.settings, new LruCache<TokenCredential>());
+    this.managedIdentities = new ManagedIdentityPolicy({ grants: options.managedIdentityGrants, nodeIdentities: options.nodeManagedIdentities, allowNodeIdentity: options.allowNodeIdentity });
   }
 
   async resolve(request: IdentityRequest, log: Logger): Promise<ResolvedIdentity> {
@@ -114,6 +122,8 @@ export class IdentityResolver {
     const authority = spec.adEndpoint ? spec.adEndpoint.replace(/\/+$/, '') : request.cloudAuthorityHost;
     if (spec.type === 0) {
       if (!spec.clientID && !spec.resourceID) throw failedPrecondition(`${ref}: type 0 (managed identity) needs spec.clientID or spec.resourceID`);
+      // The id the credential will ask IMDS for is the one the operator must have allowed.
+      this.managedIdentities.checkAzureIdentity(ref, request.pod.namespace, spec.clientID || spec.resourceID || '');
       return { ...this.credentials.managedIdentity({ clientId: spec.clientID || undefined, resourceId: spec.clientID ? undefined : spec.resourceID }), kind: `managed identity ${spec.clientID || spec.resourceID}` };
     }
     if (!spec.clientID) throw failedPrecondition(`${ref}: spec.clientID is required for type ${spec.type}`);
@@ -150,6 +160,7 @@ export class IdentityResolver {
       );
     }
     const clientId = request.parameters.userAssignedIdentityID;
+    this.managedIdentities.checkNodeIdentity(`pod ${podRef(request.pod)}`, request.pod.namespace, clientId);
     const { key, credential } = this.credentials.managedIdentity(clientId ? { clientId } : {});
     return { key, credential, description: `node managed identity ${clientId || '(system-assigned)'}` };
   }
