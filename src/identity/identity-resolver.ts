@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
-import { failedPrecondition, invalidArgument, permissionDenied } from '../errors/podvault-error.js';
+import { failedPrecondition, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import type { IdentityParameters } from './identity-parameters.js';
 import type { AzureSdkSettings } from './azure-sdk-settings.js';
@@ -9,6 +9,7 @@ import type { AzureIdentity, IdentityObjects } from './crds.js';
 import { CredentialFactory } from './credentials.js';
 import { pkcs12ToPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
+import { visibleRef, withLoggedDetail } from './visible-ref.js';
 import type { PodInfo } from './pod-info.js';
 import { findBoundIdentity } from './pod-identity.js';
 import { ManagedIdentityPolicy } from './managed-identity-policy.js';
@@ -106,18 +107,24 @@ export class IdentityResolver {
   private async podIdentity(request: IdentityRequest, log: Logger): Promise<ResolvedIdentity> {
     const { pod } = request;
     const { binding, identity } = await findBoundIdentity(this.options.objects, pod, { clusterWideBindings: this.options.clusterWideBindings }, log);
-    const bindingRef = `${binding.metadata.namespace ?? pod.namespace}/${binding.metadata.name}`;
-    const rule = bindingRule(binding, bindingRef);
+    const bindingNamespace = binding.metadata.namespace ?? pod.namespace;
+    const bindingRef = `${bindingNamespace}/${binding.metadata.name}`;
+    // Denials name the binding only when it is of the pod's namespace (see visible-ref.ts).
+    const bindingShown = visibleRef(pod.namespace, 'AzureIdentityBinding', bindingNamespace, binding.metadata.name);
+    const rule = bindingRule(binding, bindingShown);
     if (rule.serviceAccounts && !rule.serviceAccounts.includes(pod.serviceAccount)) {
-      throw permissionDenied(`no identity for pod ${podRef(pod)}: AzureIdentityBinding ${bindingRef} allows service accounts ${rule.serviceAccounts.join(', ')}, not ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`);
+      const detail = `no identity for pod ${podRef(pod)}: AzureIdentityBinding ${bindingRef} allows service accounts ${rule.serviceAccounts.join(', ')}, not ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`;
+      const allowed = bindingNamespace === pod.namespace ? `allows service accounts ${rule.serviceAccounts.join(', ')}, not` : 'does not allow service account';
+      throw withLoggedDetail(permissionDenied(`no identity for pod ${podRef(pod)}: ${bindingShown} ${allowed} ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`), detail);
     }
     const made = await this.identityCredential(identity, request);
-    const identityRef = `${identity.metadata.namespace ?? ''}/${identity.metadata.name}`;
+    const identityRef = `${identity.metadata.namespace ?? pod.namespace}/${identity.metadata.name}`;
     return { ...made, description: `pod identity ${identityRef} via binding ${bindingRef} (${made.kind})`, ...(rule.objects ? { objectRule: rule.objects } : {}) };
   }
 
   private async identityCredential(identity: AzureIdentity, request: IdentityRequest): Promise<{ key: string; credential: TokenCredential; kind: string }> {
-    const ref = `AzureIdentity ${identity.metadata.namespace ?? ''}/${identity.metadata.name}`;
+    const identityNamespace = identity.metadata.namespace ?? request.pod.namespace;
+    const ref = visibleRef(request.pod.namespace, 'AzureIdentity', identityNamespace, identity.metadata.name);
     const { spec } = identity;
     const authority = spec.adEndpoint ? spec.adEndpoint.replace(/\/+$/, '') : request.cloudAuthorityHost;
     if (spec.type === 0) {
@@ -131,10 +138,17 @@ export class IdentityResolver {
     const tenantId = spec.tenantID || request.tenantId;
     const secretNamespace = spec.clientPassword.namespace ?? identity.metadata.namespace ?? request.pod.namespace;
     if (!this.options.clusterWideBindings && secretNamespace !== request.pod.namespace) {
-      throw permissionDenied(`${ref}: its clientPassword Secret lives in namespace ${secretNamespace}, outside the pod's namespace`);
+      throw withLoggedDetail(
+        permissionDenied(`${ref}: its clientPassword Secret lives outside the pod's namespace ${request.pod.namespace}`),
+        `${ref}: its clientPassword Secret ${secretNamespace}/${spec.clientPassword.name} is outside the pod's namespace`,
+      );
     }
-    const secretRef = `Secret ${secretNamespace}/${spec.clientPassword.name}`;
-    const data = await this.options.objects.getSecret(secretNamespace, spec.clientPassword.name);
+    const secretRef = visibleRef(request.pod.namespace, 'Secret', secretNamespace, spec.clientPassword.name);
+    const data = await this.options.objects.getSecret(secretNamespace, spec.clientPassword.name).catch((err: unknown) => {
+      // A read failure names the Secret; of another namespace, only the log may.
+      if (secretNamespace === request.pod.namespace || !(err instanceof PodvaultError)) throw err;
+      throw withLoggedDetail(new PodvaultError(err.kind, `${ref}: cannot read its clientPassword ${secretRef}`, { cause: err.cause }), err.message);
+    });
     if (!data) throw failedPrecondition(`${ref}: its clientPassword ${secretRef} does not exist`);
     if (spec.type === 1) {
       const secret = data.clientSecret?.toString('utf8') ?? '';

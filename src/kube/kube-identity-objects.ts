@@ -10,8 +10,9 @@ import {
   azureIdentitySchema,
   podSchema,
   serviceAccountSchema,
+  sortBindings,
 } from '../identity/crds.js';
-import type { AzureIdentity, AzureIdentityBinding, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
+import type { AzureIdentity, BindingList, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
 import { parseKubeObject } from './parse-object.js';
 
 /**
@@ -47,7 +48,7 @@ export class KubeIdentityObjects implements IdentityObjects {
     return sa && parseKubeObject(serviceAccountSchema, sa, 'ServiceAccount');
   }
 
-  async listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]> {
+  async listBindings(namespace: string | undefined): Promise<BindingList> {
     const group = AAD_POD_IDENTITY_GROUP;
     const version = AAD_POD_IDENTITY_VERSION;
     const plural = AZURE_IDENTITY_BINDING_PLURAL;
@@ -56,7 +57,7 @@ export class KubeIdentityObjects implements IdentityObjects {
         ? this.custom.listClusterCustomObject({ group, version, plural })
         : this.custom.listNamespacedCustomObject({ group, version, namespace, plural }),
     )) as { items?: unknown[] } | undefined;
-    return (list?.items ?? []).map((item) => parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding'));
+    return sortBindings(list?.items ?? [], (item) => parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding'));
   }
 
   async getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined> {

@@ -1,5 +1,5 @@
-import { azureIdentityBindingSchema, azureIdentitySchema, podSchema, serviceAccountSchema } from '../identity/crds.js';
-import type { AzureIdentity, AzureIdentityBinding, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
+import { azureIdentityBindingSchema, azureIdentitySchema, podSchema, serviceAccountSchema, sortBindings } from '../identity/crds.js';
+import type { AzureIdentity, BindingList, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
 import { parseKubeObject } from './parse-object.js';
 import type { StandaloneDirectory } from './standalone-directory.js';
 
@@ -29,10 +29,10 @@ export class StandaloneIdentityObjects implements IdentityObjects {
     return found && parseKubeObject(serviceAccountSchema, found.value, 'ServiceAccount', found.file);
   }
 
-  async listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]> {
-    return (await this.directory.list('AzureIdentityBinding', namespace)).map((o) =>
-      parseKubeObject(azureIdentityBindingSchema, o.value, 'AzureIdentityBinding', o.file),
-    );
+  async listBindings(namespace: string | undefined): Promise<BindingList> {
+    const found = await this.directory.list('AzureIdentityBinding', namespace);
+    const files = new Map(found.map((o) => [o.value, o.file]));
+    return sortBindings(found.map((o) => o.value), (value) => parseKubeObject(azureIdentityBindingSchema, value, 'AzureIdentityBinding', files.get(value as Record<string, unknown>)));
   }
 
   async getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined> {
