@@ -25,14 +25,15 @@ export interface BindingRule {
  * `<vault>` is the vault's name (first label of its host) or its full host[:port]; `*` and `?` glob.
  * `shown` is how messages name the binding (`visibleRef`).
  */
-export function bindingRule(binding: AzureIdentityBinding, shown: string): BindingRule {
+export function bindingRule(binding: AzureIdentityBinding, shown: string, own = true): BindingRule {
   const annotations = binding.metadata.annotations ?? {};
   const list = (value: string | undefined): string[] | undefined =>
     value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const serviceAccounts = list(annotations[ALLOWED_SERVICE_ACCOUNTS_ANNOTATION]);
   const patterns = list(annotations[ALLOWED_OBJECTS_ANNOTATION]);
   for (const p of patterns ?? []) {
-    if (!/^[^/\s]+\/[^/\s]+$/.test(p)) throw invalidArgument(`${shown}: annotation ${ALLOWED_OBJECTS_ANNOTATION} entry ${JSON.stringify(p)} must be <vault>/<object>`);
+    // A binding of another namespace (--cluster-wide-bindings) is not quoted to this pod.
+    if (!/^[^/\s]+\/[^/\s]+$/.test(p)) throw invalidArgument(`${shown}: annotation ${ALLOWED_OBJECTS_ANNOTATION} entry ${own ? `${JSON.stringify(p)} ` : ''}must be <vault>/<object>`);
   }
   return {
     ...(serviceAccounts ? { serviceAccounts } : {}),

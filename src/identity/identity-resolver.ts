@@ -111,7 +111,7 @@ export class IdentityResolver {
     const bindingRef = `${bindingNamespace}/${binding.metadata.name}`;
     // Denials name the binding only when it is of the pod's namespace (see visible-ref.ts).
     const bindingShown = visibleRef(pod.namespace, 'AzureIdentityBinding', bindingNamespace, binding.metadata.name);
-    const rule = bindingRule(binding, bindingShown);
+    const rule = bindingRule(binding, bindingShown, bindingNamespace === pod.namespace);
     if (rule.serviceAccounts && !rule.serviceAccounts.includes(pod.serviceAccount)) {
       const detail = `no identity for pod ${podRef(pod)}: AzureIdentityBinding ${bindingRef} allows service accounts ${rule.serviceAccounts.join(', ')}, not ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`;
       const allowed = bindingNamespace === pod.namespace ? `allows service accounts ${rule.serviceAccounts.join(', ')}, not` : 'does not allow service account';
