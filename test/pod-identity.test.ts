@@ -99,6 +99,17 @@ describe.skipIf(!isRoot)('each pod reads Key Vault only as the identity bound to
     expect(h.vault.requests.secret ?? 0).toBe(before);
   });
 
+  it('posts a service principal\'s secret only to a known cloud\'s authority (spec.adEndpoint)', async () => {
+    const identity = (name: string, adEndpoint: string) => ({ apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name, namespace: 'default' }, spec: { type: 1, tenantID: h.vault.tenantId, clientID: 'sp-a', clientPassword: { name: 'sp-a-secret', namespace: 'default' }, adEndpoint } });
+    const binding = (name: string) => ({ apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: `bind-${name}`, namespace: 'default' }, spec: { azureIdentity: name, selector: name } });
+    await h.writeObjects('ad-endpoints.yaml', [identity('id-collector', 'https://collector.example:8443'), binding('id-collector'), identity('id-usgov', 'https://login.microsoftonline.us/'), binding('id-usgov')]);
+    const tokensBefore = h.vault.requests.token ?? 0;
+    const refused = await publishAs(h, 'ad-1', 'team-a', { label: 'id-collector' });
+    expect(refused).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'AzureIdentity default/id-collector: spec.adEndpoint must be the Entra ID authority of a known cloud (https://login.microsoftonline.com, https://login.microsoftonline.us, https://login.chinacloudapi.cn)' });
+    expect(h.vault.requests.token ?? 0).toBe(tokensBefore);
+    expect((await publishAs(h, 'ad-2', 'team-a', { label: 'id-usgov' })).text).toBe(TEAM_A_VALUE);
+  });
+
   it('never puts a secret value, a client secret or a token into logs or error text', () => {
     const all = h.logs.join('');
     for (const value of [TEAM_A_VALUE, TEAM_B_VALUE, SP_A_SECRET, SP_B_SECRET, PFX_PASSWORD]) expect(all).not.toContain(value);

@@ -15,6 +15,7 @@ import { findBoundIdentity } from './pod-identity.js';
 import { ManagedIdentityPolicy } from './managed-identity-policy.js';
 import type { ManagedIdentityGrant } from './managed-identity-policy.js';
 import { LruCache } from '../util/lru-cache.js';
+import { AZURE_CLOUDS } from '../providers/azure/clouds.js';
 
 /** The one answer identity resolution gives a publish. */
 export interface ResolvedIdentity {
@@ -126,7 +127,7 @@ export class IdentityResolver {
     const identityNamespace = identity.metadata.namespace ?? request.pod.namespace;
     const ref = visibleRef(request.pod.namespace, 'AzureIdentity', identityNamespace, identity.metadata.name);
     const { spec } = identity;
-    const authority = spec.adEndpoint ? spec.adEndpoint.replace(/\/+$/, '') : request.cloudAuthorityHost;
+    const authority = spec.adEndpoint ? this.knownAuthority(ref, spec.adEndpoint) : request.cloudAuthorityHost;
     if (spec.type === 0) {
       if (!spec.clientID && !spec.resourceID) throw failedPrecondition(`${ref}: type 0 (managed identity) needs spec.clientID or spec.resourceID`);
       // The id the credential will ask IMDS for is the one the operator must have allowed.
@@ -164,6 +165,27 @@ export class IdentityResolver {
       throw failedPrecondition(`${ref}: ${secretRef} key certificate is not a PFX that opens with key password, nor PEM`);
     }
     return { ...this.credentials.servicePrincipalCertificate(tenantId, spec.clientID, pem, authority), kind: `service principal ${spec.clientID} with certificate` };
+  }
+
+  /**
+   * `spec.adEndpoint` is the AzureIdentity author's text, and the service principal's secret or
+   * assertion is posted to it from the node: only a known cloud's Entra ID authority (or the
+   * operator's --authority-host) is accepted, never an arbitrary host (a collector, or an address
+   * only the node can reach).
+   */
+  private knownAuthority(ref: string, adEndpoint: string): string {
+    let origin: string | undefined;
+    try {
+      const url = new URL(adEndpoint);
+      if (url.protocol === 'https:' && (url.pathname === '/' || url.pathname === '')) origin = url.origin;
+    } catch {
+      origin = undefined;
+    }
+    const known = [...AZURE_CLOUDS.map((c) => c.authorityHost), ...(this.options.settings.authorityHost ? [this.options.settings.authorityHost] : [])];
+    if (origin === undefined || !known.includes(origin)) {
+      throw invalidArgument(`${ref}: spec.adEndpoint must be the Entra ID authority of a known cloud (${AZURE_CLOUDS.map((c) => c.authorityHost).join(', ')})`);
+    }
+    return origin;
   }
 
   /** The node's own managed identity: every pod on the node would share it, so it is opt-in. */
