@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMount } from '../src/driver/mountinfo.js';
 import { FLEXVOLUME_PARAMETERS_KEY } from '../src/flexvolume/options.js';
 import { packageRoot } from '../src/package-info.js';
-import { CLIENT_ID, CLIENT_SECRET, isRoot, rpcError, SECRET_VALUES, startHarness } from './support/harness.js';
+import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_KEY } from '../src/driver/publish-request.js';
+import { CLIENT_ID, CLIENT_SECRET, isRoot, objectsParameter, rpcError, SECRET_VALUES, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 
 const run = promisify(execFile);
@@ -154,6 +155,22 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
     const legit = await flexDir('uid-legacy-1');
     expect(await kubelet('mount', legit, options())).toEqual({ status: 'Success' });
     expect(await kubelet('unmount', legit)).toEqual({ status: 'Success' });
+  });
+
+  it('the driver ignores pod keys a caller of the socket puts in a FlexVolume publish', async () => {
+    const dir = await flexDir('uid-attacker-0');
+    const parameters = { vaultUri: h.vault.url, tenantId: h.vault.tenantId, usePodIdentity: 'true', objects: objectsParameter([{ objectName: 'victim-secret' }]) };
+    const err = await rpcError(
+      h.client.publish({
+        volumeId: 'flex-direct-0',
+        targetPath: dir,
+        volumeCapability: { mount: { fsType: '' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
+        readonly: true,
+        volumeContext: { [FLEXVOLUME_PARAMETERS_KEY]: JSON.stringify(parameters), [POD_NAME_KEY]: 'victim-0', [POD_NAMESPACE_KEY]: 'victim', [POD_UID_KEY]: '', [SERVICE_ACCOUNT_KEY]: 'default' },
+      }),
+    );
+    expect(err).toEqual({ code: status.PERMISSION_DENIED, details: 'no identity for pod team-a/attacker-0: the pod has no aadpodidbinding label' });
+    expect(await findMount(dir)).toBeUndefined();
   });
 
   it('a mount directory whose uid no pod on this node has is refused, naming only that uid', async () => {
