@@ -7,10 +7,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMount } from '../src/driver/mountinfo.js';
 import { FLEXVOLUME_PARAMETERS_KEY } from '../src/flexvolume/options.js';
 import { packageRoot } from '../src/package-info.js';
-import { CLIENT_ID, CLIENT_SECRET, isRoot, rpcError, SECRET_VALUES, startHarness } from './support/harness.js';
+import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_KEY } from '../src/driver/publish-request.js';
+import { CLIENT_ID, CLIENT_SECRET, isRoot, objectsParameter, rpcError, SECRET_VALUES, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 
 const run = promisify(execFile);
+
+const VICTIM_VALUE = 'victim-value-Rr4-never-log';
+const VICTIM_SP_SECRET = 'victim-sp-secret-Tt6-never-log';
+
+/** A pod the API (here: the standalone directory) knows, with a podvault flexVolume `kv`. */
+function flexPod(name: string, uid: string, namespace: string, opts: { readOnly?: boolean; label?: string } = {}): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, uid, labels: opts.label ? { aadpodidbinding: opts.label } : {} },
+    spec: {
+      nodeName: 'test-node',
+      serviceAccountName: 'default',
+      volumes: [{ name: 'kv', flexVolume: { driver: 'podvault/keyvault', readOnly: opts.readOnly ?? true, options: {} } }],
+    },
+  };
+}
 
 describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the retired flexvol\'s options', () => {
   let h: Harness;
@@ -19,6 +37,18 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
 
   beforeAll(async () => {
     h = await startHarness();
+    h.vault.store.setSecret('victim-secret', VICTIM_VALUE);
+    h.vault.store.putClient({ clientId: 'sp-victim', clientSecret: VICTIM_SP_SECRET, managedIdentity: false, read: ['victim-*'] });
+    await h.writeObjects('flex-pods.yaml', [
+      flexPod('legacy-0', 'uid-legacy-0', 'default'),
+      flexPod('legacy-1', 'uid-legacy-1', 'default'),
+      flexPod('writable-0', 'uid-writable-0', 'default', { readOnly: false }),
+      flexPod('attacker-0', 'uid-attacker-0', 'team-a'),
+      flexPod('victim-0', 'uid-victim-0', 'victim', { label: 'victim' }),
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sp-victim', namespace: 'victim' }, stringData: { clientSecret: VICTIM_SP_SECRET } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'victim-id', namespace: 'victim' }, spec: { type: 1, tenantID: h.vault.tenantId, clientID: 'sp-victim', clientPassword: { name: 'sp-victim', namespace: 'victim' } } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'victim-binding', namespace: 'victim' }, spec: { azureIdentity: 'victim-id', selector: 'victim' } },
+    ]);
     // Install the shipped exec script as the kubelet would find it, pointing at this checkout.
     home = await mkdtemp('/dev/shm/podvault-flex-home-');
     await mkdir(join(home, 'bin'));
@@ -88,6 +118,76 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
     const mismatch = await kubelet('mount', dir, options({ keyvaultobjecttypes: 'secret' }));
     expect(mismatch).toEqual({ status: 'Failure', message: 'option keyvaultobjecttypes has 1 entries for 2 keyvaultobjectnames' });
     expect(await kubelet('attach', dir)).toMatchObject({ status: 'Not supported' });
+  });
+
+  async function flexDir(uid: string): Promise<string> {
+    const dir = join(h.kubeletDir, 'pods', uid, 'volumes', 'podvault~keyvault', 'kv');
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  it('an attacker pod whose options name a victim pod (pod.uid "") gets only its own identity, never the victim\'s secrets', async () => {
+    const dir = await flexDir('uid-attacker-0');
+    // The kubelet merges the pod's options over its own keys: this is what it passes then.
+    const forgedKeys = {
+      'kubernetes.io/pod.name': 'victim-0',
+      'kubernetes.io/pod.namespace': 'victim',
+      'kubernetes.io/pod.uid': '',
+      'kubernetes.io/serviceAccount.name': 'default',
+      keyvaultobjectnames: 'victim-secret',
+      keyvaultobjecttypes: 'secret',
+      keyvaultobjectaliases: 'stolen',
+      keyvaultobjectversions: '',
+    };
+    const viaBinding = JSON.parse(options({ ...forgedKeys, usepodidentity: 'true' })) as Record<string, string>;
+    for (const key of Object.keys(viaBinding)) if (key.startsWith('kubernetes.io/secret/')) delete viaBinding[key];
+    const result = await kubelet('mount', dir, JSON.stringify(viaBinding));
+    expect(result).toEqual({ status: 'Failure', message: 'podvault: no identity for pod team-a/attacker-0: the pod has no aadpodidbinding label' });
+    await expect(lstat(join(dir, 'stolen'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await findMount(dir)).toBeUndefined();
+    // With a service principal of its own (secretRef), it reads as that principal: 403.
+    const own = await kubelet('mount', dir, options(forgedKeys));
+    expect(own.status).toBe('Failure');
+    expect(own.message).toMatch(/secret "victim-secret": HTTP 403/);
+    expect(h.logs.join('')).not.toContain(VICTIM_VALUE);
+    expect(h.vault.requests.token ?? 0).toBeGreaterThan(0);
+    // The driver still serves the legitimate pod.
+    const legit = await flexDir('uid-legacy-1');
+    expect(await kubelet('mount', legit, options())).toEqual({ status: 'Success' });
+    expect(await kubelet('unmount', legit)).toEqual({ status: 'Success' });
+  });
+
+  it('the driver ignores pod keys a caller of the socket puts in a FlexVolume publish', async () => {
+    const dir = await flexDir('uid-attacker-0');
+    const parameters = { vaultUri: h.vault.url, tenantId: h.vault.tenantId, usePodIdentity: 'true', objects: objectsParameter([{ objectName: 'victim-secret' }]) };
+    const err = await rpcError(
+      h.client.publish({
+        volumeId: 'flex-direct-0',
+        targetPath: dir,
+        volumeCapability: { mount: { fsType: '' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
+        readonly: true,
+        volumeContext: { [FLEXVOLUME_PARAMETERS_KEY]: JSON.stringify(parameters), [POD_NAME_KEY]: 'victim-0', [POD_NAMESPACE_KEY]: 'victim', [POD_UID_KEY]: '', [SERVICE_ACCOUNT_KEY]: 'default' },
+      }),
+    );
+    expect(err).toEqual({ code: status.PERMISSION_DENIED, details: 'no identity for pod team-a/attacker-0: the pod has no aadpodidbinding label' });
+    expect(await findMount(dir)).toBeUndefined();
+  });
+
+  it('a mount directory whose uid no pod on this node has is refused, naming only that uid', async () => {
+    const dir = await flexDir('uid-nobody');
+    expect(await kubelet('mount', dir, options())).toEqual({ status: 'Failure', message: 'podvault: FlexVolume mount for pod uid uid-nobody: no pod with this uid runs on this node' });
+  });
+
+  it('a FlexVolume without readOnly: true is refused with one Failure naming readOnly: true', async () => {
+    const dir = await flexDir('uid-writable-0');
+    expect(await kubelet('mount', dir, options({ 'kubernetes.io/readwrite': 'rw' }))).toEqual({ status: 'Failure', message: 'the podvault flexVolume must set readOnly: true (podvault volumes are read-only)' });
+    const missing = JSON.parse(options()) as Record<string, string>;
+    delete missing['kubernetes.io/readwrite'];
+    expect((await kubelet('mount', dir, JSON.stringify(missing))).status).toBe('Failure');
+    // The pod forges the kubelet's key in its options; its spec (from the API) still says writable.
+    const forged = await kubelet('mount', dir, options({ 'kubernetes.io/readwrite': 'ro' }));
+    expect(forged).toEqual({ status: 'Failure', message: 'podvault: pod default/writable-0: volume kv must set flexVolume readOnly: true (podvault volumes are read-only)' });
+    expect(await findMount(dir)).toBeUndefined();
   });
 
   it('a CSI pod cannot pass FlexVolume parameters inline', async () => {

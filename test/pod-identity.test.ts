@@ -11,7 +11,7 @@ import { ISSUER, PFX_PASSWORD, podToken, publishAs, setUp, SP_A_SECRET, SP_B_SEC
 describe.skipIf(!isRoot)('each pod reads Key Vault only as the identity bound to it', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ allowManagedIdentity: ['default=mi-a'] });
     await setUp(h);
   });
   afterAll(async () => {
@@ -97,6 +97,17 @@ describe.skipIf(!isRoot)('each pod reads Key Vault only as the identity bound to
     expect(wrongObject.code).toBe(status.PERMISSION_DENIED);
     expect(wrongObject.details).toMatch(/may not read secret "db-user" .*not in AzureIdentityBinding default\/bind-narrow annotation podvault.dev\/allowed-objects/);
     expect(h.vault.requests.secret ?? 0).toBe(before);
+  });
+
+  it('posts a service principal\'s secret only to a known cloud\'s authority (spec.adEndpoint)', async () => {
+    const identity = (name: string, adEndpoint: string) => ({ apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name, namespace: 'default' }, spec: { type: 1, tenantID: h.vault.tenantId, clientID: 'sp-a', clientPassword: { name: 'sp-a-secret', namespace: 'default' }, adEndpoint } });
+    const binding = (name: string) => ({ apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: `bind-${name}`, namespace: 'default' }, spec: { azureIdentity: name, selector: name } });
+    await h.writeObjects('ad-endpoints.yaml', [identity('id-collector', 'https://collector.example:8443'), binding('id-collector'), identity('id-usgov', 'https://login.microsoftonline.us/'), binding('id-usgov')]);
+    const tokensBefore = h.vault.requests.token ?? 0;
+    const refused = await publishAs(h, 'ad-1', 'team-a', { label: 'id-collector' });
+    expect(refused).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'AzureIdentity default/id-collector: spec.adEndpoint must be the Entra ID authority of a known cloud (https://login.microsoftonline.com, https://login.microsoftonline.us, https://login.chinacloudapi.cn)' });
+    expect(h.vault.requests.token ?? 0).toBe(tokensBefore);
+    expect((await publishAs(h, 'ad-2', 'team-a', { label: 'id-usgov' })).text).toBe(TEAM_A_VALUE);
   });
 
   it('never puts a secret value, a client secret or a token into logs or error text', () => {

@@ -38,6 +38,8 @@ export function driverCommand(): Command {
     .option('--fetch-concurrency <n>', `objects of one publish fetched at once (default ${DEFAULT_FETCH_CONCURRENCY})`)
     .option('--cluster-wide-bindings', 'honour AzureIdentityBindings and AzureIdentities of other namespaces than the pod\'s (off: a label cannot reach across namespaces)')
     .option('--allow-node-identity', 'allow classes to use the node\'s managed identity (useVMManagedIdentity), which every pod on the node would share')
+    .option('--allow-managed-identity <namespace=id>', 'let pods of <namespace> (* for any) use this user-assigned managed identity (client or resource id) through a type 0 AzureIdentity (repeatable; none by default)', collect)
+    .option('--node-managed-identity <id>', 'a managed identity of the node itself (VM, kubelet): refused to AzureIdentities without --allow-node-identity, whatever --allow-managed-identity says (repeatable)', collect)
     .option('--imds-endpoint <url>', 'IMDS base URL for managed identities (default: the Azure instance metadata service)')
     .option('--require-pod-token', 'refuse a publish without a valid service-account token for --pod-token-audience naming the volume\'s pod')
     .option('--pod-token-audience <aud>', 'audience of the pod token podvault verifies (CSIDriver tokenRequests; default: the driver name)')

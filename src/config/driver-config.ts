@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { describeZodError } from '../util/zod-error.js';
+import { managedIdentityId, parseManagedIdentityGrant } from '../identity/managed-identity-policy.js';
+import type { ManagedIdentityGrant } from '../identity/managed-identity-policy.js';
 
 
 export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
@@ -35,6 +37,10 @@ export interface DriverConfig {
   clusterWideBindings: boolean;
   /** Allow classes to use the node's own managed identity (useVMManagedIdentity). */
   allowNodeIdentity: boolean;
+  /** --allow-managed-identity NAMESPACE=ID: managed identities each namespace may bind (type 0). */
+  managedIdentityGrants: ManagedIdentityGrant[];
+  /** --node-managed-identity: the VM's and kubelet's own identities (normalised ids). */
+  nodeManagedIdentities: string[];
   /** IMDS base URL for managed identities (a pod-identity NMI or a local double). */
   imdsEndpoint?: string;
   /** Refuse publishes without a valid service-account token for `podTokenAudience`. */
@@ -88,6 +94,8 @@ export interface DriverFlags {
   fetchConcurrency?: string;
   clusterWideBindings?: boolean;
   allowNodeIdentity?: boolean;
+  allowManagedIdentity?: string[];
+  nodeManagedIdentity?: string[];
   imdsEndpoint?: string;
   requirePodToken?: boolean;
   podTokenAudience?: string;
@@ -176,6 +184,8 @@ const configSchema = z.object({
   fetchConcurrency: z.number().int().min(1).max(64),
   clusterWideBindings: z.boolean(),
   allowNodeIdentity: z.boolean(),
+  managedIdentityGrants: z.array(z.object({ namespace: z.string().min(1), id: z.string().min(1) })),
+  nodeManagedIdentities: z.array(z.string().min(1)),
   imdsEndpoint: z.url({ protocol: /^https?$/ }).optional(),
   requirePodToken: z.boolean(),
   podTokenAudience: z.string().min(1).max(253),
@@ -220,6 +230,8 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     fetchConcurrency: Number(flags.fetchConcurrency ?? DEFAULT_FETCH_CONCURRENCY),
     clusterWideBindings: flags.clusterWideBindings ?? false,
     allowNodeIdentity: flags.allowNodeIdentity ?? false,
+    managedIdentityGrants: (flags.allowManagedIdentity ?? []).map((v) => parsed0('--allow-managed-identity', parseManagedIdentityGrant, v)),
+    nodeManagedIdentities: (flags.nodeManagedIdentity ?? []).map((v) => parsed0('--node-managed-identity', managedIdentityId, v)),
     imdsEndpoint: flags.imdsEndpoint,
     requirePodToken: flags.requirePodToken ?? false,
     podTokenAudience: flags.podTokenAudience ?? flags.driverName ?? DEFAULT_DRIVER_NAME,

@@ -56,6 +56,13 @@ export interface DevVault {
   vaultLog: VaultRequestRecord[];
   injectFault(fault: Fault): void;
   clearFaults(): void;
+  /**
+   * A hostile vault: the 401 challenge names this resource instead of Key Vault's (e.g.
+   * https://management.azure.com, to ask for an ARM token); undefined restores Key Vault's.
+   */
+  setChallengeResource(resource: string | undefined): void;
+  /** The scope (token endpoint) or resource (IMDS) of every token request, in arrival order. */
+  tokenScopes: string[];
   close(): Promise<void>;
 }
 
@@ -75,6 +82,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   let baseUrl = '';
   const faults: Fault[] = [];
   const vaultLog: VaultRequestRecord[] = [];
+  const tokenScopes: string[] = [];
+  let challengeResource = VAULT_RESOURCE;
   const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl);
 
   const ca = createTestCa();
@@ -109,6 +118,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     [/^\/([^/]+)\/oauth2\/v2\.0\/token$/, 'POST', async (req, res, url) => {
       count('token');
       const form = new URLSearchParams(await readBody(req));
+      tokenScopes.push(form.get('scope') ?? '');
       const tenant = url.pathname.split('/')[1] ?? '';
       const result = entra.issueToken(tenant, form, `${baseUrl}/${tenant}/oauth2/v2.0/token`);
       if ('status' in result) {
@@ -174,7 +184,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const header = req.headers.authorization ?? '';
     if (!header.startsWith('Bearer ')) {
       count('challenge');
-      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${challengeResource}"`);
       sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
       return undefined;
     }
@@ -274,6 +284,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     }
     if (req.headers.metadata !== 'true') return sendJson(res, 400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
     const resource = (url.searchParams.get('resource') ?? '').replace(/\/$/, '');
+    tokenScopes.push(url.searchParams.get('resource') ?? '');
     const clientId = url.searchParams.get('client_id');
     const resourceId = url.searchParams.get('msi_res_id') ?? url.searchParams.get('mi_res_id');
     const client = [...store.clients.values()].find((c) => c.managedIdentity && (clientId ? c.clientId === clientId : resourceId ? c.resourceId === resourceId : false));
@@ -297,6 +308,10 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     vaultLog,
     injectFault: (fault) => faults.push({ ...fault }),
     clearFaults: () => faults.splice(0, faults.length),
+    setChallengeResource: (resource) => {
+      challengeResource = resource ?? VAULT_RESOURCE;
+    },
+    tokenScopes,
     close: async () => {
       for (const s of [server, imds]) {
         s.closeAllConnections();

@@ -4,7 +4,8 @@ import type { ClassSource } from '../kube/secret-provider-class.js';
 import type { Logger } from '../log.js';
 import type { ProviderFile, ProviderRegistry } from '../providers/provider.js';
 import { describeCause } from '../errors/describe-cause.js';
-import { cancelled, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
+import { cancelled, failedPrecondition, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
+import type { FlexVolumePods } from '../identity/flexvolume-pod.js';
 import { grpcStatusName } from './grpc-status.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -28,6 +29,8 @@ export interface NodeServiceDeps {
   events: EventRecorder;
   /** Verifies the pod's bound service-account token; absent when no key source is configured. */
   podTokens?: PodTokenVerifier;
+  /** Who a FlexVolume mount is for: the pod of its directory's uid, from the API. */
+  flexVolumePods?: FlexVolumePods;
   /** Refuse publishes that carry no such token (--require-pod-token). */
   requirePodToken: boolean;
   /** A mounted volume is refetched when its files are older than this (ms). */
@@ -57,10 +60,10 @@ export class NodeService {
   async publish(raw: NodePublishVolumeRequest, ctx: CallContext): Promise<Record<string, never>> {
     const startedAt = Date.now();
     const req = parsePublishRequest(raw);
-    const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
     this.checkTargetShape(req, target);
-    await this.checkPodToken(req);
+    await this.checkPodToken(req, target, ctx.log);
+    const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     return this.locks.run(req.volumeId, async () => {
       if (await this.deps.engine.isMounted(target)) {
         await this.republish(req, target, log);
@@ -194,8 +197,19 @@ export class NodeService {
    * A token for podvault's audience, when present, must prove the volume's pod; a forged or
    * foreign one is refused even when tokens are not required. Missing: refused only with
    * --require-pod-token (clusters whose CSIDriver does not request it yet keep working).
+   *
+   * A FlexVolume publish carries no token (the kubelet passes none) and its pod keys are the pod's
+   * own options, so its pod is taken from the API by the uid of the kubelet's mount directory
+   * (FlexVolumePods) and `req.pod` set to it. That lookup is the proof of who is asking, so
+   * FlexVolume publishes are served with --require-pod-token too.
    */
-  private async checkPodToken(req: PublishRequest): Promise<void> {
+  private async checkPodToken(req: PublishRequest, target: string, log: Logger): Promise<void> {
+    if (req.inlineParameters) {
+      const shape = parseKubeletTarget('target_path', target, this.deps.kubeletDir);
+      if (!this.deps.flexVolumePods) throw failedPrecondition('FlexVolume mounts are not served by this driver (no pod source)');
+      req.pod = await this.deps.flexVolumePods.find(shape.podUid, shape.volumeName, log);
+      return;
+    }
     const { podTokens, requirePodToken } = this.deps;
     const token = podTokens ? req.tokens[podTokens.audience] : undefined;
     if (podTokens && token) return podTokens.verify(token, req.pod);

@@ -30,6 +30,9 @@ export const POD_UID_KEY = 'csi.storage.k8s.io/pod.uid';
 export const SERVICE_ACCOUNT_KEY = 'csi.storage.k8s.io/serviceAccount.name';
 export const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral';
 
+/** The pod of a FlexVolume publish until the node service has read it from the API. */
+export const UNRESOLVED_POD: PodInfo = Object.freeze({ namespace: '', name: '', uid: '', serviceAccount: '' });
+
 /** The kubelet's volume ids are `csi-<sha256 hex>`; other COs use similar printable ids. */
 const VOLUME_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 /** Kubernetes object names (DNS subdomain) and namespaces (DNS label). */
@@ -72,6 +75,13 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   if (className === '') throw invalidArgument('volume_context.secretProviderClass is required: set volumeAttributes.secretProviderClass on the pod\'s csi volume');
   if (!DNS_SUBDOMAIN.test(className)) throw invalidArgument(`volume_context.secretProviderClass ${JSON.stringify(className)} is not a valid object name`);
 
+  const { [SERVICE_ACCOUNT_TOKENS_KEY]: tokensInSecrets, ...secrets } = req.secrets ?? {};
+  const tokens = parseTokens(tokensInSecrets ?? context[SERVICE_ACCOUNT_TOKENS_KEY]);
+  // A FlexVolume mount's pod keys come from options the pod itself writes (the kubelet merges the
+  // volume's options over its own keys): they are ignored, and the node service takes the pod
+  // from the API by the uid of the kubelet's mount directory (FlexVolumePods).
+  if (inlineParameters) return { volumeId, targetPath, className, inlineParameters, pod: UNRESOLVED_POD, secrets, tokens };
+
   const podInfoHint = 'the CSIDriver object must set podInfoOnMount: true';
   const namespace = context[POD_NAMESPACE_KEY] ?? '';
   if (namespace === '') throw invalidArgument(`volume_context ${POD_NAMESPACE_KEY} is missing: ${podInfoHint}`);
@@ -84,9 +94,7 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   const serviceAccount = context[SERVICE_ACCOUNT_KEY] ?? '';
   if (serviceAccount !== '' && !DNS_SUBDOMAIN.test(serviceAccount)) throw invalidArgument(`volume_context ${SERVICE_ACCOUNT_KEY} is not a valid service account name`);
 
-  const { [SERVICE_ACCOUNT_TOKENS_KEY]: tokensInSecrets, ...secrets } = req.secrets ?? {};
-  const tokens = parseTokens(tokensInSecrets ?? context[SERVICE_ACCOUNT_TOKENS_KEY]);
-  return { volumeId, targetPath, className, ...(inlineParameters ? { inlineParameters } : {}), pod: { namespace, name, uid, serviceAccount }, secrets, tokens };
+  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets, tokens };
 }
 
 /**

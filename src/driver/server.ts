@@ -9,6 +9,7 @@ import { StandaloneIdentityObjects } from '../kube/standalone-identity-objects.j
 import type { IdentityObjects } from '../identity/crds.js';
 import { IdentityResolver } from '../identity/identity-resolver.js';
 import { PodTokenVerifier } from '../identity/pod-token.js';
+import { FlexVolumePods } from '../identity/flexvolume-pod.js';
 import type { ServiceAccountKeySource } from '../identity/pod-token.js';
 import { FileServiceAccountKeys } from '../kube/service-account-keys.js';
 import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
@@ -100,7 +101,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const providers = new ProviderRegistry([
     new KeyVaultProvider({
       settings,
-      identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity }),
+      identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity, managedIdentityGrants: config.managedIdentityGrants, nodeManagedIdentities: config.nodeManagedIdentities }),
       fetchConcurrency: config.fetchConcurrency,
       maxInFlightPerHost: config.vaultMaxInFlight,
       retry: {
@@ -123,6 +124,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     engine,
     events,
     ...(keys ? { podTokens: new PodTokenVerifier(keys, config.podTokenAudience) } : {}),
+    flexVolumePods: new FlexVolumePods(objects, config.nodeId),
     requirePodToken: config.requirePodToken,
     rotationIntervalMs: config.rotationIntervalMs,
     ...(config.stateDir ? { state: new StateStore(config.stateDir, log) } : {}),

@@ -8,8 +8,6 @@ export interface FlexMount {
   parameters: Record<string, string>;
   /** clientid / clientsecret from the volume's secretRef, decoded. */
   secrets: Record<string, string>;
-  pod: { namespace: string; name: string; uid: string; serviceAccount: string };
-  readOnly: boolean;
 }
 
 export class FlexOptionsError extends Error {}
@@ -19,6 +17,10 @@ export class FlexOptionsError extends Error {}
  * kubernetes-keyvault-flexvol (`keyvaultname`, `keyvaultobjectnames` `;`-separated, ...), turned
  * into the Azure provider's parameters so both paths share one engine. Secret values arrive
  * base64 under `kubernetes.io/secret/<key>`.
+ *
+ * The `kubernetes.io/pod.*` and `serviceAccount.name` keys are not read: the kubelet merges the
+ * volume's own options over them, so a pod can write them (and name another pod). The driver
+ * takes the pod from the API by the uid of the mount directory instead.
  */
 export function parseFlexOptions(options: Record<string, unknown>): FlexMount {
   const get = (key: string): string => {
@@ -27,6 +29,12 @@ export function parseFlexOptions(options: Record<string, unknown>): FlexMount {
   };
   const list = (key: string): string[] => (get(key) === '' ? [] : get(key).split(';').map((s) => s.trim()));
 
+  // Like CSI, only read-only volumes: a writable one would be writable in the container, letting
+  // the pod plant links or files the driver's root writes then follow. (The pod can forge this key
+  // too; the driver checks the pod's spec from the API as well.)
+  if (get('kubernetes.io/readwrite') !== 'ro') {
+    throw new FlexOptionsError('the podvault flexVolume must set readOnly: true (podvault volumes are read-only)');
+  }
   const names = list('keyvaultobjectnames');
   if (names.length === 0) throw new FlexOptionsError('option keyvaultobjectnames is required (names separated by ;)');
   const types = list('keyvaultobjecttypes');
@@ -63,15 +71,5 @@ export function parseFlexOptions(options: Record<string, unknown>): FlexMount {
     secrets[name] = Buffer.from(value, 'base64').toString('utf8');
   }
 
-  return {
-    parameters,
-    secrets,
-    pod: {
-      namespace: get('kubernetes.io/pod.namespace'),
-      name: get('kubernetes.io/pod.name'),
-      uid: get('kubernetes.io/pod.uid'),
-      serviceAccount: get('kubernetes.io/serviceAccount.name'),
-    },
-    readOnly: get('kubernetes.io/readwrite') !== 'rw',
-  };
+  return { parameters, secrets };
 }

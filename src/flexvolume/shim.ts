@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { CsiClient } from '../driver/client.js';
-import { POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_KEY } from '../driver/publish-request.js';
 import { FLEXVOLUME_PARAMETERS_KEY, FlexOptionsError, parseFlexOptions } from './options.js';
 
 /** Where the shipped DaemonSet serves CSI; PODVAULT_CSI_ENDPOINT overrides it. */
@@ -48,13 +47,8 @@ export async function runFlexVolume(args: readonly string[], endpoint: string): 
           volumeCapability: { mount: { fsType: '' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
           readonly: true,
           secrets: mount.secrets,
-          volumeContext: {
-            [FLEXVOLUME_PARAMETERS_KEY]: JSON.stringify(mount.parameters),
-            [POD_NAMESPACE_KEY]: mount.pod.namespace,
-            [POD_NAME_KEY]: mount.pod.name,
-            [POD_UID_KEY]: mount.pod.uid,
-            [SERVICE_ACCOUNT_KEY]: mount.pod.serviceAccount,
-          },
+          // No pod keys: the driver takes the pod from the API by the uid in `dir`.
+          volumeContext: { [FLEXVOLUME_PARAMETERS_KEY]: JSON.stringify(mount.parameters) },
         }),
       );
     }

@@ -8,7 +8,7 @@ export const ALLOWED_OBJECTS_ANNOTATION = 'podvault.dev/allowed-objects';
 /** Which objects an identity may read through podvault: globs over `<vault>/<objectName>`. */
 export interface ObjectRule {
   patterns: string[];
-  /** Where the rule comes from, for the denial message. */
+  /** Where the rule comes from, for the denial message (names only the pod's namespace's objects). */
   source: string;
 }
 
@@ -23,19 +23,21 @@ export interface BindingRule {
  *   podvault.dev/allowed-service-accounts: "web, worker"   only pods running as these
  *   podvault.dev/allowed-objects: "myvault/db-*, myvault/api-token"   only these objects
  * `<vault>` is the vault's name (first label of its host) or its full host[:port]; `*` and `?` glob.
+ * `shown` is how messages name the binding (`visibleRef`).
  */
-export function bindingRule(binding: AzureIdentityBinding, ref: string): BindingRule {
+export function bindingRule(binding: AzureIdentityBinding, shown: string, own = true): BindingRule {
   const annotations = binding.metadata.annotations ?? {};
   const list = (value: string | undefined): string[] | undefined =>
     value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const serviceAccounts = list(annotations[ALLOWED_SERVICE_ACCOUNTS_ANNOTATION]);
   const patterns = list(annotations[ALLOWED_OBJECTS_ANNOTATION]);
   for (const p of patterns ?? []) {
-    if (!/^[^/\s]+\/[^/\s]+$/.test(p)) throw invalidArgument(`AzureIdentityBinding ${ref}: annotation ${ALLOWED_OBJECTS_ANNOTATION} entry ${JSON.stringify(p)} must be <vault>/<object>`);
+    // A binding of another namespace (--cluster-wide-bindings) is not quoted to this pod.
+    if (!/^[^/\s]+\/[^/\s]+$/.test(p)) throw invalidArgument(`${shown}: annotation ${ALLOWED_OBJECTS_ANNOTATION} entry ${own ? `${JSON.stringify(p)} ` : ''}must be <vault>/<object>`);
   }
   return {
     ...(serviceAccounts ? { serviceAccounts } : {}),
-    ...(patterns ? { objects: { patterns, source: `AzureIdentityBinding ${ref} annotation ${ALLOWED_OBJECTS_ANNOTATION}` } } : {}),
+    ...(patterns ? { objects: { patterns, source: `${shown} annotation ${ALLOWED_OBJECTS_ANNOTATION}` } } : {}),
   };
 }
 

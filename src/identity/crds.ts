@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PodvaultError } from '../errors/podvault-error.js';
 
 /**
  * The AAD Pod Identity CRDs (`aadpodidentity.k8s.io/v1`) that clusters already use to bind Azure
@@ -44,14 +45,49 @@ export const azureIdentityBindingSchema = z.object({
 });
 export type AzureIdentityBinding = z.infer<typeof azureIdentityBindingSchema>;
 
+/** A pod volume, as far as FlexVolume identity needs it (which driver, read-only or not). */
+const podVolume = z.object({
+  name: z.string(),
+  flexVolume: z.object({ driver: z.string(), readOnly: z.boolean().optional() }).optional(),
+});
+
 export const podSchema = z.object({
   metadata,
-  spec: z.object({ serviceAccountName: z.string().optional() }).default({}),
+  spec: z
+    .object({ serviceAccountName: z.string().optional(), nodeName: z.string().optional(), volumes: z.array(podVolume).optional() })
+    .default({}),
 });
 export type PodObject = z.infer<typeof podSchema>;
 
 export const serviceAccountSchema = z.object({ metadata });
 export type ServiceAccountObject = z.infer<typeof serviceAccountSchema>;
+
+/** A listed object that does not validate: where it is, and the error naming it. */
+export interface MalformedObject {
+  namespace: string;
+  name: string;
+  error: PodvaultError;
+}
+
+export interface BindingList {
+  bindings: AzureIdentityBinding[];
+  malformed: MalformedObject[];
+}
+
+/** Validate each listed binding, keeping the malformed ones apart. */
+export function sortBindings(items: readonly unknown[], parse: (item: unknown) => AzureIdentityBinding): BindingList {
+  const list: BindingList = { bindings: [], malformed: [] };
+  for (const item of items) {
+    try {
+      list.bindings.push(parse(item));
+    } catch (err) {
+      if (!(err instanceof PodvaultError)) throw err;
+      const meta = (item as { metadata?: { namespace?: unknown; name?: unknown } } | null)?.metadata;
+      list.malformed.push({ namespace: typeof meta?.namespace === 'string' ? meta.namespace : 'default', name: typeof meta?.name === 'string' ? meta.name : '(unnamed)', error: err });
+    }
+  }
+  return list;
+}
 
 /** A Secret's data, decoded. */
 export type SecretData = Readonly<Record<string, Buffer>>;
@@ -62,9 +98,14 @@ export type SecretData = Readonly<Record<string, Buffer>>;
  */
 export interface IdentityObjects {
   getPod(namespace: string, name: string): Promise<PodObject | undefined>;
+  /** The pod with this uid among the pods scheduled to `nodeName` (FlexVolume: the uid is the mount path's). */
+  findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined>;
-  /** Bindings of one namespace, or of all namespaces when `namespace` is undefined. */
-  listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]>;
+  /**
+   * Bindings of one namespace, or of all namespaces when `namespace` is undefined. Malformed ones
+   * are returned apart, so the caller decides what a pod may be told about them.
+   */
+  listBindings(namespace: string | undefined): Promise<BindingList>;
   getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined>;
   getSecret(namespace: string, name: string): Promise<SecretData | undefined>;
 }

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
-import { failedPrecondition, invalidArgument, permissionDenied } from '../errors/podvault-error.js';
+import { failedPrecondition, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import type { IdentityParameters } from './identity-parameters.js';
 import type { AzureSdkSettings } from './azure-sdk-settings.js';
@@ -9,9 +9,13 @@ import type { AzureIdentity, IdentityObjects } from './crds.js';
 import { CredentialFactory } from './credentials.js';
 import { pkcs12ToPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
+import { visibleRef, withLoggedDetail } from './visible-ref.js';
 import type { PodInfo } from './pod-info.js';
 import { findBoundIdentity } from './pod-identity.js';
+import { ManagedIdentityPolicy } from './managed-identity-policy.js';
+import type { ManagedIdentityGrant } from './managed-identity-policy.js';
 import { LruCache } from '../util/lru-cache.js';
+import { AZURE_CLOUDS } from '../providers/azure/clouds.js';
 
 /** The one answer identity resolution gives a publish. */
 export interface ResolvedIdentity {
@@ -40,6 +44,10 @@ export interface IdentityResolverOptions {
   settings: AzureSdkSettings;
   clusterWideBindings: boolean;
   allowNodeIdentity: boolean;
+  /** --allow-managed-identity: which managed identities each namespace may bind (type 0). */
+  managedIdentityGrants: readonly ManagedIdentityGrant[];
+  /** --node-managed-identity: the node's own identities, refused without --allow-node-identity. */
+  nodeManagedIdentities: readonly string[];
 }
 
 export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
@@ -55,9 +63,11 @@ export const WORKLOAD_IDENTITY_TENANT_ID_ANNOTATION = 'azure.workload.identity/t
  */
 export class IdentityResolver {
   private readonly credentials: CredentialFactory;
+  private readonly managedIdentities: ManagedIdentityPolicy;
 
   constructor(private readonly options: IdentityResolverOptions) {
     this.credentials = new CredentialFactory(options.settings, new LruCache<TokenCredential>());
+    this.managedIdentities = new ManagedIdentityPolicy({ grants: options.managedIdentityGrants, nodeIdentities: options.nodeManagedIdentities, allowNodeIdentity: options.allowNodeIdentity });
   }
 
   async resolve(request: IdentityRequest, log: Logger): Promise<ResolvedIdentity> {
@@ -98,22 +108,30 @@ export class IdentityResolver {
   private async podIdentity(request: IdentityRequest, log: Logger): Promise<ResolvedIdentity> {
     const { pod } = request;
     const { binding, identity } = await findBoundIdentity(this.options.objects, pod, { clusterWideBindings: this.options.clusterWideBindings }, log);
-    const bindingRef = `${binding.metadata.namespace ?? pod.namespace}/${binding.metadata.name}`;
-    const rule = bindingRule(binding, bindingRef);
+    const bindingNamespace = binding.metadata.namespace ?? pod.namespace;
+    const bindingRef = `${bindingNamespace}/${binding.metadata.name}`;
+    // Denials name the binding only when it is of the pod's namespace (see visible-ref.ts).
+    const bindingShown = visibleRef(pod.namespace, 'AzureIdentityBinding', bindingNamespace, binding.metadata.name);
+    const rule = bindingRule(binding, bindingShown, bindingNamespace === pod.namespace);
     if (rule.serviceAccounts && !rule.serviceAccounts.includes(pod.serviceAccount)) {
-      throw permissionDenied(`no identity for pod ${podRef(pod)}: AzureIdentityBinding ${bindingRef} allows service accounts ${rule.serviceAccounts.join(', ')}, not ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`);
+      const detail = `no identity for pod ${podRef(pod)}: AzureIdentityBinding ${bindingRef} allows service accounts ${rule.serviceAccounts.join(', ')}, not ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`;
+      const allowed = bindingNamespace === pod.namespace ? `allows service accounts ${rule.serviceAccounts.join(', ')}, not` : 'does not allow service account';
+      throw withLoggedDetail(permissionDenied(`no identity for pod ${podRef(pod)}: ${bindingShown} ${allowed} ${JSON.stringify(pod.serviceAccount)} (annotation podvault.dev/allowed-service-accounts)`), detail);
     }
     const made = await this.identityCredential(identity, request);
-    const identityRef = `${identity.metadata.namespace ?? ''}/${identity.metadata.name}`;
+    const identityRef = `${identity.metadata.namespace ?? pod.namespace}/${identity.metadata.name}`;
     return { ...made, description: `pod identity ${identityRef} via binding ${bindingRef} (${made.kind})`, ...(rule.objects ? { objectRule: rule.objects } : {}) };
   }
 
   private async identityCredential(identity: AzureIdentity, request: IdentityRequest): Promise<{ key: string; credential: TokenCredential; kind: string }> {
-    const ref = `AzureIdentity ${identity.metadata.namespace ?? ''}/${identity.metadata.name}`;
+    const identityNamespace = identity.metadata.namespace ?? request.pod.namespace;
+    const ref = visibleRef(request.pod.namespace, 'AzureIdentity', identityNamespace, identity.metadata.name);
     const { spec } = identity;
-    const authority = spec.adEndpoint ? spec.adEndpoint.replace(/\/+$/, '') : request.cloudAuthorityHost;
+    const authority = spec.adEndpoint ? this.knownAuthority(ref, spec.adEndpoint) : request.cloudAuthorityHost;
     if (spec.type === 0) {
       if (!spec.clientID && !spec.resourceID) throw failedPrecondition(`${ref}: type 0 (managed identity) needs spec.clientID or spec.resourceID`);
+      // The id the credential will ask IMDS for is the one the operator must have allowed.
+      this.managedIdentities.checkAzureIdentity(ref, request.pod.namespace, spec.clientID || spec.resourceID || '');
       return { ...this.credentials.managedIdentity({ clientId: spec.clientID || undefined, resourceId: spec.clientID ? undefined : spec.resourceID }), kind: `managed identity ${spec.clientID || spec.resourceID}` };
     }
     if (!spec.clientID) throw failedPrecondition(`${ref}: spec.clientID is required for type ${spec.type}`);
@@ -121,10 +139,17 @@ export class IdentityResolver {
     const tenantId = spec.tenantID || request.tenantId;
     const secretNamespace = spec.clientPassword.namespace ?? identity.metadata.namespace ?? request.pod.namespace;
     if (!this.options.clusterWideBindings && secretNamespace !== request.pod.namespace) {
-      throw permissionDenied(`${ref}: its clientPassword Secret lives in namespace ${secretNamespace}, outside the pod's namespace`);
+      throw withLoggedDetail(
+        permissionDenied(`${ref}: its clientPassword Secret lives outside the pod's namespace ${request.pod.namespace}`),
+        `${ref}: its clientPassword Secret ${secretNamespace}/${spec.clientPassword.name} is outside the pod's namespace`,
+      );
     }
-    const secretRef = `Secret ${secretNamespace}/${spec.clientPassword.name}`;
-    const data = await this.options.objects.getSecret(secretNamespace, spec.clientPassword.name);
+    const secretRef = visibleRef(request.pod.namespace, 'Secret', secretNamespace, spec.clientPassword.name);
+    const data = await this.options.objects.getSecret(secretNamespace, spec.clientPassword.name).catch((err: unknown) => {
+      // A read failure names the Secret; of another namespace, only the log may.
+      if (secretNamespace === request.pod.namespace || !(err instanceof PodvaultError)) throw err;
+      throw withLoggedDetail(new PodvaultError(err.kind, `${ref}: cannot read its clientPassword ${secretRef}`, { cause: err.cause }), err.message);
+    });
     if (!data) throw failedPrecondition(`${ref}: its clientPassword ${secretRef} does not exist`);
     if (spec.type === 1) {
       const secret = data.clientSecret?.toString('utf8') ?? '';
@@ -142,6 +167,27 @@ export class IdentityResolver {
     return { ...this.credentials.servicePrincipalCertificate(tenantId, spec.clientID, pem, authority), kind: `service principal ${spec.clientID} with certificate` };
   }
 
+  /**
+   * `spec.adEndpoint` is the AzureIdentity author's text, and the service principal's secret or
+   * assertion is posted to it from the node: only a known cloud's Entra ID authority (or the
+   * operator's --authority-host) is accepted, never an arbitrary host (a collector, or an address
+   * only the node can reach).
+   */
+  private knownAuthority(ref: string, adEndpoint: string): string {
+    let origin: string | undefined;
+    try {
+      const url = new URL(adEndpoint);
+      if (url.protocol === 'https:' && (url.pathname === '/' || url.pathname === '')) origin = url.origin;
+    } catch {
+      origin = undefined;
+    }
+    const known = [...AZURE_CLOUDS.map((c) => c.authorityHost), ...(this.options.settings.authorityHost ? [this.options.settings.authorityHost] : [])];
+    if (origin === undefined || !known.includes(origin)) {
+      throw invalidArgument(`${ref}: spec.adEndpoint must be the Entra ID authority of a known cloud (${AZURE_CLOUDS.map((c) => c.authorityHost).join(', ')})`);
+    }
+    return origin;
+  }
+
   /** The node's own managed identity: every pod on the node would share it, so it is opt-in. */
   private nodeIdentity(request: IdentityRequest): ResolvedIdentity {
     if (!this.options.allowNodeIdentity) {
@@ -150,6 +196,7 @@ export class IdentityResolver {
       );
     }
     const clientId = request.parameters.userAssignedIdentityID;
+    this.managedIdentities.checkNodeIdentity(`pod ${podRef(request.pod)}`, request.pod.namespace, clientId);
     const { key, credential } = this.credentials.managedIdentity(clientId ? { clientId } : {});
     return { key, credential, description: `node managed identity ${clientId || '(system-assigned)'}` };
   }

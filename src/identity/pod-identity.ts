@@ -1,9 +1,11 @@
-import { permissionDenied } from '../errors/podvault-error.js';
+import { describeCause } from '../errors/describe-cause.js';
+import { PodvaultError, permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import { POD_IDENTITY_LABEL } from './crds.js';
 import type { AzureIdentity, AzureIdentityBinding, IdentityObjects } from './crds.js';
 import { podRef } from './pod-info.js';
 import type { PodInfo } from './pod-info.js';
+import { visibleRef, withLoggedDetail } from './visible-ref.js';
 
 export interface BoundIdentity {
   binding: AzureIdentityBinding;
@@ -29,13 +31,17 @@ export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, 
   const podObject = await objects.getPod(pod.namespace, pod.name);
   if (!podObject) throw permissionDenied(`no identity for ${who}: the pod does not exist in the Kubernetes API`);
   if (pod.uid !== '' && podObject.metadata.uid !== undefined && podObject.metadata.uid !== pod.uid) {
-    throw permissionDenied(`no identity for ${who}: the pod's uid ${podObject.metadata.uid} is not the uid the kubelet gave (${pod.uid})`);
+    // The API's uid is another pod's (a recreated one, or one a caller named): log it, never tell it.
+    throw withLoggedDetail(
+      permissionDenied(`no identity for ${who}: the pod of that name in the Kubernetes API is not the one the kubelet reported (uid ${pod.uid})`),
+      `no identity for ${who}: the API's pod of that name has uid ${podObject.metadata.uid}, the kubelet reported ${pod.uid}`,
+    );
   }
   const selector = podObject.metadata.labels?.[POD_IDENTITY_LABEL];
   if (!selector) throw permissionDenied(`no identity for ${who}: the pod has no ${POD_IDENTITY_LABEL} label`);
 
   const scope = options.clusterWideBindings ? undefined : pod.namespace;
-  const matches = (await objects.listBindings(scope)).filter((b) => b.spec.selector === selector);
+  const matches = (await listBindings(objects, scope, pod, log)).filter((b) => b.spec.selector === selector);
   if (matches.length === 0) {
     throw permissionDenied(
       `no identity for ${who}: no AzureIdentityBinding ${scope ? `in namespace ${scope} ` : ''}has selector ${JSON.stringify(selector)}`,
@@ -48,10 +54,41 @@ export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, 
     log.info({ chosen: ref(binding), candidates: matches.map(ref) }, 'several AzureIdentityBindings select this pod; the highest weight wins, then the name');
   }
 
-  const identityNamespace = binding.metadata.namespace ?? pod.namespace;
-  const identity = await objects.getIdentity(identityNamespace, binding.spec.azureIdentity);
+  const bindingNamespace = binding.metadata.namespace ?? pod.namespace;
+  const identityNamespace = bindingNamespace;
+  const identityName = binding.spec.azureIdentity;
+  const identity = await foreignSafe(pod, identityNamespace, () => objects.getIdentity(identityNamespace, identityName));
   if (!identity) {
-    throw permissionDenied(`no identity for ${who}: AzureIdentityBinding ${ref(binding)} names AzureIdentity ${identityNamespace}/${binding.spec.azureIdentity}, which does not exist`);
+    const bindingShown = visibleRef(pod.namespace, 'AzureIdentityBinding', bindingNamespace, binding.metadata.name);
+    throw withLoggedDetail(
+      permissionDenied(`no identity for ${who}: ${bindingShown} names ${visibleRef(pod.namespace, 'AzureIdentity', identityNamespace, identityName)}, which does not exist`),
+      `no identity for ${who}: AzureIdentityBinding ${ref(binding)} names AzureIdentity ${identityNamespace}/${identityName}, which does not exist`,
+    );
   }
   return { binding, identity };
+}
+
+/**
+ * The bindings in scope. With --cluster-wide-bindings, a malformed binding of another namespace is
+ * skipped and logged: its name and fields are not the pod's to read, and one tenant's typo must
+ * not stop every other tenant's publishes. A malformed one of the pod's namespace is refused,
+ * named (its author is the pod's namespace).
+ */
+async function listBindings(objects: IdentityObjects, scope: string | undefined, pod: PodInfo, log: Logger): Promise<AzureIdentityBinding[]> {
+  const { bindings, malformed } = await objects.listBindings(scope);
+  for (const m of malformed) {
+    if (m.namespace === pod.namespace) throw m.error;
+    log.warn({ binding: `${m.namespace}/${m.name}`, cause: describeCause(m.error) }, 'skipping a malformed AzureIdentityBinding of another namespace');
+  }
+  return bindings;
+}
+
+/** A read of an object that may belong to another namespace: its failure is told without naming it. */
+async function foreignSafe<T>(pod: PodInfo, namespace: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (namespace === pod.namespace || !(err instanceof PodvaultError)) throw err;
+    throw withLoggedDetail(new PodvaultError(err.kind, `no identity for pod ${podRef(pod)}: cannot use an object of another namespace that its binding names`, { cause: err.cause }), err.message);
+  }
 }

@@ -10,8 +10,9 @@ import {
   azureIdentitySchema,
   podSchema,
   serviceAccountSchema,
+  sortBindings,
 } from '../identity/crds.js';
-import type { AzureIdentity, AzureIdentityBinding, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
+import type { AzureIdentity, BindingList, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
 import { parseKubeObject } from './parse-object.js';
 
 /**
@@ -32,12 +33,22 @@ export class KubeIdentityObjects implements IdentityObjects {
     return pod && parseKubeObject(podSchema, pod, 'Pod');
   }
 
+  /**
+   * One list of the node's pods (`fieldSelector=spec.nodeName=<node>`, RBAC `list pods`): the API
+   * has no lookup by uid, and only pods on this node can be the kubelet's FlexVolume callers.
+   */
+  async findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined> {
+    const list = await orUndefined(`the pods of node ${nodeName}`, () => this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }));
+    const pod = (list?.items ?? []).find((p) => p.metadata?.uid === uid && p.spec?.nodeName === nodeName);
+    return pod && parseKubeObject(podSchema, pod, 'Pod');
+  }
+
   async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined> {
     const sa = await orUndefined(`ServiceAccount ${namespace}/${name}`, () => this.core.readNamespacedServiceAccount({ namespace, name }));
     return sa && parseKubeObject(serviceAccountSchema, sa, 'ServiceAccount');
   }
 
-  async listBindings(namespace: string | undefined): Promise<AzureIdentityBinding[]> {
+  async listBindings(namespace: string | undefined): Promise<BindingList> {
     const group = AAD_POD_IDENTITY_GROUP;
     const version = AAD_POD_IDENTITY_VERSION;
     const plural = AZURE_IDENTITY_BINDING_PLURAL;
@@ -46,7 +57,7 @@ export class KubeIdentityObjects implements IdentityObjects {
         ? this.custom.listClusterCustomObject({ group, version, plural })
         : this.custom.listNamespacedCustomObject({ group, version, namespace, plural }),
     )) as { items?: unknown[] } | undefined;
-    return (list?.items ?? []).map((item) => parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding'));
+    return sortBindings(list?.items ?? [], (item) => parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding'));
   }
 
   async getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined> {

@@ -23,7 +23,7 @@ interface Watcher {
  * A local Kubernetes API server double speaking the real REST wire format over HTTP: GET of one
  * object, LIST, and WATCH (`?watch=true`, one JSON event per line, kept open) for namespaced
  * resources of core (`/api/v1`) and groups (`/apis/<group>/<version>`), with Status bodies on
- * errors. Tests put objects in and see every request the client made.
+ * errors; LISTs honour equality `fieldSelector`s. Tests put objects in and see every request the client made.
  */
 export class KubeApiDouble {
   private readonly objects = new Map<string, KubeObject>();
@@ -130,7 +130,7 @@ export class KubeApiDouble {
     const clusterList = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/([^/]+)$/.exec(url.pathname);
     if (clusterList && clusterList[2] !== 'namespaces') {
       const [, prefix = '', plural = ''] = clusterList;
-      const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v);
+      const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v).filter(fieldSelected(url));
       return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
     }
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
@@ -142,7 +142,7 @@ export class KubeApiDouble {
       return sendJson(res, 200, object);
     }
     const collection = `${prefix}/namespaces/${namespace}/${plural}`;
-    const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${collection}/`)).map(([, v]) => v);
+    const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${collection}/`)).map(([, v]) => v).filter(fieldSelected(url));
     if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       res.flushHeaders();
@@ -157,6 +157,21 @@ export class KubeApiDouble {
     }
     return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
   }
+}
+
+/**
+ * `?fieldSelector=spec.nodeName=node-1,metadata.name=x` (equality only, `=` or `==`), as the API
+ * server filters lists; a field the object lacks is the empty string there too.
+ */
+function fieldSelected(url: URL): (object: KubeObject) => boolean {
+  const selector = url.searchParams.get('fieldSelector') ?? '';
+  const terms = selector === '' ? [] : selector.split(',').map((t) => /^([^=!]+)==?(.*)$/.exec(t)).map((m) => ({ path: m?.[1] ?? '', value: m?.[2] ?? '' }));
+  return (object) =>
+    terms.every(({ path, value }) => {
+      let at: unknown = object;
+      for (const part of path.split('.')) at = at && typeof at === 'object' ? (at as Record<string, unknown>)[part] : undefined;
+      return (typeof at === 'string' ? at : '') === value;
+    });
 }
 
 function apiPrefix(apiVersion: string): string {

@@ -5,12 +5,14 @@ export interface AzureCloud {
   vaultSuffix: string;
   /** Entra ID authority host. */
   authorityHost: string;
+  /** The Key Vault resource: the only audience podvault asks Entra ID tokens for (`<resource>/.default`). */
+  keyVaultResource: string;
 }
 
 export const AZURE_CLOUDS: readonly AzureCloud[] = [
-  { name: 'AzurePublicCloud', vaultSuffix: 'vault.azure.net', authorityHost: 'https://login.microsoftonline.com' },
-  { name: 'AzureUSGovernmentCloud', vaultSuffix: 'vault.usgovcloudapi.net', authorityHost: 'https://login.microsoftonline.us' },
-  { name: 'AzureChinaCloud', vaultSuffix: 'vault.azure.cn', authorityHost: 'https://login.chinacloudapi.cn' },
+  { name: 'AzurePublicCloud', vaultSuffix: 'vault.azure.net', authorityHost: 'https://login.microsoftonline.com', keyVaultResource: 'https://vault.azure.net' },
+  { name: 'AzureUSGovernmentCloud', vaultSuffix: 'vault.usgovcloudapi.net', authorityHost: 'https://login.microsoftonline.us', keyVaultResource: 'https://vault.usgovcloudapi.net' },
+  { name: 'AzureChinaCloud', vaultSuffix: 'vault.azure.cn', authorityHost: 'https://login.chinacloudapi.cn', keyVaultResource: 'https://vault.azure.cn' },
 ];
 
 /** The cloud for a `cloudName` value; empty means the public cloud. Undefined when unknown. */

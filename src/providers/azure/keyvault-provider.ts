@@ -110,7 +110,7 @@ export class KeyVaultProvider implements Provider {
 
   private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
     const ctx: FetchContext = {
-      clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params)),
+      clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params), params.cloud.keyVaultResource),
       vaultUrl: params.vaultUrl,
       identity,
       limiter: this.limiters.get(new URL(params.vaultUrl).host),

@@ -7,6 +7,8 @@ import { pipelineOptions } from '../../identity/azure-sdk-settings.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
 import type { ResolvedIdentity } from '../../identity/identity-resolver.js';
 import { LruCache } from '../../util/lru-cache.js';
+import { permissionDenied } from '../../errors/podvault-error.js';
+import type { TokenCredential } from '@azure/identity';
 
 /**
  * The three SDK clients of one vault for one identity. The key and certificate clients (and their
@@ -34,8 +36,10 @@ export class VaultClientPool {
 
   constructor(private readonly settings: AzureSdkSettings) {}
 
-  get(vaultUrl: string, identity: ResolvedIdentity, verifyChallengeResource: boolean): VaultClients {
-    return this.clients.getOrCreate(`${vaultUrl}|${identity.key}`, () => {
+  /** `keyVaultResource`: the class's cloud's Key Vault resource, the only audience tokens are asked for. */
+  get(vaultUrl: string, identity: ResolvedIdentity, verifyChallengeResource: boolean, keyVaultResource: string): VaultClients {
+    return this.clients.getOrCreate(`${vaultUrl}|${identity.key}|${keyVaultResource}`, () => {
+      const credential = keyVaultOnly(identity.credential, keyVaultResource, vaultUrl);
       const options = {
         ...pipelineOptions(this.settings),
         // The provider's retry policy (retry-policy.ts) is the only retry loop for vault requests.
@@ -46,10 +50,36 @@ export class VaultClientPool {
         disableChallengeResourceVerification: !verifyChallengeResource,
       };
       return {
-        secrets: new SecretClient(vaultUrl, identity.credential, options),
-        keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, identity.credential, options)),
-        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, identity.credential, options)),
+        secrets: new SecretClient(vaultUrl, credential, options),
+        keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, credential, options)),
+        certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, credential, options)),
       };
     });
   }
+}
+
+/**
+ * The credential the SDK clients get: it asks for a token only for the Key Vault resource. The
+ * clients take the token's scope from the vault's 401 challenge, and for an operator-allowed
+ * custom origin (--allow-vault-uri) the SDK cannot check that challenge, so a hostile origin could
+ * ask for, and receive, the identity's token for any resource (ARM: https://management.azure.com).
+ * Whatever the origin, anything but `<Key Vault resource>/.default` is refused before Entra ID or
+ * IMDS is asked.
+ */
+export function keyVaultOnly(credential: TokenCredential, keyVaultResource: string, vaultUrl: string): TokenCredential {
+  const allowed = new Set([`${keyVaultResource}/.default`, `${keyVaultResource}//.default`]);
+  return {
+    getToken(scopes, options) {
+      const asked = typeof scopes === 'string' ? [scopes] : scopes;
+      const foreign = asked.find((s) => !allowed.has(s)) ?? (asked.length === 0 ? '(none)' : undefined);
+      if (foreign !== undefined) {
+        // The challenge's text is the origin's: quoted, cut short, control characters escaped.
+        const resource = JSON.stringify(foreign.replace(/\/\.default$/, '').slice(0, 200));
+        return Promise.reject(
+          permissionDenied(`vault ${vaultUrl}: its authentication challenge asks for a token for resource ${resource}; podvault asks tokens only for the Key Vault resource ${keyVaultResource}`),
+        );
+      }
+      return credential.getToken(scopes, options);
+    },
+  };
 }
