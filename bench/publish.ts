@@ -96,8 +96,10 @@ let podSeq = 0;
  * and the volume passes no secret (pod identity mode); otherwise it passes a nodePublishSecretRef.
  */
 async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentityDir?: string): Promise<number> {
-  podSeq += 1;
-  const pod = { namespace: 'default', name: `bench-${podSeq}`, uid: `bench-uid-${podSeq}`, serviceAccount: 'default' };
+  // This call's own number: `podSeq` moves on while this call awaits (50 run at once), and reading
+  // it after an await removed another pod's directory, mounted or not (the 50-pod stage's EBUSY).
+  const seq = ++podSeq;
+  const pod = { namespace: 'default', name: `bench-${seq}`, uid: `bench-uid-${seq}`, serviceAccount: 'default' };
   const podFile = podIdentityDir ? join(podIdentityDir, 'bench-pod.yaml') : undefined;
   if (podFile) {
     await writeFile(podFile, stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.name, namespace: 'default', uid: pod.uid, labels: { aadpodidbinding: 'bench' } } }));
@@ -114,7 +116,7 @@ async function publishOnce(client: CsiClient, kubeletDir: string, className: str
   await client.publish(v.request);
   const ms = performance.now() - started;
   await client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
-  await rm(join(kubeletDir, 'pods', `bench-uid-${podSeq}`), { recursive: true, force: true });
+  await rm(join(kubeletDir, 'pods', pod.uid), { recursive: true, force: true });
   return ms;
 }
 
