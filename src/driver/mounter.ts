@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readlink } from 'node:fs/promises';
 import { failedPrecondition, internal } from '../errors/podvault-error.js';
-import { codeOf, DIRECTORY_NOFOLLOW, ignore } from './dir-handle.js';
+import { basename, dirname } from 'node:path';
+import { codeOf, DIRECTORY_NOFOLLOW, DirHandle, ignore } from './dir-handle.js';
 import { probeTarget, TMPFS_SOURCE } from './mount-probe.js';
 import type { TargetState } from './mount-probe.js';
 import { removeVolumeFiles } from './volume-layout.js';
@@ -41,23 +42,34 @@ export class TmpfsMounter implements Mounter {
   }
 
   /**
-   * The target is created here, non-recursively (the kubelet made its parent), opened with
-   * O_NOFOLLOW, checked to be the target through the fd (`readlink /proc/self/fd/<fd>`), and the
-   * tmpfs is mounted onto that fd, not onto a path: a component swapped for a symlink between
-   * the checks and mount(8) cannot send the mount elsewhere. Then the mount table must show it
-   * at the target.
+   * The parent (the kubelet made it) is opened with O_NOFOLLOW and checked to be the target's
+   * parent through its fd (`readlink /proc/self/fd/<fd>`); the target is created in it,
+   * non-recursively, opened with O_NOFOLLOW and checked the same way, and the tmpfs is mounted
+   * onto that fd (mount(8)'s fd 3, `/proc/self/fd/3` with --no-canonicalize), not onto a path:
+   * a component swapped for a symlink between the checks and mount(8) cannot send the mount
+   * elsewhere. Then the target must show podvault's tmpfs.
    */
   async mount(target: string, sizeBytes: number): Promise<void> {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw failedPrecondition(`cannot mount a tmpfs at ${target}: the driver is not running as root; run it in a privileged container`);
     }
-    await mkdir(target, { mode: 0o750 }).catch(ignore('EEXIST'));
-    const dir = await open(target, DIRECTORY_NOFOLLOW).catch((err: unknown) => {
-      throw failedPrecondition(`cannot mount a tmpfs at target_path ${target}: it is not a directory (${codeOf(err) ?? 'error'})`, err);
+    const refuse = (why: string, err?: unknown): Error => failedPrecondition(`cannot mount a tmpfs at target_path ${target}: ${why}; nothing was mounted`, err);
+    // The parent by fd first, so not even the directory is created anywhere but in the kubelet's.
+    const parent = await DirHandle.open(dirname(target)).catch((err: unknown) => {
+      throw refuse(`its parent is not a directory (${codeOf(err) ?? 'error'})`, err);
     });
+    let dir;
     try {
-      const resolved = await readlink(`/proc/self/fd/${dir.fd}`);
-      if (resolved !== target) throw failedPrecondition(`cannot mount a tmpfs at target_path ${target}: the path leads to another directory (a component was replaced by a symbolic link); nothing was mounted`);
+      if ((await readlink(parent.path)) !== dirname(target)) throw refuse('its parent leads to another directory (a component was replaced by a symbolic link)');
+      await mkdir(parent.child(basename(target)), { mode: 0o750 }).catch(ignore('EEXIST'));
+      dir = await open(parent.child(basename(target)), DIRECTORY_NOFOLLOW).catch((err: unknown) => {
+        throw refuse(`it is not a directory (${codeOf(err) ?? 'error'})`, err);
+      });
+    } finally {
+      await parent.close();
+    }
+    try {
+      if ((await readlink(`/proc/self/fd/${dir.fd}`)) !== target) throw refuse('the path leads to another directory (a component was replaced by a symbolic link)');
       const options = [`size=${sizeBytes}`, 'mode=0755', ...TMPFS_FLAGS].join(',');
       await runWithFd('mount', ['--no-canonicalize', '-t', 'tmpfs', '-o', options, TMPFS_SOURCE, FD3], dir.fd, `cannot mount a tmpfs at ${target}`);
     } finally {
