@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TmpfsMounter } from '../src/driver/mounter.js';
+import { MountEngine } from '../src/driver/mount-engine.js';
+import { ShmDirectoryMounter, TmpfsMounter } from '../src/driver/mounter.js';
 import { findMount, readMountInfo } from '../src/driver/mountinfo.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
@@ -298,5 +299,42 @@ describe.skipIf(!isRoot)('finding 9: --tmpfs-size limits the contents, and a rot
     expect(err.details).not.toContain('ccc');
     expect(await findMount(v.targetPath)).toBeUndefined();
     await expect(lstat(v.targetPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe("the demo's directory stand-in (no root, no mount) cleans up only what it created", () => {
+  let base: string;
+  beforeAll(async () => {
+    base = await mkdtemp('/dev/shm/podvault-shm-');
+  });
+  afterAll(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+  const payload = [
+    { path: 'a', mode: 0o644, contents: Buffer.from('1') },
+    { path: 'sub/b', mode: 0o600, contents: Buffer.from('2') },
+  ];
+
+  it('unpublish removes the files, links and data directories it wrote, then the empty directory', async () => {
+    const engine = new MountEngine({ mounter: new ShmDirectoryMounter(), tmpfsSizeBytes: 65536 });
+    const target = join(base, 'one', 'mount');
+    await mkdir(join(base, 'one'));
+    await engine.publish(target, payload);
+    await engine.publish(target, [...payload, { path: 'c', mode: 0o644, contents: Buffer.from('3') }]);
+    expect(await readFile(join(target, 'sub', 'b'), 'utf8')).toBe('2');
+    await engine.unpublish(target);
+    await expect(lstat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('something it did not write is left in place, with the directory, and reported', async () => {
+    const engine = new MountEngine({ mounter: new ShmDirectoryMounter(), tmpfsSizeBytes: 65536 });
+    const target = join(base, 'two', 'mount');
+    await mkdir(join(base, 'two'));
+    await engine.publish(target, payload);
+    await mkdir(join(target, '..2020_01_01_00_00_00.AAAAAA')); // a directory of the writer's form...
+    await writeFile(join(target, '..2020_01_01_00_00_00.AAAAAA', 'x'), 'x');
+    await writeFile(join(target, 'someone-elses'), 'keep'); // ...and a file that is not its own
+    await expect(engine.unpublish(target)).rejects.toMatchObject({ kind: 'failed-precondition', message: expect.stringContaining('"someone-elses"') });
+    expect(await readFile(join(target, 'someone-elses'), 'utf8')).toBe('keep');
   });
 });
