@@ -151,6 +151,7 @@ describe.skipIf(!isRoot)('mount hardening: the driver acts only on its own tmpfs
       await rename(join(v.targetPath, '..evil'), join(v.targetPath, '..data'));
       await rotate(v, 'rotated-2a');
       expect(await canary.listing()).toEqual(before);
+      expect((await findMount(v.targetPath))?.superOptions).toContain('ro'); // refused, and read-only again
       expect(await readFile(join(canary.dir, 'canary'), 'utf8')).toBe('must survive');
       expect(rotationFailedNaming('..data')).toBe(true);
       await stillServing();
@@ -264,6 +265,8 @@ describe.skipIf(!isRoot)('mount hardening: the driver acts only on its own tmpfs
       expect(await readFile(join(v.targetPath, 'tokens', 'api'), 'utf8')).toMatch(/never-log-me/);
       expect(await readdir(v.targetPath)).not.toContain('..2026_01_01_00_00_00.Abc123');
       expect((await readMountInfo()).filter((m) => m.mountPoint === v.targetPath)).toHaveLength(1); // no second tmpfs
+      // The crash left it writable and small: now read-only, with room for a rotation.
+      expect((await findMount(v.targetPath))?.superOptions).toEqual(expect.arrayContaining(['ro', 'size=8256k']));
     });
   });
 });

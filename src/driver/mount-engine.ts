@@ -83,15 +83,17 @@ export class MountEngine {
     }
     if (state.kind !== 'podvault') throw internal(`target_path ${target} lost its tmpfs right after the mount`);
     const device = state.device;
-    // 3. Write: a fresh mount is writable already; a mounted one becomes so only if something changed.
-    let writable = mounted;
+    // 3. Write: a fresh mount is writable already; a mounted one becomes so only if something
+    // changed. One found writable (left so by a crash, or mounted by an older driver) counts as
+    // writable, so step 4 makes it read-only.
+    let writable = mounted || !state.readOnly;
     try {
       const changed = await writeAtomically(target, payload, {
         device,
         beforeChange: async () => {
-          if (writable) return;
+          if (mounted) return;
           writable = true;
-          await mounter.setWritable(target, device, true, mountSize);
+          await mounter.setWritable(target, device, true, mountSize); // size= too: an older, smaller mount grows
         },
       });
       // 4. Read-only again, before the answer: a pod with a writable view cannot change its files.

@@ -16,7 +16,7 @@ export type TargetState =
   /** A directory with nothing mounted on it. */
   | { kind: 'directory' }
   /** The root of podvault's own tmpfs, mounted exactly at the target (the newest of any stack). */
-  | { kind: 'podvault'; device: bigint }
+  | { kind: 'podvault'; device: bigint; readOnly: boolean }
   /** Anything else: another filesystem, a bind mount, a symlink, a file. Never touched. */
   | { kind: 'other'; what: string };
 
@@ -56,7 +56,7 @@ export async function probeTarget(target: string): Promise<TargetState> {
   if (fs.type !== BigInt(TMPFS_MAGIC)) return { kind: 'other', what: entry ? describe(entry) : `a filesystem of type 0x${fs.type.toString(16)}` };
   if (!entry) return { kind: 'other', what: `device ${device}, mounted elsewhere and bound here` };
   if (entry.fsType !== 'tmpfs' || entry.source !== TMPFS_SOURCE || entry.root !== '/') return { kind: 'other', what: describe(entry) };
-  return { kind: 'podvault', device: st.dev };
+  return { kind: 'podvault', device: st.dev, readOnly: entry.superOptions.includes('ro') };
 }
 
 /** The mountinfo line of `device` mounted at `target`, reading again when the device is missing. */

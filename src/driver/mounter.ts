@@ -115,7 +115,7 @@ export class ShmDirectoryMounter implements Mounter {
   async probe(target: string): Promise<TargetState> {
     const state = await probeTarget(target);
     const device = this.mounted.get(target);
-    return state.kind === 'directory' && device !== undefined ? { kind: 'podvault', device } : state;
+    return state.kind === 'directory' && device !== undefined ? { kind: 'podvault', device, readOnly: false } : state;
   }
 
   async mount(target: string): Promise<void> {
