@@ -96,8 +96,10 @@ let podSeq = 0;
  * and the volume passes no secret (pod identity mode); otherwise it passes a nodePublishSecretRef.
  */
 async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentityDir?: string): Promise<number> {
-  podSeq += 1;
-  const pod = { namespace: 'default', name: `bench-${podSeq}`, uid: `bench-uid-${podSeq}`, serviceAccount: 'default' };
+  // This call's own number: `podSeq` moves on while this call awaits (50 run at once), and reading
+  // it after an await removed another pod's directory, mounted or not (the 50-pod stage's EBUSY).
+  const seq = ++podSeq;
+  const pod = { namespace: 'default', name: `bench-${seq}`, uid: `bench-uid-${seq}`, serviceAccount: 'default' };
   const podFile = podIdentityDir ? join(podIdentityDir, 'bench-pod.yaml') : undefined;
   if (podFile) {
     await writeFile(podFile, stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.name, namespace: 'default', uid: pod.uid, labels: { aadpodidbinding: 'bench' } } }));

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeAtomically } from '../src/driver/atomic-writer.js';
@@ -60,6 +60,69 @@ describe('atomic writer', () => {
 
   it('refuses a file that would sit inside another file', async () => {
     await expect(writeAtomically(dir, [file('a', '1'), file('a/b', '2')])).rejects.toMatchObject({ kind: 'invalid-argument' });
+  });
+
+  it('refuses a target that is not on the expected filesystem (podvault\'s tmpfs), writing nothing', async () => {
+    const dev = (await lstat(dir, { bigint: true })).dev;
+    await expect(writeAtomically(dir, [file('a', '1')], { device: dev + 1n })).rejects.toMatchObject({ kind: 'failed-precondition', message: expect.stringContaining("not podvault's tmpfs") });
+    expect(await readdir(dir)).toEqual([]);
+    expect(await writeAtomically(dir, [file('a', '1')], { device: dev })).toBe(true);
+  });
+
+  it('calls beforeChange once before the first change, and not at all when nothing changed', async () => {
+    let calls = 0;
+    const beforeChange = async (): Promise<void> => void (calls += 1);
+    await writeAtomically(dir, [file('a', '1')], { beforeChange });
+    expect(calls).toBe(1);
+    await writeAtomically(dir, [file('a', '1')], { beforeChange });
+    expect(calls).toBe(1);
+  });
+
+  describe('a layout it did not write is refused before anything changes', () => {
+    let outside: string;
+    beforeEach(async () => {
+      outside = await mkdtemp('/dev/shm/podvault-writer-outside-');
+      await writeFile(join(outside, 'canary'), 'keep');
+    });
+    afterEach(async () => {
+      await rm(outside, { recursive: true, force: true });
+    });
+
+    const tamper: Array<[string, string, () => Promise<void>]> = [
+      ['..data re-pointed outside', '"..data"', async () => {
+        await symlink(outside, join(dir, '..x'));
+        await rename(join(dir, '..x'), join(dir, '..data'));
+      }],
+      ['..data replaced by a directory', '"..data"', async () => {
+        await rm(join(dir, '..data'));
+        await mkdir(join(dir, '..data'));
+      }],
+      ['a visible link re-pointed outside', '"a"', async () => {
+        await rm(join(dir, 'a'));
+        await symlink(outside, join(dir, 'a'));
+      }],
+      ['a planted file', '"planted"', async () => writeFile(join(dir, 'planted'), 'x')],
+      ['a link of the writer\'s directory form', '"..2020_01_01_00_00_00.AAAAAA"', async () => symlink(outside, join(dir, '..2020_01_01_00_00_00.AAAAAA'))],
+    ];
+    it.each(tamper)('%s', async (_name, entry, act) => {
+      await writeAtomically(dir, [file('a', '1')]);
+      await act();
+      const before = (await readdir(dir)).sort();
+      await expect(writeAtomically(dir, [file('a', '2'), file('b', '3')])).rejects.toMatchObject({ kind: 'failed-precondition', message: expect.stringContaining(entry) });
+      expect((await readdir(dir)).sort()).toEqual(before);
+      expect(await readdir(outside)).toEqual(['canary']);
+    });
+  });
+
+  it('removes what an interrupted write left (a timestamped directory, ..data_tmp) on the next write', async () => {
+    await writeAtomically(dir, [file('a', '1')]);
+    await mkdir(join(dir, '..2026_01_01_00_00_00.Zz9Zz9'));
+    await writeFile(join(dir, '..2026_01_01_00_00_00.Zz9Zz9', 'a'), 'half');
+    await symlink('..2026_01_01_00_00_00.Zz9Zz9', join(dir, '..data_tmp'));
+    await writeAtomically(dir, [file('a', '2')]);
+    const data = await readlink(join(dir, '..data'));
+    expect((await readdir(dir)).sort()).toEqual([data, '..data', 'a'].sort());
+    expect(await readFile(join(dir, 'a'), 'utf8')).toBe('2');
   });
 
   it('a reader in another process never sees a missing, partial or mixed set during 200 swaps', async () => {

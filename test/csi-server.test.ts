@@ -55,7 +55,7 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
     expect(mount?.fsType).toBe('tmpfs');
     expect(mount?.source).toBe('podvault');
     expect(mount?.mountOptions).toEqual(expect.arrayContaining(['nosuid', 'nodev', 'noexec']));
-    expect(mount?.superOptions).toContain('size=4096k');
+    expect(mount?.superOptions).toContain('size=8256k'); // twice --tmpfs-size (4Mi) + 64Ki: a rotation always fits
 
     expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(SECRET_VALUES.dbPassword);
     expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe('app');

@@ -29,7 +29,7 @@ export function driverCommand(): Command {
     .option('--node-id <id>', 'node id reported to the kubelet (env NODE_NAME; the host name in standalone mode)')
     .option('--driver-name <name>', `CSI driver name (default ${DEFAULT_DRIVER_NAME})`)
     .option('--kubelet-dir <dir>', `kubelet root; target paths must lie below it (default ${DEFAULT_KUBELET_DIR})`)
-    .option('--tmpfs-size <size>', `size cap of each volume's tmpfs, e.g. 4Mi (default ${DEFAULT_TMPFS_SIZE})`)
+    .option('--tmpfs-size <size>', `limit of one volume's contents, each file rounded up to 4 KiB (its tmpfs gets twice that, so a rotation fits), e.g. 4Mi (default ${DEFAULT_TMPFS_SIZE})`)
     .option('--standalone <dir>', 'read SecretProviderClass objects from the YAML files of <dir> instead of the Kubernetes API')
     .option('--kubeconfig <file>', 'kubeconfig for the Kubernetes API (default: in-cluster config)')
     .option('--ca-file <file>', 'extra PEM CA bundle trusted for Entra ID and Key Vault (private CA, dev-vault)')

@@ -1,7 +1,12 @@
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { invalidArgument } from '../errors/podvault-error.js';
+import { constants } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, rename, symlink, unlink } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { failedPrecondition, invalidArgument } from '../errors/podvault-error.js';
+import { codeOf, DeviceMismatch, DirHandle, ignore, removeEntry } from './dir-handle.js';
 import { payloadPathProblem } from './paths.js';
+import { DATA_DIR_LINK, DATA_DIR_TMP_LINK, readLayout } from './volume-layout.js';
+
+export { DATA_DIR_LINK } from './volume-layout.js';
 
 /** One file a volume should hold. */
 export interface PayloadFile {
@@ -12,28 +17,102 @@ export interface PayloadFile {
   contents: Buffer;
 }
 
-export const DATA_DIR_LINK = '..data';
-const DATA_DIR_TMP_LINK = '..data_tmp';
+export interface WriteOptions {
+  /**
+   * `st_dev` of podvault's tmpfs mounted at the target: the writer refuses a target that is not
+   * the root of that filesystem. Absent only for the demo's directory stand-in and unit tests.
+   */
+  device?: bigint;
+  /** Called once right before the first change (the engine makes the tmpfs writable there). */
+  beforeChange?: () => Promise<void>;
+}
+
+/** A new file: created here and now, never through a symlink, never over an existing name. */
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Reading a file back for the comparison: no symlink, no blocking on a FIFO someone planted. */
+const READ_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
  * Write a set of files into `targetDir` so that a reader sees either the whole old set or the
  * whole new set, never a mix — the kubelet's AtomicWriter algorithm, which users of projected
- * volumes already rely on:
+ * volumes already rely on — without ever following a link or entering a directory it did not
+ * just create or verify: it runs as root on a filesystem a pod may be able to write to.
  *
  *   1. Validate every path of the payload; refuse the whole payload on any bad one.
- *   2. Read the current `..data` link, if any; when the files it points at equal the payload
- *      (paths, bytes and modes), stop: nothing changed.
- *   3. Create a fresh hidden directory named after the current time (`..2026_11_23_12_00_00.XXXXXX`).
- *   4. Write every file into it with its mode.
- *   5. Point a new `..data_tmp` link at it and rename it over `..data` (rename is atomic).
- *   6. Create a user-visible link `<name> -> ..data/<name>` for each top-level name.
- *   7. Remove user-visible links that the new payload no longer has.
- *   8. Remove the old timestamped directory.
+ *   2. Open the target (O_DIRECTORY|O_NOFOLLOW) and, with `device`, check it is the root of
+ *      podvault's tmpfs; from here on every path goes through that fd (`/proc/self/fd/<fd>/…`).
+ *   3. Verify the layout (`readLayout`): `..data` a symlink to a timestamped directory directly in
+ *      the target, each visible name a link `<name> -> ..data/<name>`, nothing else but leftovers
+ *      of an interrupted write; refuse naming the entry otherwise, having changed nothing.
+ *   4. When the layout is complete and the files `..data` names equal the payload (paths, bytes
+ *      and modes, read with O_NOFOLLOW), stop: nothing changed.
+ *   5. `beforeChange()` (the tmpfs becomes writable), then remove leftovers of an interrupted write.
+ *   6. Create a fresh hidden directory named after the current time (`..2026_11_23_12_00_00.XXXXXX`)
+ *      and write every file into it with O_CREAT|O_EXCL|O_NOFOLLOW, each directory entered by fd.
+ *   7. Point a new `..data_tmp` link at it and rename it over `..data` (rename is atomic).
+ *   8. Create a user-visible link `<name> -> ..data/<name>` for each new top-level name.
+ *   9. Unlink user-visible links that the new payload no longer has.
+ *  10. Remove the old timestamped directory, entering each directory by fd on the same filesystem.
  *
  * Returns whether anything changed.
  */
-export async function writeAtomically(targetDir: string, payload: readonly PayloadFile[]): Promise<boolean> {
+export async function writeAtomically(targetDir: string, payload: readonly PayloadFile[], options: WriteOptions = {}): Promise<boolean> {
   // 1. Validate.
+  validatePayload(payload);
+
+  // 2. Hold the target open.
+  const root = await openTarget(targetDir, options.device);
+  try {
+    // 3. Verify what is there.
+    const layout = await readLayout(root, targetDir);
+
+    // 4. Compare.
+    if (layout.dataDir && layout.complete && (await sameContents(root, layout.dataDir, payload))) return false;
+
+    // 5. Writable; drop an interrupted write's leftovers.
+    await options.beforeChange?.();
+    for (const name of layout.leftovers) await removeEntry(root, name, `${targetDir}/${name}`);
+
+    // 6. Fresh timestamped directory with the files.
+    const newDir = basename(await mkdtemp(root.child(`..${timestamp()}.`)));
+    try {
+      await writeFiles(root, newDir, payload);
+
+      // 7. Swap ..data.
+      await symlink(newDir, root.child(DATA_DIR_TMP_LINK));
+      await rename(root.child(DATA_DIR_TMP_LINK), root.child(DATA_DIR_LINK));
+    } catch (err) {
+      // Best effort: the error that matters is the one that stopped the write.
+      await removeEntry(root, DATA_DIR_TMP_LINK, `${targetDir}/${DATA_DIR_TMP_LINK}`).catch(() => undefined);
+      await removeEntry(root, newDir, `${targetDir}/${newDir}`).catch(() => undefined);
+      throw err;
+    }
+
+    // 8. User-visible links for the new top-level names (verified ones are already right).
+    const newTop = new Set(payload.map((f) => topLevel(f.path)));
+    for (const name of newTop) {
+      if (layout.visible.includes(name)) continue;
+      try {
+        await symlink(`${DATA_DIR_LINK}/${name}`, root.child(name));
+      } catch (err) {
+        if (codeOf(err) === 'EEXIST') throw failedPrecondition(`volume ${targetDir}: entry ${JSON.stringify(name)} appeared while podvault wrote the volume; left in place`, err);
+        throw err;
+      }
+    }
+
+    // 9. Drop links for names that are gone: unlink never follows a link, and a directory
+    // swapped in meanwhile is not removed (EISDIR).
+    for (const name of layout.visible) if (!newTop.has(name)) await unlink(root.child(name)).catch(ignore('ENOENT'));
+
+    // 10. Drop the old data.
+    if (layout.dataDir) await removeEntry(root, layout.dataDir, `${targetDir}/${layout.dataDir}`);
+    return true;
+  } finally {
+    await root.close();
+  }
+}
+
+function validatePayload(payload: readonly PayloadFile[]): void {
   const seen = new Set<string>();
   for (const file of payload) {
     const problem = payloadPathProblem(file.path);
@@ -46,52 +125,47 @@ export async function writeAtomically(targetDir: string, payload: readonly Paylo
       if (seen.has(parent)) throw invalidArgument(`file name ${JSON.stringify(path)} lies inside file ${JSON.stringify(parent)}`);
     }
   }
+}
 
-  // 2. Compare with what is there.
-  const oldDirName = await readLinkIfPresent(join(targetDir, DATA_DIR_LINK));
-  const oldPaths = oldDirName ? await listFiles(join(targetDir, oldDirName)) : [];
-  if (oldDirName && (await sameContents(join(targetDir, oldDirName), oldPaths, payload))) return false;
-
-  // 3. Fresh timestamped directory.
-  const newDir = await mkdtemp(join(targetDir, `..${timestamp()}.`));
+async function openTarget(targetDir: string, device: bigint | undefined): Promise<DirHandle> {
   try {
-    // 4. Files.
-    for (const file of payload) {
-      const full = join(newDir, file.path);
-      await mkdir(dirname(full), { recursive: true, mode: 0o755 });
-      await writeFile(full, file.contents, { mode: file.mode, flag: 'wx' });
-      await chmod(full, file.mode); // the umask may have narrowed the mode given to open(2)
-    }
-    await chmod(newDir, 0o755);
-
-    // 5. Swap ..data.
-    const tmpLink = join(targetDir, DATA_DIR_TMP_LINK);
-    await rm(tmpLink, { force: true });
-    await symlink(basename(newDir), tmpLink);
-    await rename(tmpLink, join(targetDir, DATA_DIR_LINK));
+    return await DirHandle.open(targetDir, device);
   } catch (err) {
-    await rm(newDir, { recursive: true, force: true });
-    throw err;
+    if (err instanceof DeviceMismatch) throw failedPrecondition(`volume ${targetDir} is not podvault's tmpfs; nothing was written`, err);
+    throw failedPrecondition(`volume ${targetDir} is not a directory podvault can write (${codeOf(err) ?? 'error'}); nothing was written`, err);
   }
+}
 
-  // 6. User-visible links for the new top-level names.
-  const newTop = new Set(payload.map((f) => topLevel(f.path)));
-  for (const name of newTop) {
-    const link = join(targetDir, name);
-    if ((await readLinkIfPresent(link)) !== join(DATA_DIR_LINK, name)) {
-      await rm(link, { recursive: true, force: true });
-      await symlink(join(DATA_DIR_LINK, name), link);
+/** Step 6: every file of the payload below `root/<dirName>`, each directory entered by fd. */
+async function writeFiles(root: DirHandle, dirName: string, payload: readonly PayloadFile[]): Promise<void> {
+  const top = await DirHandle.open(root.child(dirName), root.device);
+  try {
+    for (const file of payload) {
+      const segments = file.path.split('/');
+      const name = segments.pop()!;
+      const opened: DirHandle[] = [];
+      try {
+        let dir = top;
+        for (const segment of segments) {
+          await mkdir(dir.child(segment), { mode: 0o755 }).catch(ignore('EEXIST'));
+          dir = await DirHandle.open(dir.child(segment), root.device);
+          opened.push(dir);
+        }
+        const handle = await open(dir.child(name), NEW_FILE, file.mode);
+        try {
+          await handle.writeFile(file.contents);
+          await handle.chmod(file.mode); // the umask may have narrowed the mode given to open(2)
+        } finally {
+          await handle.close();
+        }
+      } finally {
+        for (const dir of opened) await dir.close();
+      }
     }
+    await top.chmod(0o755);
+  } finally {
+    await top.close();
   }
-
-  // 7. Drop links for names that are gone.
-  for (const name of new Set(oldPaths.map(topLevel))) {
-    if (!newTop.has(name)) await rm(join(targetDir, name), { force: true });
-  }
-
-  // 8. Drop the old data.
-  if (oldDirName) await rm(join(targetDir, oldDirName), { recursive: true, force: true });
-  return true;
 }
 
 function topLevel(path: string): string {
@@ -99,37 +173,36 @@ function topLevel(path: string): string {
   return slash === -1 ? path : path.slice(0, slash);
 }
 
-async function readLinkIfPresent(path: string): Promise<string | undefined> {
-  try {
-    return await readlink(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EINVAL') return undefined;
-    throw err;
-  }
-}
-
-/** Relative paths of the regular files below `dir`. */
-async function listFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-    .sort();
-}
-
-async function sameContents(dir: string, existing: string[], payload: readonly PayloadFile[]): Promise<boolean> {
+/** Step 4: whether `root/<dataDir>` holds exactly the payload; anything unexpected counts as a change. */
+async function sameContents(root: DirHandle, dataDir: string, payload: readonly PayloadFile[]): Promise<boolean> {
+  const base = root.child(dataDir);
+  const entries = await readdir(base, { recursive: true, withFileTypes: true });
+  if (entries.some((e) => !e.isFile() && !e.isDirectory())) return false;
+  const existing = entries.filter((e) => e.isFile()).map((e) => `${e.parentPath}/${e.name}`.slice(base.length + 1)).sort();
   if (existing.length !== payload.length) return false;
   const wanted = [...payload].sort((a, b) => (a.path < b.path ? -1 : 1));
   for (let i = 0; i < wanted.length; i++) {
     const file = wanted[i]!;
     if (existing[i] !== file.path) return false;
-    const full = join(dir, file.path);
-    const st = await lstat(full);
-    if ((st.mode & 0o7777) !== file.mode) return false;
-    if (st.size !== file.contents.length || !(await readFile(full)).equals(file.contents)) return false;
+    if (!(await sameFile(`${base}/${file.path}`, file, root.device))) return false;
   }
   return true;
+}
+
+async function sameFile(path: string, file: PayloadFile, device: bigint): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(path, READ_FILE);
+  } catch {
+    return false; // a link or something else swapped in: rewrite
+  }
+  try {
+    const st = await handle.stat({ bigint: true });
+    if (!st.isFile() || st.dev !== device || Number(st.mode & 0o7777n) !== file.mode || st.size !== BigInt(file.contents.length)) return false;
+    return (await handle.readFile()).equals(file.contents);
+  } finally {
+    await handle.close();
+  }
 }
 
 function timestamp(now = new Date()): string {

@@ -1,12 +1,15 @@
-import { rm } from 'node:fs/promises';
-import { internal } from '../errors/podvault-error.js';
+import { rmdir } from 'node:fs/promises';
+import { failedPrecondition, internal } from '../errors/podvault-error.js';
 import { writeAtomically } from './atomic-writer.js';
 import type { PayloadFile } from './atomic-writer.js';
+import { codeOf, DirHandle } from './dir-handle.js';
 import type { Mounter } from './mounter.js';
+import { readLayout } from './volume-layout.js';
+import { checkPayloadSize, mountSizeBytes } from './volume-size.js';
 
 export interface MountEngineOptions {
   mounter: Mounter;
-  /** Size cap of each volume's tmpfs, in bytes. */
+  /** Limit of one volume's contents (`--tmpfs-size`), in bytes as tmpfs counts them. */
   tmpfsSizeBytes: number;
 }
 
@@ -18,9 +21,20 @@ export interface PublishOutcome {
 }
 
 /**
+ * What a target holds, for the publish's "is this a republish" question: nothing of ours, or
+ * podvault's volume with (`complete`) or without the files of a finished write.
+ */
+export type VolumeState = { kind: 'none' } | { kind: 'mounted'; complete: boolean };
+
+/** Stacked podvault mounts (a crash between mount and bookkeeping) are peeled at most this often. */
+const MAX_STACKED_MOUNTS = 8;
+
+/**
  * The only code that touches the node's filesystem on behalf of a volume. Callers pass a target
  * path already checked by `checkTargetPath` and a payload already fetched in full: a failed fetch
- * never reaches here, so it can leave nothing behind.
+ * never reaches here, so it can leave nothing behind. It acts only on podvault's own tmpfs at
+ * exactly the target, keeps that tmpfs read-only except while it writes, and removes nothing but
+ * what it created.
  */
 export class MountEngine {
   constructor(private readonly options: MountEngineOptions) {}
@@ -29,38 +43,100 @@ export class MountEngine {
     return this.options.mounter.description;
   }
 
-  isMounted(target: string): Promise<boolean> {
-    return this.options.mounter.isMounted(target);
+  async isMounted(target: string): Promise<boolean> {
+    return (await this.options.mounter.probe(target)).kind === 'podvault';
+  }
+
+  /** Whether podvault's volume is at the target and finished; anything else mounted there is refused. */
+  async inspect(target: string): Promise<VolumeState> {
+    const state = await this.options.mounter.probe(target);
+    if (state.kind === 'other') throw otherAtTarget(target, state.what);
+    if (state.kind !== 'podvault') return { kind: 'none' };
+    const root = await DirHandle.open(target, state.device);
+    try {
+      return { kind: 'mounted', complete: (await readLayout(root, target)).complete };
+    } catch {
+      return { kind: 'mounted', complete: false }; // not what the writer leaves: not finished
+    } finally {
+      await root.close();
+    }
   }
 
   /**
-   * Mount (first time) and write the files; on a first-time failure, undo the mount. Callers that
-   * just read the mount table under the volume's lock pass what they saw, so it is read once.
+   * Mount (when podvault's tmpfs is not there yet) and write the files; the tmpfs is read-only
+   * before and after. On a failure after this call mounted, the mount is undone. `expectMounted`
+   * (a rotation) refuses to mount: a volume unmounted behind our back is not brought back.
    */
-  async publish(target: string, payload: readonly PayloadFile[], alreadyMounted?: boolean): Promise<PublishOutcome> {
+  async publish(target: string, payload: readonly PayloadFile[], expectMounted = false): Promise<PublishOutcome> {
     const { mounter, tmpfsSizeBytes } = this.options;
-    const mounted = !(alreadyMounted ?? (await mounter.isMounted(target)));
-    if (mounted) await mounter.mount(target, tmpfsSizeBytes);
+    const mountSize = mountSizeBytes(tmpfsSizeBytes);
+    // 1. The size limit, before anything is touched.
+    checkPayloadSize(payload, tmpfsSizeBytes);
+    // 2. Only podvault's own tmpfs is written to; mount it when the target has none.
+    let state = await mounter.probe(target);
+    if (state.kind === 'other') throw otherAtTarget(target, state.what);
+    const mounted = state.kind !== 'podvault';
+    if (mounted) {
+      if (expectMounted) throw failedPrecondition(`target_path ${target} is no longer mounted; it is not mounted again`);
+      await mounter.mount(target, mountSize);
+      state = await mounter.probe(target);
+    }
+    if (state.kind !== 'podvault') throw internal(`target_path ${target} lost its tmpfs right after the mount`);
+    const device = state.device;
+    // 3. Write: a fresh mount is writable already; a mounted one becomes so only if something
+    // changed. One found writable (left so by a crash, or mounted by an older driver) counts as
+    // writable, so step 4 makes it read-only.
+    let writable = mounted || !state.readOnly;
     try {
-      const changed = await writeAtomically(target, payload);
+      const changed = await writeAtomically(target, payload, {
+        device,
+        beforeChange: async () => {
+          if (mounted) return;
+          writable = true;
+          await mounter.setWritable(target, device, true, mountSize); // size= too: an older, smaller mount grows
+        },
+      });
+      // 4. Read-only again, before the answer: a pod with a writable view cannot change its files.
+      if (writable) await mounter.setWritable(target, device, false, mountSize);
+      writable = false;
       return { mounted, changed };
     } catch (err) {
-      if (mounted) await this.unpublish(target);
-      if (isNoSpace(err)) {
-        throw internal(`the files do not fit in the volume's ${tmpfsSizeBytes}-byte tmpfs; raise --tmpfs-size`, err);
-      }
+      if (mounted) await this.unpublish(target).catch(() => undefined);
+      else if (writable) await mounter.setWritable(target, device, false, mountSize).catch(() => undefined);
+      if (codeOf(err) === 'ENOSPC') throw internal(`volume ${target} ran out of space although its files are within --tmpfs-size; see the driver log`, err);
       throw err;
     }
   }
 
-  /** Unmount and remove the target. Succeeds when it is already gone. */
+  /**
+   * Unmount podvault's tmpfs at the target (each one of a stack) and remove the directory it was
+   * mounted on, only with rmdir(2): never recursively, so nothing a pod or another plugin put
+   * there is deleted. Another filesystem at the target is refused and left mounted. OK when the
+   * target is already gone.
+   */
   async unpublish(target: string): Promise<void> {
-    await this.options.mounter.unmount(target);
-    if (await this.options.mounter.isMounted(target)) throw internal(`${target} is still mounted after unmount`);
-    await rm(target, { recursive: true, force: true });
+    const { mounter } = this.options;
+    for (let i = 0; ; i++) {
+      const state = await mounter.probe(target);
+      if (state.kind === 'absent') return;
+      if (state.kind === 'other') throw otherAtTarget(target, state.what);
+      if (state.kind === 'directory') break;
+      if (i === MAX_STACKED_MOUNTS) throw internal(`target_path ${target} still holds podvault's tmpfs after ${MAX_STACKED_MOUNTS} unmounts`);
+      await mounter.unmount(target);
+    }
+    await mounter.clear(target);
+    try {
+      await rmdir(target);
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === 'ENOENT') return;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw failedPrecondition(`target_path ${target} is not empty after the unmount: podvault removes only the empty directory it made, so it left it in place`, err);
+      if (code === 'EBUSY') throw failedPrecondition(`target_path ${target} is a mountpoint of something that is not podvault's tmpfs; left in place`, err);
+      throw internal(`cannot remove target_path ${target} (${code ?? 'error'})`, err);
+    }
   }
 }
 
-function isNoSpace(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC';
+function otherAtTarget(target: string, what: string): Error {
+  return failedPrecondition(`target_path ${target} holds ${what}, not podvault's tmpfs; podvault leaves it alone (nothing was mounted, unmounted or removed)`);
 }

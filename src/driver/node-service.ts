@@ -53,9 +53,13 @@ export class NodeService {
   /**
    * NodePublishVolume, also the kubelet's periodic republish (CSIDriver requiresRepublish):
    *   1. validate the request, its target path and the pod's token;
-   *   2. under the volume's lock: a target already mounted by us is a republish → rotate (below);
-   *   3. otherwise read the SecretProviderClass, fetch every object through its provider, then
-   *      mount a tmpfs and swap the files in. A failure before the mount leaves the node untouched.
+   *   2. under the volume's lock: podvault's volume at the target, finished or known to this
+   *      driver, is a republish → rotate (below);
+   *   3. otherwise a first publish: read the SecretProviderClass, fetch every object through its
+   *      provider, then mount a tmpfs (unless an unfinished one of ours is there) and swap the files
+   *      in. A failure before the mount leaves the node untouched, and any failure reaches the
+   *      kubelet: a mounted but empty volume (a driver killed before its first swap) is never
+   *      answered OK.
    */
   async publish(raw: NodePublishVolumeRequest, ctx: CallContext): Promise<Record<string, never>> {
     const startedAt = Date.now();
@@ -65,31 +69,44 @@ export class NodeService {
     await this.checkPodToken(req, target, ctx.log);
     const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     return this.locks.run(req.volumeId, async () => {
-      if (await this.deps.engine.isMounted(target)) {
-        await this.republish(req, target, log);
-        return {};
-      }
-      let leave = (): void => {};
-      try {
-        leave = await this.enterGate(ctx.signal);
-        const files = await this.fetch(req, log, ctx.signal, startedAt);
-        if (ctx.signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
-        const outcome = await this.deps.engine.publish(target, files, false);
-        const now = Date.now();
-        const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
-        this.volumes.set(volume);
-        await this.deps.state?.save(volume);
-        log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
-        this.deps.observe?.publish('ok');
-      } catch (err) {
-        this.deps.observe?.publish(err instanceof PodvaultError ? grpcStatusName(err.kind) : 'INTERNAL');
-        if (err instanceof PodvaultError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
-        throw err;
-      } finally {
-        leave();
-      }
+      if (await this.isRepublish(req, target)) await this.republish(req, target, log);
+      else await this.firstPublish(req, target, log, ctx.signal, startedAt);
       return {};
     });
+  }
+
+  /**
+   * Podvault's volume is at the target and either this driver published it (its files may have
+   * been tampered with: the rotation then fails and is reported, the mount stays) or it holds a
+   * finished write (published before a restart without --state-dir). Anything else mounted
+   * there is refused by `inspect`.
+   */
+  private async isRepublish(req: PublishRequest, target: string): Promise<boolean> {
+    const state = await this.deps.engine.inspect(target);
+    if (state.kind === 'none') return false;
+    return state.complete || this.volumes.get(req.volumeId)?.target === target;
+  }
+
+  private async firstPublish(req: PublishRequest, target: string, log: Logger, signal: AbortSignal, startedAt: number): Promise<void> {
+    let leave = (): void => {};
+    try {
+      leave = await this.enterGate(signal);
+      const files = await this.fetch(req, log, signal, startedAt);
+      if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
+      const outcome = await this.deps.engine.publish(target, files);
+      const now = Date.now();
+      const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
+      this.volumes.set(volume);
+      await this.deps.state?.save(volume);
+      log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
+      this.deps.observe?.publish('ok');
+    } catch (err) {
+      this.deps.observe?.publish(err instanceof PodvaultError ? grpcStatusName(err.kind) : 'INTERNAL');
+      if (err instanceof PodvaultError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
+      throw err;
+    } finally {
+      leave();
+    }
   }
 
   /**

@@ -1,0 +1,41 @@
+import { resourceExhausted } from '../errors/podvault-error.js';
+import type { PayloadFile } from './atomic-writer.js';
+
+/** tmpfs allocates whole pages. */
+export const TMPFS_PAGE_BYTES = 4096;
+/**
+ * tmpfs keeps a symlink target of up to 128 bytes (with its NUL) in the inode and gives a longer
+ * one a page (SHORT_SYMLINK_LEN in mm/shmem.c): a visible link `..data/<name>` with a long name.
+ */
+const SHORT_SYMLINK_BYTES = 128;
+/** Headroom over two full payloads: the `..data` links and whatever rounding we did not count. */
+const MOUNT_SLACK_BYTES = 16 * TMPFS_PAGE_BYTES;
+
+/** Bytes a payload takes on a tmpfs as tmpfs counts them: each file rounded up to whole pages. */
+export function tmpfsBytes(payload: readonly PayloadFile[]): number {
+  const pages = (bytes: number): number => Math.ceil(bytes / TMPFS_PAGE_BYTES);
+  let total = 0;
+  for (const file of payload) total += pages(file.contents.length);
+  const top = new Set(payload.map((f) => f.path.split('/')[0] ?? f.path));
+  for (const name of top) if (`..data/${name}`.length + 1 > SHORT_SYMLINK_BYTES) total += 1;
+  return total * TMPFS_PAGE_BYTES;
+}
+
+/**
+ * The `size=` of a volume's tmpfs: `--tmpfs-size` is the limit of one volume's contents, and a
+ * rotation holds the old and the new contents side by side until the swap, so the mount gets
+ * twice that plus slack. A rotation of a volume within the limit therefore always fits.
+ */
+export function mountSizeBytes(contentLimitBytes: number): number {
+  return 2 * contentLimitBytes + MOUNT_SLACK_BYTES;
+}
+
+/** Refuse, before anything is written, a payload over `--tmpfs-size`. */
+export function checkPayloadSize(payload: readonly PayloadFile[], contentLimitBytes: number): void {
+  const bytes = tmpfsBytes(payload);
+  if (bytes > contentLimitBytes) {
+    throw resourceExhausted(
+      `the volume's files take ${bytes} bytes on its tmpfs (each file rounded up to 4 KiB pages), over --tmpfs-size (${contentLimitBytes} bytes): raise --tmpfs-size or mount fewer or smaller objects`,
+    );
+  }
+}
