@@ -13,6 +13,7 @@ import {
   DEFAULT_VAULT_REQUEST_TIMEOUT,
 } from '../config/driver-config.js';
 import type { DriverFlags } from '../config/driver-config.js';
+import { DEFAULT_PKCS12_MAX_ITERATIONS, DEFAULT_PKCS12_TIME_LIMIT } from '../untrusted/pkcs12-converter.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -44,6 +45,8 @@ export function driverCommand(): Command {
     .option('--rotation-interval <duration>', `refetch a mounted volume when its files are older than this, on the kubelet's republish or the driver's own timer (default ${DEFAULT_ROTATION_INTERVAL})`)
     .option('--state-dir <dir>', 'keep the non-secret facts of each volume here, to rotate and unpublish after a restart (the DaemonSet uses /var/run/podvault)')
     .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
+    .option('--pkcs12-max-iterations <n>', `refuse a PKCS#12 bundle whose MAC or key derivation asks for more iterations (default ${DEFAULT_PKCS12_MAX_ITERATIONS})`)
+    .option('--pkcs12-time-limit <duration>', `refuse a PKCS#12 bundle not opened within this long; its worker thread is replaced (default ${DEFAULT_PKCS12_TIME_LIMIT})`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

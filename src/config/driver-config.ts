@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { describeZodError } from '../util/zod-error.js';
+import { DEFAULT_PKCS12_MAX_ITERATIONS, DEFAULT_PKCS12_TIME_LIMIT } from '../untrusted/pkcs12-converter.js';
 
 
 export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
@@ -57,6 +58,9 @@ export interface DriverConfig {
   metricsAddr?: string;
   /** Where non-secret volume facts are kept across restarts; none when absent. */
   stateDir?: string;
+  /** PKCS#12 bundles (vault certificates, type-2 identities): iteration cap and time limit. */
+  pkcs12MaxIterations: number;
+  pkcs12TimeLimitMs: number;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -87,6 +91,8 @@ export interface DriverFlags {
   rotationInterval?: string;
   metricsAddr?: string;
   stateDir?: string;
+  pkcs12MaxIterations?: string;
+  pkcs12TimeLimit?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -157,6 +163,8 @@ const configSchema = z.object({
   rotationIntervalMs: z.number().int().min(0),
   stateDir: z.string().startsWith('/', 'must be an absolute path').optional(),
   metricsAddr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[-.A-Za-z0-9]*):\d{1,5}$/, 'must be host:port or :port').optional(),
+  pkcs12MaxIterations: z.number().int().min(1).max(10_000_000),
+  pkcs12TimeLimitMs: z.number().int().min(100).max(120_000),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
@@ -195,6 +203,8 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     rotationIntervalMs: parsed0('--rotation-interval', parseDuration, flags.rotationInterval ?? DEFAULT_ROTATION_INTERVAL),
     metricsAddr: flags.metricsAddr,
     stateDir: flags.stateDir,
+    pkcs12MaxIterations: Number(flags.pkcs12MaxIterations ?? DEFAULT_PKCS12_MAX_ITERATIONS),
+    pkcs12TimeLimitMs: parsed0('--pkcs12-time-limit', parseDuration, flags.pkcs12TimeLimit ?? DEFAULT_PKCS12_TIME_LIMIT),
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);
