@@ -98,7 +98,9 @@ export async function formatObject(raw: RawObject, object: KeyVaultObject): Prom
       if (!/^([0-9A-Fa-f]{2})*$/.test(text)) throw invalidArgument('objectEncoding hex, but the stored value is not hex');
       return Buffer.from(text, 'hex');
     case 'base64':
-      if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(text)) throw invalidArgument('objectEncoding base64, but the stored value is not base64');
+      // Trailing whitespace trimmed first: with `\s*$` in the pattern, a value of many newlines
+      // then one stray byte took quadratic time to refuse (40 KB: 0.8 s on the serving thread).
+      if (!/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(text.trimEnd())) throw invalidArgument('objectEncoding base64, but the stored value is not base64');
       return Buffer.from(text, 'base64');
   }
 }
