@@ -15,7 +15,11 @@ import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js
 import type { PublishRequest } from './publish-request.js';
 import type { CallContext } from './unary.js';
 import { VolumeTable } from './volume-table.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore, VolumeState } from './state-store.js';
+import { readMountInfo } from './mountinfo.js';
+import type { MountEntry } from './mountinfo.js';
+import { TMPFS_SOURCE } from './mounter.js';
+import type { KubeletTarget } from './kubelet-paths.js';
 import type { MountedVolume } from './volume-table.js';
 
 export interface NodeServiceDeps {
@@ -148,23 +152,55 @@ export class NodeService {
 
   /**
    * After a restart: take back the volumes whose state was recorded and whose tmpfs is still
-   * mounted, so they keep rotating and unpublish cleanly; forget the state of the others.
+   * mounted, so they keep rotating and unpublish cleanly; forget the state of the others. A state
+   * file is a claim to rotate files into a path as a pod's identity, so it is taken back only
+   * when the mount table and the path agree with it (`recoveryProblem`); a file that does not was
+   * tampered with or is stale, and is logged and removed.
    */
   async recover(log: Logger): Promise<number> {
     const state = this.deps.state;
     if (!state) return 0;
+    const mounts = await readMountInfo();
+    const claimed = new Set<string>();
     let recovered = 0;
-    for (const s of await state.loadAll()) {
-      if (!(await this.deps.engine.isMounted(s.target))) {
-        await state.remove(s.volumeId);
+    for (const { file, state: s, legacy } of await state.loadAll()) {
+      const problem = (await this.recoveryProblem(s, mounts)) ?? (claimed.has(s.target) ? 'another state file claims the same target' : undefined);
+      if (problem) {
+        await state.discard(file, problem);
         continue;
       }
+      claimed.add(s.target);
       const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
-      this.volumes.set({ volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions });
+      const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions };
+      this.volumes.set(volume);
+      if (legacy) {
+        await state.save(volume); // under its hashed name, then the old one goes
+        await state.discard(file, 'named by an earlier driver; saved anew under the sha256 of its volume id');
+      }
       recovered += 1;
     }
     log.info({ recovered }, 'volumes recovered from the state directory');
     return recovered;
+  }
+
+  /**
+   * Why a recorded volume is not taken back, if it is not: its target must have the kubelet's
+   * shape for its kind (CSI, or FlexVolume with inline parameters), the pod uid in the path must
+   * be the state's pod, and the newest mount exactly at the target must be podvault's tmpfs.
+   */
+  private async recoveryProblem(s: VolumeState, mounts: readonly MountEntry[]): Promise<string | undefined> {
+    let shape: KubeletTarget;
+    try {
+      shape = parseKubeletTarget('target', await checkTargetPath('target', s.target, this.deps.kubeletDir), this.deps.kubeletDir);
+    } catch (err) {
+      return err instanceof PodvaultError ? err.message : 'target is not a kubelet volume path';
+    }
+    if ((shape.kind === 'flexvolume') !== (s.inlineParameters !== undefined)) return `a ${shape.kind} target with ${s.inlineParameters ? '' : 'no '}FlexVolume parameters`;
+    if (shape.podUid !== s.pod.uid) return `target belongs to pod uid ${shape.podUid}, not ${s.pod.uid}`;
+    const top = mounts.findLast((m) => m.mountPoint === s.target);
+    if (!top) return 'target is no longer mounted';
+    if (top.fsType !== 'tmpfs' || top.source !== TMPFS_SOURCE) return `target is mounted as ${top.fsType} from ${top.source}, not podvault's tmpfs`;
+    return undefined;
   }
 
   private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now()): Promise<ProviderFile[]> {
