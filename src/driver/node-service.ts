@@ -8,6 +8,7 @@ import { cancelled, invalidArgument, PodvaultError, permissionDenied } from '../
 import { grpcStatusName } from './grpc-status.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { mapLimit } from '../util/map-limit.js';
 import type { MountEngine } from './mount-engine.js';
 import { checkTargetPath } from './paths.js';
 import { parseKubeletTarget } from './kubelet-paths.js';
@@ -42,8 +43,13 @@ export interface NodeServiceDeps {
 }
 
 /** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
+/** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
+export const TIMER_ROTATIONS_AT_ONCE = 4;
+
 export class NodeService {
   private readonly locks = new KeyedMutex();
+  /** The rotation timer's pass in progress, if any. */
+  private timerPass: Promise<void> | undefined;
   readonly volumes = new VolumeTable();
 
   constructor(private readonly deps: NodeServiceDeps) {}
@@ -136,17 +142,27 @@ export class NodeService {
   /**
    * Rotate volumes the kubelet does not republish (FlexVolume mounts, or a CSIDriver without
    * requiresRepublish): those whose files and last republish are both older than the interval.
+   * One pass at a time, each volume once per pass, at most `TIMER_ROTATIONS_AT_ONCE` at once: a
+   * tick that used to queue another rotation behind each one still pending burst 11 fetches at
+   * once after a restart, and more against a slow vault. A tick during a pass is skipped; a
+   * volume the kubelet's republish rotated meanwhile is fresh again when its turn comes.
    */
   async rotateStale(log: Logger): Promise<void> {
-    const now = Date.now();
+    if (this.timerPass) return;
+    this.timerPass = this.rotateStalePass(log).finally(() => {
+      this.timerPass = undefined;
+    });
+    return this.timerPass;
+  }
+
+  private async rotateStalePass(log: Logger): Promise<void> {
     const interval = this.deps.rotationIntervalMs;
-    const stale = this.volumes.all().filter((v) => now - v.fetchedAt >= interval && now - v.republishedAt >= interval);
-    await Promise.all(
-      stale.map((v) =>
-        this.locks.run(v.volumeId, async () => {
-          if (this.volumes.get(v.volumeId) === v) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'timer');
-        }),
-      ),
+    const isStale = (v: MountedVolume, now = Date.now()): boolean => now - v.fetchedAt >= interval && now - v.republishedAt >= interval;
+    const stale = this.volumes.all().filter((v) => isStale(v));
+    await mapLimit(stale, TIMER_ROTATIONS_AT_ONCE, (v) =>
+      this.locks.run(v.volumeId, async () => {
+        if (this.volumes.get(v.volumeId) === v && isStale(v)) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'timer');
+      }),
     );
   }
 
