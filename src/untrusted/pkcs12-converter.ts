@@ -22,6 +22,11 @@ const DEFAULT_PKCS12_TIME_LIMIT_MS = 5000;
 export const MAX_PKCS12_BYTES = 256 * 1024;
 /** Bundles waiting for the worker; past this a publish is told to retry (RESOURCE_EXHAUSTED). */
 const MAX_QUEUED = 64;
+/**
+ * An idle worker is ended after this long: alive it holds ~14 MiB of resident memory (measured by
+ * bench/pkcs12-memory.ts), and most nodes open a bundle only at a publish or a rotation.
+ */
+const IDLE_MS = 60_000;
 /** node-forge and a bundle's working copies fit easily; a bundle that needs more is refused. */
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2, stackSizeMb: 4 };
 
@@ -43,8 +48,8 @@ function workerScript(): URL {
 }
 
 /**
- * Opens PKCS#12 bundles off the serving thread. One long-lived worker, started on first use and
- * reused, converts one bundle at a time; the time limit starts when a bundle reaches it, so a
+ * Opens PKCS#12 bundles off the serving thread. One worker, started on first use and reused
+ * until it has been idle for a minute, converts one bundle at a time; the time limit starts when a bundle reaches it, so a
  * slow bundle is charged for its own time only. A bundle over the limit gets its worker
  * terminated (V8 stops it mid-derivation) and the next bundle gets a fresh one. The worker does
  * not keep the process alive while idle.
@@ -54,6 +59,7 @@ export class Pkcs12Converter {
   private running: (Pending & { timer: NodeJS.Timeout }) | undefined;
   private readonly queue: Pending[] = [];
   private nextId = 1;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(private limits: Pkcs12Limits) {}
 
@@ -74,6 +80,7 @@ export class Pkcs12Converter {
 
   /** Ends the worker and fails what waits for it (tests; a driver process just exits). */
   async close(): Promise<void> {
+    clearTimeout(this.idleTimer);
     const worker = this.worker;
     this.worker = undefined;
     const waiting = [...(this.running ? [this.running] : []), ...this.queue.splice(0)];
@@ -85,7 +92,11 @@ export class Pkcs12Converter {
   private pump(): void {
     if (this.running) return;
     const next = this.queue.shift();
-    if (!next) return;
+    clearTimeout(this.idleTimer);
+    if (!next) {
+      if (this.worker) this.idleTimer = setTimeout(() => void this.close(), IDLE_MS).unref();
+      return;
+    }
     let worker: Worker;
     try {
       worker = this.worker ??= this.spawn();
@@ -94,7 +105,7 @@ export class Pkcs12Converter {
       this.pump();
       return;
     }
-    const timer = setTimeout(() => this.fail(worker, `is refused: the PKCS#12 bundle did not open within ${this.limits.timeLimitMs} ms (--pkcs12-time-limit)`), this.limits.timeLimitMs);
+    const timer = setTimeout(() => this.fail(worker, invalidArgument(`is refused: the PKCS#12 bundle did not open within ${this.limits.timeLimitMs} ms (--pkcs12-time-limit)`)), this.limits.timeLimitMs);
     this.running = { ...next, timer };
     worker.ref();
     worker.postMessage(next.job, [next.job.pfx.buffer]);
@@ -112,9 +123,14 @@ export class Pkcs12Converter {
       else running.reject(invalidArgument(answer.refusal ? `is refused: ${answer.refusal}` : 'is not a PKCS#12 bundle that opens with its password'));
       this.pump();
     });
-    // Out of memory (ERR_WORKER_OUT_OF_MEMORY) or a crash: the bundle in hand is what caused it.
-    worker.on('error', () => this.fail(worker, 'is refused: opening the PKCS#12 bundle exceeded the converter\'s memory'));
-    worker.on('exit', () => this.fail(worker, 'could not be converted: the PKCS#12 worker stopped'));
+    // Out of its heap: the bundle in hand is what needed it. Anything else is ours.
+    worker.on('error', (err: Error & { code?: unknown }) =>
+      this.fail(
+        worker,
+        err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? invalidArgument("is refused: opening the PKCS#12 bundle needed more than the converter's memory") : internal('could not be converted: the PKCS#12 worker failed; see the driver log', err),
+      ),
+    );
+    worker.on('exit', () => this.fail(worker, internal('could not be converted: the PKCS#12 worker stopped')));
     return worker;
   }
 
@@ -124,13 +140,13 @@ export class Pkcs12Converter {
   }
 
   /** The worker is done for: the bundle in hand fails, a fresh worker serves the next. */
-  private fail(worker: Worker, message: string): void {
+  private fail(worker: Worker, err: PodvaultError): void {
     if (worker !== this.worker) return;
     this.worker = undefined;
     void worker.terminate();
     const running = this.running;
     this.finish();
-    running?.reject(invalidArgument(message));
+    running?.reject(err);
     this.pump();
   }
 }
