@@ -67,16 +67,25 @@ describe('the PKCS#12 converter worker', () => {
 });
 
 describe.skipIf(!isRoot)('a hostile certificate-backed secret does not stall the node', () => {
+  const HOSTILE_UID = '00000000-0000-4000-8000-0000000000aa';
+  const huge = pfxDeclaringIterations(chain.leaf.key, [chain.leaf], { iterations: 20_000_000, algorithm: '3des', mac: true });
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ pkcs12MaxIterations: '10000000', pkcs12TimeLimit: '2s' });
     const store = h.vault.store;
     store.putClient({ clientId: CLIENT_ID, clientSecret: 'client-secret-value-0001', managedIdentity: false, read: ['*'] });
-    const huge = pfxDeclaringIterations(chain.leaf.key, [chain.leaf], { iterations: 20_000_000, algorithm: '3des', mac: true });
     store.putCertificate('pfx-huge', { cer: chain.leaf.der, secretValue: huge.toString('base64'), contentType: 'application/x-pkcs12' });
     store.putCertificate('pfx-slow', { cer: chain.leaf.der, secretValue: slow.toString('base64'), contentType: 'application/x-pkcs12' });
     store.putCertificate('pfx-good', { cer: chain.leaf.der, secretValue: good.toString('base64'), contentType: 'application/x-pkcs12' });
     for (const name of ['pfx-huge', 'pfx-slow', 'pfx-good', 'db-user']) await h.writeClass(name, h.vaultParameters([{ objectName: name }]));
+    // A type-2 AzureIdentity whose certificate Secret is the hostile bundle: the same converter.
+    await h.writeObjects('hostile-identity.yaml', [
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'hostile-pfx', namespace: 'default' }, data: { certificate: huge.toString('base64') } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'hostile', namespace: 'default' }, spec: { type: 2, tenantID: h.vault.tenantId, clientID: 'sp-hostile', clientPassword: { name: 'hostile-pfx', namespace: 'default' } } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'hostile', namespace: 'default' }, spec: { azureIdentity: 'hostile', selector: 'hostile' } },
+      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostile-pod', namespace: 'default', uid: HOSTILE_UID, labels: { aadpodidbinding: 'hostile' } } },
+    ]);
+    await h.writeClass('via-hostile-identity', { ...h.vaultParameters([{ objectName: 'db-user' }]), usePodIdentity: 'true' });
   });
   afterAll(async () => {
     await h?.close();
@@ -86,6 +95,14 @@ describe.skipIf(!isRoot)('a hostile certificate-backed secret does not stall the
     const err = await rpcError(h.client.publish((await h.volume({ className: 'pfx-huge' })).request));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/secret "pfx-huge": the certificate-backed secret is refused: its MAC key derivation asks for 20000000 iterations, more than the 10000000 this node allows \(--pkcs12-max-iterations\)/);
+    expect((await h.client.probe()).ready?.value).toBe(true);
+  });
+
+  it('refuses a type-2 AzureIdentity whose certificate Secret asks for more iterations than the cap', async () => {
+    const v = await h.volume({ pod: 'hostile-pod', uid: HOSTILE_UID, className: 'via-hostile-identity', secrets: {} });
+    const err = await rpcError(h.client.publish(v.request));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/AzureIdentity default\/hostile: Secret default\/hostile-pfx key certificate .* is refused: its MAC key derivation asks for 20000000 iterations, more than the 10000000 this node allows \(--pkcs12-max-iterations\)/);
     expect((await h.client.probe()).ready?.value).toBe(true);
   });
 
