@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestCa } from '../src/devvault/test-ca.js';
 import { MAX_PKCS12_BYTES, Pkcs12Converter } from '../src/untrusted/pkcs12-converter.js';
 import { certificateChain, pfx, pfxDeclaringIterations } from './support/certs.js';
 import { CLIENT_ID, isRoot, rpcError, startHarness } from './support/harness.js';
@@ -131,5 +132,42 @@ describe.skipIf(!isRoot)('a hostile certificate-backed secret does not stall the
     await h.client.publish(next.request);
     expect(await readFile(join(next.targetPath, 'pfx-good'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     for (const v of [other, next]) await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+});
+
+describe.skipIf(!isRoot)('a type-2 identity\'s PEM certificate is rebuilt before the Azure SDK reads it', () => {
+  let h: Harness;
+  const identity = (name: string, certificate: string) => [
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default' }, data: { certificate: Buffer.from(certificate).toString('base64') } },
+    { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name, namespace: 'default' }, spec: { type: 2, tenantID: h.vault.tenantId, clientID: 'sp-pem', clientPassword: { name, namespace: 'default' } } },
+    { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name, namespace: 'default' }, spec: { azureIdentity: name, selector: name } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: 'default', uid: `uid-${name}`, labels: { aadpodidbinding: name } } },
+  ];
+  const publish = async (name: string) => h.client.publish((await h.volume({ pod: `${name}-pod`, uid: `uid-${name}`, className: 'as-identity', secrets: {} })).request);
+  beforeAll(async () => {
+    h = await startHarness();
+    const cert = createTestCa('client CA').issueServerCert(['sp-pem'], []);
+    h.vault.store.putClient({ clientId: 'sp-pem', certificatePem: cert.certPem, managedIdentity: false, read: ['db-*'] });
+    await h.writeObjects('pem-identities.yaml', [
+      // As `openssl pkcs12 -nodes` prints it: attribute lines around the blocks.
+      ...identity('good-pem', `Bag Attributes\n    localKeyID: 01\n${cert.keyPem}subject=CN = sp-pem\n${cert.certPem}`),
+      // @azure/identity's /(-+BEGIN CERTIFICATE-+)…/ is quadratic on dashes: minutes for 1 MB.
+      ...identity('dashes', `${'-'.repeat(1_000_000)}-----BEGIN CERTIFICATE-----`),
+    ]);
+    await h.writeClass('as-identity', { ...h.vaultParameters([{ objectName: 'db-user' }]), usePodIdentity: 'true' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a PEM key and certificate with text around them still sign in', async () => {
+    await publish('good-pem');
+  });
+
+  it('a megabyte of dashes is refused at once instead of holding the serving thread', async () => {
+    const err = await rpcError(publish('dashes'));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/AzureIdentity default\/dashes: Secret default\/dashes key certificate .* holds no PEM CERTIFICATE block/);
+    expect((await h.client.probe()).ready?.value).toBe(true);
   });
 });

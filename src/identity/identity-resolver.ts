@@ -8,6 +8,7 @@ import type { ObjectRule } from './binding-policy.js';
 import type { AzureIdentity, IdentityObjects } from './crds.js';
 import { CredentialFactory } from './credentials.js';
 import { pkcs12Converter, pkcs12Failure } from '../untrusted/pkcs12-converter.js';
+import { canonicalPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
 import type { PodInfo } from './pod-info.js';
 import { findBoundIdentity } from './pod-identity.js';
@@ -135,7 +136,9 @@ export class IdentityResolver {
     if (!certificate || certificate.length === 0) throw failedPrecondition(`${ref}: ${secretRef} has no key certificate`);
     let pem: string;
     try {
-      pem = certificate.toString('utf8').includes('-----BEGIN') ? certificate.toString('utf8') : await pkcs12Converter.convert(certificate, data.password?.toString('utf8') ?? '');
+      // PEM is rebuilt block by block (linear), never handed to the SDK as the tenant wrote it.
+      pem = certificate.includes('-----BEGIN') ? canonicalPem(certificate.toString('utf8')) : await pkcs12Converter.convert(certificate, data.password?.toString('utf8') ?? '');
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw invalidArgument('holds no PEM CERTIFICATE block');
     } catch (err) {
       throw pkcs12Failure(err, `${ref}: ${secretRef} key certificate (PEM, or a PFX opened with key password)`, 'failed-precondition');
     }

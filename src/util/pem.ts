@@ -32,3 +32,16 @@ export function orderChain(ders: readonly Buffer[]): Buffer[] {
 export function publicKeyPemFromJwk(jwk: JsonWebKey): string {
   return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
 }
+
+/**
+ * The PEM blocks of a text, in their order, each rebuilt as `derToPem` writes it; anything
+ * between or around them (and any block with headers) is dropped. Tenant-supplied PEM goes
+ * through this before a library reads it: @azure/identity finds certificates with
+ * `/(-+BEGIN CERTIFICATE-+).../g`, quadratic on a run of dashes (200 K dashes in a type-2
+ * identity's Secret held the serving thread 13 s). This pattern is linear: a body cannot hold
+ * `-`, so each attempt stops at the next dash.
+ */
+export function canonicalPem(text: string): string {
+  const re = /-----BEGIN ([A-Z0-9 ]{1,40})-----([A-Za-z0-9+/=\s]*)-----END \1-----/g;
+  return [...text.matchAll(re)].map((m) => derToPem(m[1] ?? '', Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64'))).join('');
+}
