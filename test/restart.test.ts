@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,13 +192,15 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     await forge(stateFileName('evil-3'), 'evil-3', foreign, 'uid-c'); // a mount that is not podvault's
     await forge(stateFileName('evil-4'), 'csi-someone-else', a.targetPath, 'uid-a'); // renamed file
     await writeFile(join(dirs.state, 'notes.txt'), 'not a state file');
+    // A's own file as an earlier driver named it: taken back, and saved under the new name.
+    await rename(join(dirs.state, stateFileName(a.volumeId)), join(dirs.state, `${a.volumeId}.json`));
 
     try {
       client = await startDriver();
       await rotatedA(a, 'after-tampering');
       expect((await readdir(dirs.state)).sort()).toEqual([stateFileName(a.volumeId), stateFileName(b.volumeId)].sort());
       const reasons = driverLog.map((l) => JSON.parse(l) as { msg?: string; reason?: string }).filter((l) => l.msg === 'ignoring and removing a volume state file').map((l) => l.reason);
-      expect(reasons).toHaveLength(6);
+      expect(reasons).toHaveLength(7);
       expect(reasons).toEqual(
         expect.arrayContaining([
           'target belongs to pod uid uid-b, not uid-a',
@@ -207,6 +209,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
           "target is mounted as tmpfs from other, not podvault's tmpfs",
           'its volume id does not match its file name',
           'not a state file name (sha256 of the volume id)',
+          'named by an earlier driver; saved anew under the sha256 of its volume id',
         ]),
       );
       expect(await readdir(foreign)).toEqual(['marker']);

@@ -189,10 +189,8 @@ export class NodeService {
       const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
       const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions };
       this.volumes.set(volume);
-      if (legacy) {
-        await state.save(volume); // under its hashed name, then the old one goes
-        await state.discard(file, 'named by an earlier driver; saved anew under the sha256 of its volume id');
-      }
+      // Under its hashed name first; the old file goes only once the new one is written.
+      if (legacy && (await state.save(volume))) await state.discard(file, 'named by an earlier driver; saved anew under the sha256 of its volume id');
       recovered += 1;
     }
     log.info({ recovered }, 'volumes recovered from the state directory');

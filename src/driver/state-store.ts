@@ -57,9 +57,9 @@ export class StateStore {
   /**
    * Written atomically and durably, never rewritten in place: 1. write a fresh temp file;
    * 2. fsync it; 3. rename it over the state file; 4. fsync the directory, so a crash leaves
-   * either the old facts or the new ones. Failures are logged, not thrown.
+   * either the old facts or the new ones. Failures are logged, not thrown; false tells of one.
    */
-  async save(volume: MountedVolume): Promise<void> {
+  async save(volume: MountedVolume): Promise<boolean> {
     const state: VolumeState = {
       volumeId: volume.volumeId,
       target: volume.target,
@@ -83,9 +83,11 @@ export class StateStore {
       await rename(tmp, file); // 3.
       const dir = await open(this.dir, 'r');
       await dir.sync().finally(() => dir.close()); // 4.
+      return true;
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => undefined);
       this.log.warn({ volumeId: volume.volumeId, cause: describeCause(err) }, 'could not record volume state; a restart would forget this volume until the kubelet republishes it');
+      return false;
     }
   }
 
