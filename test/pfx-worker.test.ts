@@ -19,7 +19,7 @@ const good = pfx(chain.leaf.key, [chain.leaf, chain.intermediate, chain.root]);
 const slow = pfxDeclaringIterations(chain.leaf.key, [chain.leaf], { iterations: 9_900_000, algorithm: '3des', mac: true });
 
 describe('the PKCS#12 converter worker', () => {
-  const converter = new Pkcs12Converter({ maxIterations: 100_000, timeLimitMs: 1000 });
+  const converter = new Pkcs12Converter({ maxIterations: 100_000, timeLimitMs: 5000 });
   afterAll(() => converter.close());
 
   it('converts a normal bundle: private key, then the chain leaf → root', async () => {
@@ -42,7 +42,7 @@ describe('the PKCS#12 converter worker', () => {
   });
 
   it('terminates a bundle over the time limit, keeps the event loop free meanwhile, and serves the next with a fresh worker', async () => {
-    const lenient = new Pkcs12Converter({ maxIterations: 10_000_000, timeLimitMs: 1000 });
+    const lenient = new Pkcs12Converter({ maxIterations: 10_000_000, timeLimitMs: 3000 });
     try {
       const order: string[] = [];
       const stalled = lenient.convert(slow, '').then(
@@ -53,7 +53,7 @@ describe('the PKCS#12 converter worker', () => {
       for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
       order.push('timers ran');
       await stalled;
-      expect(order).toEqual(['timers ran', 'slow: is refused: the PKCS#12 bundle did not open within 1000 ms (--pkcs12-time-limit)']);
+      expect(order).toEqual(['timers ran', 'slow: is refused: the PKCS#12 bundle did not open within 3000 ms (--pkcs12-time-limit)']);
       expect(await lenient.convert(good, '')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     } finally {
       await lenient.close();
@@ -72,7 +72,7 @@ describe.skipIf(!isRoot)('a hostile certificate-backed secret does not stall the
   const huge = pfxDeclaringIterations(chain.leaf.key, [chain.leaf], { iterations: 20_000_000, algorithm: '3des', mac: true });
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ pkcs12MaxIterations: '10000000', pkcs12TimeLimit: '2s' });
+    h = await startHarness({ pkcs12MaxIterations: '10000000', pkcs12TimeLimit: '3s' });
     const store = h.vault.store;
     store.putClient({ clientId: CLIENT_ID, clientSecret: 'client-secret-value-0001', managedIdentity: false, read: ['*'] });
     store.putCertificate('pfx-huge', { cer: chain.leaf.der, secretValue: huge.toString('base64'), contentType: 'application/x-pkcs12' });
@@ -126,7 +126,7 @@ describe.skipIf(!isRoot)('a hostile certificate-backed secret does not stall the
     const err = await stalled;
     expect(order).toEqual(['probe', 'other publish', 'slow refused']);
     expect(err.code).toBe(status.INVALID_ARGUMENT);
-    expect(err.details).toMatch(/secret "pfx-slow": the certificate-backed secret is refused: the PKCS#12 bundle did not open within 2000 ms \(--pkcs12-time-limit\)/);
+    expect(err.details).toMatch(/secret "pfx-slow": the certificate-backed secret is refused: the PKCS#12 bundle did not open within 3000 ms \(--pkcs12-time-limit\)/);
 
     const next = await h.volume({ className: 'pfx-good' });
     await h.client.publish(next.request);

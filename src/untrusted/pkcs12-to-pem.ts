@@ -62,6 +62,11 @@ const loadForge = (() => {
   };
 })();
 
+/** Load node-forge now, so a worker's first bundle is not charged for it. */
+export function loadConverter(): void {
+  loadForge();
+}
+
 /**
  * A PKCS#12 (PFX) bundle as PEM, the way the Azure provider converts a certificate-backed secret:
  * the private key as PKCS#8 (`PRIVATE KEY`, RSA or EC) first, then the certificates ordered leaf →

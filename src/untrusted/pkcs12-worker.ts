@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import type { Pkcs12Answer, Pkcs12Job } from './pkcs12-protocol.js';
-import { Pkcs12Refusal, pkcs12ToPem } from './pkcs12-to-pem.js';
+import { loadConverter, Pkcs12Refusal, pkcs12ToPem } from './pkcs12-to-pem.js';
 
 /**
  * The worker thread that opens tenant- and vault-supplied PKCS#12 bundles, one at a time, away
@@ -8,6 +8,7 @@ import { Pkcs12Refusal, pkcs12ToPem } from './pkcs12-to-pem.js';
  * the time and the memory; this side bounds every key derivation's iteration count. Only our own
  * refusal texts go back: node-forge's messages may quote the bytes it choked on.
  */
+loadConverter();
 parentPort?.on('message', (job: Pkcs12Job) => {
   let answer: Pkcs12Answer;
   try {
