@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateChain, pfx } from './support/certs.js';
-import { CLIENT_ID, isRoot, rpcError, startHarness } from './support/harness.js';
+import { formatObject } from '../src/providers/azure/object-fetchers.js';
+import { parseAzureParameters } from '../src/providers/azure/parameters.js';
+import { CLIENT_ID, isRoot, objectsParameter, rpcError, startHarness } from './support/harness.js';
 import type { Harness, ObjectSpec } from './support/harness.js';
 
 /**
@@ -147,5 +149,14 @@ describe.skipIf(!isRoot)('expired objects, and fetches shared between pods', () 
     await Promise.all([h.client.publish(a.request), h.client.publish(b.request)]);
     expect((h.vault.requests.secret ?? 0) - before).toBe(2);
     for (const v of [a, b]) await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+});
+
+describe('objectEncoding checks of vault-supplied text run in linear time', () => {
+  it('refuses a base64 value of many newlines and one stray byte at once (was quadratic: 400 K took minutes)', async () => {
+    const object = parseAzureParameters({ keyvaultName: 'kv-test', tenantId: 'tenant', objects: objectsParameter([{ objectName: 'x', objectEncoding: 'base64' }]) }).objects[0]!;
+    const raw = { version: '1', text: `QUJD${'\n'.repeat(400_000)}!`, certificateBacked: false };
+    await expect(formatObject(raw, object)).rejects.toMatchObject({ kind: 'invalid-argument', message: 'objectEncoding base64, but the stored value is not base64' });
+    expect((await formatObject({ ...raw, text: 'QUJD\r\nREVG==\n \t' }, object)).toString()).toBe('ABCDEF');
   });
 });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,8 @@ import { parseSeed } from '../src/devvault/seed.js';
 import { CsiClient } from '../src/driver/client.js';
 import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
 import { readMountInfo } from '../src/driver/mountinfo.js';
+import { StateStore, stateFileName } from '../src/driver/state-store.js';
+import { createLogger } from '../src/log.js';
 import { packageRoot } from '../src/package-info.js';
 import { CLIENT_ID, CLIENT_SECRET, isRoot, objectsParameter, TEST_SEED } from './support/harness.js';
 
@@ -21,6 +23,8 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
   let vault: DevVault;
   let work: string;
   let driver: ChildProcess | undefined;
+  /** The driver's log lines (JSON, --log-level warn) since it was last started. */
+  let driverLog: string[] = [];
   const dirs = { classes: '', kubelet: '', state: '', socket: '' };
 
   beforeAll(async () => {
@@ -54,7 +58,14 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
   async function startDriver(): Promise<CsiClient> {
     const args = ['driver', '--standalone', dirs.classes, '--kubelet-dir', dirs.kubelet, '--state-dir', dirs.state, '--endpoint', `unix://${dirs.socket}`, '--rotation-interval', '1s',
       '--ca-file', join(work, 'ca.pem'), '--authority-host', vault.url, '--allow-vault-uri', vault.url, '--log-level', 'warn'];
-    driver = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, NODE_NAME: 'node-r' } });
+    driver = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, NODE_NAME: 'node-r' } });
+    driverLog = [];
+    let partial = '';
+    driver.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      driverLog.push(...lines);
+    });
     const client = new CsiClient(`unix://${dirs.socket}`);
     for (let i = 0; i < 100; i++) {
       if (existsSync(dirs.socket) && (await client.probe().then((p) => p.ready?.value, () => false))) return client;
@@ -74,8 +85,8 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     let client = await startDriver();
     const a = await volume('a', 'user');
     await client.publish(a.request);
-    expect(await readdir(dirs.state)).toEqual([`${a.volumeId}.json`]);
-    expect(await readFile(join(dirs.state, `${a.volumeId}.json`), 'utf8')).not.toContain(CLIENT_SECRET);
+    expect(await readdir(dirs.state)).toEqual([stateFileName(a.volumeId)]);
+    expect(await readFile(join(dirs.state, stateFileName(a.volumeId)), 'utf8')).not.toContain(CLIENT_SECRET);
 
     // B's fetch hangs in the vault; the driver is killed mid-publish.
     vault.injectFault({ path: /^\/secrets\/db-password\//, delayMs: 3000, times: 1 });
@@ -126,5 +137,112 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     next.close();
     driver!.kill('SIGTERM');
     await new Promise((r) => driver!.once('exit', r));
+  });
+
+  const stop = async (signal: 'SIGTERM' | 'SIGKILL') => {
+    const exited = new Promise((r) => driver!.once('exit', r));
+    driver!.kill(signal);
+    await exited;
+  };
+  /** Waits (bounded) until the timer has rotated A, i.e. the recovered volumes had their turn. */
+  const rotatedA = async (a: { targetPath: string }, value: string) => {
+    vault.store.setSecret('db-user', value);
+    for (let i = 0; i < 50 && (await readFile(join(a.targetPath, 'db-user'), 'utf8')) !== value; i++) await wait(100);
+    expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).toBe(value);
+  };
+
+  it('a 253-character volume id survives a restart and unpublishes cleanly (its state file was named by the id: too long to create)', async () => {
+    let client = await startDriver();
+    const a = await volume('a', 'user');
+    const volumeId = `csi-${'x'.repeat(249)}`;
+    expect(volumeId).toHaveLength(253);
+    await client.publish({ ...a.request, volumeId });
+    expect(await readdir(dirs.state)).toEqual([stateFileName(volumeId)]);
+    client.close();
+    await stop('SIGKILL');
+
+    client = await startDriver();
+    await rotatedA(a, 'long-id-rotated');
+    await client.unpublish({ volumeId, targetPath: a.targetPath });
+    expect(await ourMounts()).toEqual([]);
+    expect(await readdir(dirs.state)).toEqual([]);
+    client.close();
+    await stop('SIGTERM');
+  });
+
+  it('ignores, logs and removes tampered state files instead of rotating into their targets', async () => {
+    let client = await startDriver();
+    const a = await volume('a', 'user');
+    const b = await volume('b', 'password');
+    await client.publish(a.request);
+    await client.publish(b.request);
+    client.close();
+    await stop('SIGKILL');
+
+    // A tmpfs that is not podvault's, at a path of the kubelet's shape.
+    const foreign = join(dirs.kubelet, 'pods', 'uid-c', 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
+    await mkdir(foreign, { recursive: true });
+    await new Promise((r) => spawn('mount', ['-t', 'tmpfs', 'other', foreign]).on('exit', r));
+    await writeFile(join(foreign, 'marker'), 'untouched');
+    const forge = (file: string, volumeId: string, target: string, podUid: string) =>
+      writeFile(join(dirs.state, file), JSON.stringify({ volumeId, target, className: 'user', pod: { namespace: 'default', name: 'pod-a', uid: podUid, serviceAccount: 'default' }, fetchedAt: 0, versions: {} }));
+    await forge(stateFileName('evil-1'), 'evil-1', b.targetPath, 'uid-a'); // pod A's identity into pod B's volume
+    await forge(stateFileName('evil-2'), 'evil-2', dirs.state, 'uid-a'); // outside the kubelet's volumes
+    await forge(stateFileName('evil-5'), 'evil-5', join(dirs.kubelet, 'pods', 'uid-a', 'volumes', 'kubernetes.io~empty-dir', 'data'), 'uid-a'); // a pod's emptyDir
+    await forge(stateFileName('evil-3'), 'evil-3', foreign, 'uid-c'); // a mount that is not podvault's
+    await forge(stateFileName('evil-4'), 'csi-someone-else', a.targetPath, 'uid-a'); // renamed file
+    await writeFile(join(dirs.state, 'notes.txt'), 'not a state file');
+    // A's own file as an earlier driver named it: taken back, and saved under the new name.
+    await rename(join(dirs.state, stateFileName(a.volumeId)), join(dirs.state, `${a.volumeId}.json`));
+
+    try {
+      client = await startDriver();
+      await rotatedA(a, 'after-tampering');
+      expect((await readdir(dirs.state)).sort()).toEqual([stateFileName(a.volumeId), stateFileName(b.volumeId)].sort());
+      const reasons = driverLog.map((l) => JSON.parse(l) as { msg?: string; reason?: string }).filter((l) => l.msg === 'ignoring and removing a volume state file').map((l) => l.reason);
+      expect(reasons).toHaveLength(7);
+      expect(reasons).toEqual(
+        expect.arrayContaining([
+          'target belongs to pod uid uid-b, not uid-a',
+          expect.stringMatching(/^target must lie under the kubelet directory /),
+          expect.stringMatching(/^target must be a kubelet volume path/),
+          "target is mounted as tmpfs from other, not podvault's tmpfs",
+          'its volume id does not match its file name',
+          'not a state file name (sha256 of the volume id)',
+          'named by an earlier driver; saved anew under the sha256 of its volume id',
+        ]),
+      );
+      expect(await readdir(foreign)).toEqual(['marker']);
+      expect(await readFile(join(b.targetPath, 'db-password'), 'utf8')).toMatch(/never-log-me/);
+      await client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
+      await client.unpublish({ volumeId: b.volumeId, targetPath: b.targetPath });
+      expect(await ourMounts()).toEqual([]);
+      client.close();
+      await stop('SIGTERM');
+    } finally {
+      await new Promise((r) => spawn('umount', [foreign]).on('exit', r));
+    }
+  });
+});
+
+describe('state files are named by the sha256 of the volume id', () => {
+  it('a volume id with ../ stays inside the state directory, and reads back', async () => {
+    const dir = await mkdtemp('/dev/shm/podvault-state-');
+    try {
+      const store = new StateStore(join(dir, 'state'), createLogger({ level: 'silent' }));
+      const volumeId = '../../escape';
+      const pod = { namespace: 'default', name: 'p', uid: 'u', serviceAccount: 'default' };
+      await store.save({ volumeId, target: '/t', request: { volumeId, targetPath: '/t', className: 'c', pod, secrets: {}, tokens: {} }, fetchedAt: 1, republishedAt: 1, versions: {} });
+      expect(await readdir(dir)).toEqual(['state']);
+      expect(await readdir(join(dir, 'state'))).toEqual([stateFileName(volumeId)]);
+      expect((await store.loadAll()).map((s) => s.state.volumeId)).toEqual([volumeId]);
+      await store.remove(volumeId);
+      expect(await readdir(join(dir, 'state'))).toEqual([]);
+      // A file an earlier driver named `<volume id>.json` is read back, marked for renaming.
+      await writeFile(join(dir, 'state', 'csi-old.json'), JSON.stringify({ volumeId: 'csi-old', target: '/t', className: 'c', pod, fetchedAt: 1, versions: {} }));
+      expect((await store.loadAll()).map((s) => [s.state.volumeId, s.legacy])).toEqual([['csi-old', true]]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMount } from '../src/driver/mountinfo.js';
+import { TIMER_ROTATIONS_AT_ONCE } from '../src/driver/node-service.js';
+import { createLogger } from '../src/log.js';
 import { KubeApiDouble } from './support/kube-api-double.js';
 import { isRoot, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
@@ -87,5 +89,44 @@ describe.skipIf(!isRoot)('rotation: secrets follow Key Vault without restarting 
     expect(h.driver.node.volumes.get(v.volumeId)).toBeUndefined();
     expect(await findMount(v.targetPath)).toBeUndefined();
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+});
+
+describe.skipIf(!isRoot)('the rotation timer: one rotation per volume at a time, a bounded number at once', () => {
+  let h: Harness;
+  const count = TIMER_ROTATIONS_AT_ONCE + 2;
+  const names = Array.from({ length: count }, (_, i) => `db-burst-${i}`);
+  beforeAll(async () => {
+    h = await startHarness({ rotationInterval: '1s' });
+    // One object per volume: identical fetches in flight would be shared and hide the count.
+    for (const name of names) {
+      h.vault.store.setSecret(name, 'v1');
+      await h.writeClass(name, h.vaultParameters([{ objectName: name }]));
+    }
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('against a slow vault, ticks neither queue a second fetch of a pending volume nor exceed the bound', async () => {
+    const volumes = await Promise.all(names.map((name) => h.volume({ className: name })));
+    for (const v of volumes) await h.client.publish(v.request);
+    const burst = (r: { path: string; outcome: string }) => r.outcome === 'delayed' && r.path.startsWith('/secrets/db-burst-');
+    // The first `count` refetches hang 3 s each; ticks (every second, plus ours) keep coming meanwhile.
+    h.vault.injectFault({ path: /^\/secrets\/db-burst-/, delayMs: 3000, times: count });
+    await wait(1100); // every volume is now older than the interval
+    const log = createLogger({ level: 'silent' });
+    const ticks = Array.from({ length: 5 }, () => h.driver.node.rotateStale(log));
+    for (let i = 0; i < 100 && h.vault.vaultLog.filter(burst).length < TIMER_ROTATIONS_AT_ONCE; i++) await wait(20);
+    const inFlight = h.vault.vaultLog.filter(burst);
+    expect(inFlight).toHaveLength(TIMER_ROTATIONS_AT_ONCE);
+    expect(new Set(inFlight.map((r) => r.path.split('/')[2])).size).toBe(TIMER_ROTATIONS_AT_ONCE);
+    await Promise.all(ticks);
+
+    // Then the rest of the pass: every volume refetched once while slow, none twice.
+    for (let i = 0; i < 200 && h.vault.vaultLog.filter(burst).length < count; i++) await wait(50);
+    const delayed = h.vault.vaultLog.filter(burst).map((r) => r.path.split('/')[2]);
+    expect(delayed.sort()).toEqual([...names].sort());
+    for (const v of volumes) await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });

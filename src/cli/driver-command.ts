@@ -19,6 +19,7 @@ import {
   DEFAULT_VAULT_REQUEST_TIMEOUT,
 } from '../config/driver-config.js';
 import type { DriverFlags } from '../config/driver-config.js';
+import { DEFAULT_PKCS12_MAX_ITERATIONS, DEFAULT_PKCS12_TIME_LIMIT } from '../untrusted/pkcs12-converter.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -59,6 +60,8 @@ export function driverCommand(): Command {
     .option('--max-queued-publishes <n>', `publishes waiting for one of those slots; more are answered RESOURCE_EXHAUSTED (default ${DEFAULT_MAX_QUEUED_PUBLISHES})`)
     .option('--vault-max-retry-after <duration>', `ceiling of a Key Vault Retry-After wait and of the host-wide pause it causes (default ${DEFAULT_VAULT_MAX_RETRY_AFTER})`)
     .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
+    .option('--pkcs12-max-iterations <n>', `refuse a PKCS#12 bundle whose MAC or key derivation asks for more iterations (default ${DEFAULT_PKCS12_MAX_ITERATIONS})`)
+    .option('--pkcs12-time-limit <duration>', `refuse a PKCS#12 bundle not opened within this long; its worker thread is replaced (default ${DEFAULT_PKCS12_TIME_LIMIT})`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

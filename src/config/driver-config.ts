@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { describeZodError } from '../util/zod-error.js';
 import { managedIdentityId, parseManagedIdentityGrant } from '../identity/managed-identity-policy.js';
 import type { ManagedIdentityGrant } from '../identity/managed-identity-policy.js';
+import { DEFAULT_PKCS12_MAX_ITERATIONS, DEFAULT_PKCS12_TIME_LIMIT } from '../untrusted/pkcs12-converter.js';
 
 
 export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
@@ -76,6 +77,9 @@ export interface DriverConfig {
   maxQueuedPublishes: number;
   /** Ceiling of a Key Vault Retry-After wait and of the host-wide pause it causes. */
   vaultMaxRetryAfterMs: number;
+  /** PKCS#12 bundles (vault certificates, type-2 identities): iteration cap and time limit. */
+  pkcs12MaxIterations: number;
+  pkcs12TimeLimitMs: number;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -114,6 +118,8 @@ export interface DriverFlags {
   maxConcurrentPublishes?: string;
   maxQueuedPublishes?: string;
   vaultMaxRetryAfter?: string;
+  pkcs12MaxIterations?: string;
+  pkcs12TimeLimit?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -204,6 +210,8 @@ const configSchema = z.object({
   maxQueuedPublishes: z.number().int().min(0).max(100_000),
   vaultMaxRetryAfterMs: z.number().int().min(0).max(600_000, 'must be at most 10m'),
   metricsAddr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[-.A-Za-z0-9]*):\d{1,5}$/, 'must be host:port or :port').optional(),
+  pkcs12MaxIterations: z.number().int().min(1).max(10_000_000),
+  pkcs12TimeLimitMs: z.number().int().min(100).max(120_000),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
@@ -250,6 +258,8 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     maxConcurrentPublishes: Number(flags.maxConcurrentPublishes ?? DEFAULT_MAX_CONCURRENT_PUBLISHES),
     maxQueuedPublishes: Number(flags.maxQueuedPublishes ?? DEFAULT_MAX_QUEUED_PUBLISHES),
     vaultMaxRetryAfterMs: parsed0('--vault-max-retry-after', parseDuration, flags.vaultMaxRetryAfter ?? DEFAULT_VAULT_MAX_RETRY_AFTER),
+    pkcs12MaxIterations: Number(flags.pkcs12MaxIterations ?? DEFAULT_PKCS12_MAX_ITERATIONS),
+    pkcs12TimeLimitMs: parsed0('--pkcs12-time-limit', parseDuration, flags.pkcs12TimeLimit ?? DEFAULT_PKCS12_TIME_LIMIT),
   };
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);

@@ -9,6 +9,7 @@ import type { FlexVolumePods } from '../identity/flexvolume-pod.js';
 import { grpcStatusName } from './grpc-status.js';
 import type { NodeGetCapabilitiesResponse, NodeGetInfoResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi-types.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { mapLimit } from '../util/map-limit.js';
 import type { MountEngine } from './mount-engine.js';
 import type { PublishGate } from './publish-gate.js';
 import { checkTargetPath } from './paths.js';
@@ -17,7 +18,11 @@ import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js
 import type { PublishRequest } from './publish-request.js';
 import type { CallContext } from './unary.js';
 import { VolumeTable } from './volume-table.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore, VolumeState } from './state-store.js';
+import { readMountInfo } from './mountinfo.js';
+import type { MountEntry } from './mountinfo.js';
+import { TMPFS_SOURCE } from './mounter.js';
+import type { KubeletTarget } from './kubelet-paths.js';
 import type { MountedVolume } from './volume-table.js';
 
 export interface NodeServiceDeps {
@@ -44,8 +49,13 @@ export interface NodeServiceDeps {
 }
 
 /** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
+/** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
+export const TIMER_ROTATIONS_AT_ONCE = 4;
+
 export class NodeService {
   private readonly locks = new KeyedMutex();
+  /** The rotation timer's pass in progress, if any. */
+  private timerPass: Promise<void> | undefined;
   readonly volumes = new VolumeTable();
 
   constructor(private readonly deps: NodeServiceDeps) {}
@@ -168,39 +178,79 @@ export class NodeService {
   /**
    * Rotate volumes the kubelet does not republish (FlexVolume mounts, or a CSIDriver without
    * requiresRepublish): those whose files and last republish are both older than the interval.
+   * One pass at a time, each volume once per pass, at most `TIMER_ROTATIONS_AT_ONCE` at once: a
+   * tick that used to queue another rotation behind each one still pending burst 11 fetches at
+   * once after a restart, and more against a slow vault. A tick during a pass is skipped; a
+   * volume the kubelet's republish rotated meanwhile is fresh again when its turn comes.
    */
   async rotateStale(log: Logger): Promise<void> {
-    const now = Date.now();
+    if (this.timerPass) return;
+    this.timerPass = this.rotateStalePass(log).finally(() => {
+      this.timerPass = undefined;
+    });
+    return this.timerPass;
+  }
+
+  private async rotateStalePass(log: Logger): Promise<void> {
     const interval = this.deps.rotationIntervalMs;
-    const stale = this.volumes.all().filter((v) => now - v.fetchedAt >= interval && now - v.republishedAt >= interval);
-    await Promise.all(
-      stale.map((v) =>
-        this.locks.run(v.volumeId, async () => {
-          if (this.volumes.get(v.volumeId) === v) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'timer');
-        }),
-      ),
+    const isStale = (v: MountedVolume, now = Date.now()): boolean => now - v.fetchedAt >= interval && now - v.republishedAt >= interval;
+    const stale = this.volumes.all().filter((v) => isStale(v));
+    await mapLimit(stale, TIMER_ROTATIONS_AT_ONCE, (v) =>
+      this.locks.run(v.volumeId, async () => {
+        if (this.volumes.get(v.volumeId) === v && isStale(v)) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'timer');
+      }),
     );
   }
 
   /**
    * After a restart: take back the volumes whose state was recorded and whose tmpfs is still
-   * mounted, so they keep rotating and unpublish cleanly; forget the state of the others.
+   * mounted, so they keep rotating and unpublish cleanly; forget the state of the others. A state
+   * file is a claim to rotate files into a path as a pod's identity, so it is taken back only
+   * when the mount table and the path agree with it (`recoveryProblem`); a file that does not was
+   * tampered with or is stale, and is logged and removed.
    */
   async recover(log: Logger): Promise<number> {
     const state = this.deps.state;
     if (!state) return 0;
+    const mounts = await readMountInfo();
+    const claimed = new Set<string>();
     let recovered = 0;
-    for (const s of await state.loadAll()) {
-      if (!(await this.deps.engine.isMounted(s.target))) {
-        await state.remove(s.volumeId);
+    for (const { file, state: s, legacy } of await state.loadAll()) {
+      const problem = (await this.recoveryProblem(s, mounts)) ?? (claimed.has(s.target) ? 'another state file claims the same target' : undefined);
+      if (problem) {
+        await state.discard(file, problem);
         continue;
       }
+      claimed.add(s.target);
       const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
-      this.volumes.set({ volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions });
+      const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions };
+      this.volumes.set(volume);
+      // Under its hashed name first; the old file goes only once the new one is written.
+      if (legacy && (await state.save(volume))) await state.discard(file, 'named by an earlier driver; saved anew under the sha256 of its volume id');
       recovered += 1;
     }
     log.info({ recovered }, 'volumes recovered from the state directory');
     return recovered;
+  }
+
+  /**
+   * Why a recorded volume is not taken back, if it is not: its target must have the kubelet's
+   * shape for its kind (CSI, or FlexVolume with inline parameters), the pod uid in the path must
+   * be the state's pod, and the newest mount exactly at the target must be podvault's tmpfs.
+   */
+  private async recoveryProblem(s: VolumeState, mounts: readonly MountEntry[]): Promise<string | undefined> {
+    let shape: KubeletTarget;
+    try {
+      shape = parseKubeletTarget('target', await checkTargetPath('target', s.target, this.deps.kubeletDir), this.deps.kubeletDir);
+    } catch (err) {
+      return err instanceof PodvaultError ? err.message : 'target is not a kubelet volume path';
+    }
+    if ((shape.kind === 'flexvolume') !== (s.inlineParameters !== undefined)) return `a ${shape.kind} target with ${s.inlineParameters ? '' : 'no '}FlexVolume parameters`;
+    if (shape.podUid !== s.pod.uid) return `target belongs to pod uid ${shape.podUid}, not ${s.pod.uid}`;
+    const top = mounts.findLast((m) => m.mountPoint === s.target);
+    if (!top) return 'target is no longer mounted';
+    if (top.fsType !== 'tmpfs' || top.source !== TMPFS_SOURCE) return `target is mounted as ${top.fsType} from ${top.source}, not podvault's tmpfs`;
+    return undefined;
   }
 
   private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now()): Promise<ProviderFile[]> {

@@ -30,6 +30,7 @@ import { LogEventRecorder } from '../events/event-recorder.js';
 import type { EventRecorder } from '../events/event-recorder.js';
 import { prepareSocketPath, removeSocket, socketPathOf } from './socket.js';
 import { unary } from './unary.js';
+import { pkcs12Converter } from '../untrusted/pkcs12-converter.js';
 
 export interface StartOptions {
   config: DriverConfig;
@@ -94,6 +95,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     // (read at its first token request), so the flag is handed over here, once, at start.
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = config.imdsEndpoint;
   }
+  pkcs12Converter.configure({ maxIterations: config.pkcs12MaxIterations, timeLimitMs: config.pkcs12TimeLimitMs });
   const metricsRef = { volumes: (): number => 0 };
   const metrics = new DriverMetrics(() => metricsRef.volumes());
   const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 };

@@ -7,7 +7,8 @@ import { bindingRule } from './binding-policy.js';
 import type { ObjectRule } from './binding-policy.js';
 import type { AzureIdentity, IdentityObjects } from './crds.js';
 import { CredentialFactory } from './credentials.js';
-import { pkcs12ToPem } from '../util/pem.js';
+import { pkcs12Converter, pkcs12Failure } from '../untrusted/pkcs12-converter.js';
+import { canonicalPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
 import { visibleRef, withLoggedDetail } from './visible-ref.js';
 import type { PodInfo } from './pod-info.js';
@@ -160,9 +161,11 @@ export class IdentityResolver {
     if (!certificate || certificate.length === 0) throw failedPrecondition(`${ref}: ${secretRef} has no key certificate`);
     let pem: string;
     try {
-      pem = certificate.toString('utf8').includes('-----BEGIN') ? certificate.toString('utf8') : pkcs12ToPem(certificate, data.password?.toString('utf8') ?? '');
-    } catch {
-      throw failedPrecondition(`${ref}: ${secretRef} key certificate is not a PFX that opens with key password, nor PEM`);
+      // PEM is rebuilt block by block (linear), never handed to the SDK as the tenant wrote it.
+      pem = certificate.includes('-----BEGIN') ? canonicalPem(certificate.toString('utf8')) : await pkcs12Converter.convert(certificate, data.password?.toString('utf8') ?? '');
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw invalidArgument('holds no PEM CERTIFICATE block');
+    } catch (err) {
+      throw pkcs12Failure(err, `${ref}: ${secretRef} key certificate (PEM, or a PFX opened with key password)`, 'failed-precondition');
     }
     return { ...this.credentials.servicePrincipalCertificate(tenantId, spec.clientID, pem, authority), kind: `service principal ${spec.clientID} with certificate` };
   }

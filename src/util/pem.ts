@@ -1,13 +1,5 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { JsonWebKey } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type forgeType from 'node-forge';
-
-/** node-forge (~9 MiB resident) is loaded on the first PKCS#12 conversion only. */
-const loadForge = (() => {
-  let forge: typeof forgeType | undefined;
-  return (): typeof forgeType => (forge ??= createRequire(import.meta.url)('node-forge') as typeof forgeType);
-})();
 
 /** DER → PEM with 64-character lines, byte for byte what Go's pem.EncodeToMemory writes. */
 export function derToPem(label: string, der: Uint8Array): string {
@@ -36,35 +28,20 @@ export function orderChain(ders: readonly Buffer[]): Buffer[] {
   return [...ordered, ...certs.filter((c) => !ordered.includes(c))].map((c) => c.der);
 }
 
-const KEY_BAG = '1.2.840.113549.1.12.10.1.1';
-const SHROUDED_KEY_BAG = '1.2.840.113549.1.12.10.1.2';
-const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
-
-/**
- * A PKCS#12 (PFX) bundle as PEM, the way the Azure provider converts a certificate-backed secret:
- * the private key as PKCS#8 (`PRIVATE KEY`, RSA or EC) first, then the certificates ordered leaf →
- * intermediates → root.
- */
-export function pkcs12ToPem(pfx: Buffer, password = ''): string {
-  const forge = loadForge();
-  const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.createBuffer(pfx.toString('binary'))), false, password);
-  const bags = (oid: string): forgeType.pkcs12.Bag[] => p12.getBags({ bagType: oid })[oid] ?? [];
-  const keys = [...bags(SHROUDED_KEY_BAG), ...bags(KEY_BAG)].map((bag) => {
-    // forge parses RSA keys; for others (EC) it keeps the decrypted PrivateKeyInfo as ASN.1.
-    const info = bag.key ? forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(bag.key)) : bag.asn1;
-    const der = Buffer.from(forge.asn1.toDer(info).getBytes(), 'binary');
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString();
-  });
-  if (keys.length === 0) throw new Error('the PFX holds no private key');
-  const certs = bags(CERT_BAG)
-    .map((bag) => (bag.cert ? forge.asn1.toDer(forge.pki.certificateToAsn1(bag.cert)) : bag.asn1 ? forge.asn1.toDer(bag.asn1) : undefined))
-    .filter((b): b is forgeType.util.ByteStringBuffer => b !== undefined)
-    .map((b) => Buffer.from(b.getBytes(), 'binary'));
-  if (certs.length === 0) throw new Error('the PFX holds no certificate');
-  return keys.join('') + orderChain(certs).map((der) => derToPem('CERTIFICATE', der)).join('');
-}
-
 /** A JSON Web Key's public part as a PKIX `PUBLIC KEY` PEM (RSA, or EC P-256/384/521). */
 export function publicKeyPemFromJwk(jwk: JsonWebKey): string {
   return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/**
+ * The PEM blocks of a text, in their order, each rebuilt as `derToPem` writes it; anything
+ * between or around them (and any block with headers) is dropped. Tenant-supplied PEM goes
+ * through this before a library reads it: @azure/identity finds certificates with
+ * `/(-+BEGIN CERTIFICATE-+).../g`, quadratic on a run of dashes (200 K dashes in a type-2
+ * identity's Secret held the serving thread 13 s). This pattern is linear: a body cannot hold
+ * `-`, so each attempt stops at the next dash.
+ */
+export function canonicalPem(text: string): string {
+  const re = /-----BEGIN ([A-Z0-9 ]{1,40})-----([A-Za-z0-9+/=\s]*)-----END \1-----/g;
+  return [...text.matchAll(re)].map((m) => derToPem(m[1] ?? '', Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64'))).join('');
 }

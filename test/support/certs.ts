@@ -39,3 +39,31 @@ export function pfx(key: forge.pki.rsa.PrivateKey, certs: readonly Issued[]): Bu
   const asn1 = forge.pkcs12.toPkcs12Asn1(key, certs.map((c) => c.cert), '', { algorithm: '3des' });
   return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
 }
+
+type Kdf = (...args: unknown[]) => unknown;
+
+/**
+ * A PFX that declares `iterations` for its MAC and its key bag's encryption, built in moments:
+ * forge's key derivations are swapped for one-iteration ones while it is written, so the bundle
+ * does not open (its MAC and key are wrong) but a reader runs every declared iteration before
+ * finding out. `mac: false` leaves out MacData, so the key bag's derivation is the first one;
+ * `3des` encrypts the key bag with PKCS#12 PBE, `aes256` with PBES2 (PBKDF2).
+ */
+export function pfxDeclaringIterations(key: forge.pki.rsa.PrivateKey, certs: readonly Issued[], options: { iterations: number; algorithm: '3des' | 'aes256'; mac: boolean }): Buffer {
+  const targets: [Record<string, Kdf>, string, number][] = [
+    [forge.pkcs12 as unknown as Record<string, Kdf>, 'generateKey', 3],
+    [(forge.pki as unknown as { pbe: Record<string, Kdf> }).pbe, 'generatePkcs12Key', 3],
+    [forge.pkcs5 as unknown as Record<string, Kdf>, 'pbkdf2', 2],
+  ];
+  const saved = targets.map(([obj, name]) => obj[name]);
+  targets.forEach(([obj, name, at], i) => {
+    const original = saved[i]!;
+    obj[name] = (...args: unknown[]) => original(...args.map((a, j) => (j === at ? 1 : a)));
+  });
+  try {
+    const asn1 = forge.pkcs12.toPkcs12Asn1(key, certs.map((c) => c.cert), '', { algorithm: options.algorithm, count: options.iterations, useMac: options.mac });
+    return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
+  } finally {
+    targets.forEach(([obj, name], i) => (obj[name] = saved[i]!));
+  }
+}

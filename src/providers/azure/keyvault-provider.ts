@@ -162,7 +162,7 @@ export class KeyVaultProvider implements Provider {
     });
     let contents: Buffer;
     try {
-      contents = formatObject(raw, object);
+      contents = await formatObject(raw, object);
     } catch (err) {
       throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }

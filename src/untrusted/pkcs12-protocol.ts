@@ -1,0 +1,12 @@
+/** Messages between the driver and its PKCS#12 worker thread (structured-clone data only). */
+export interface Pkcs12Job {
+  id: number;
+  pfx: Uint8Array<ArrayBuffer>;
+  password: string;
+  maxIterations: number;
+}
+
+export type Pkcs12Answer =
+  | { id: number; ok: true; pem: string }
+  /** `refusal`: why the bundle was refused, written by podvault; absent: it did not open. */
+  | { id: number; ok: false; refusal?: string };
