@@ -125,7 +125,7 @@ describe('atomic writer', () => {
     expect(await readFile(join(dir, 'a'), 'utf8')).toBe('2');
   });
 
-  it('a reader in another process never sees a missing, partial or mixed set during 200 swaps', async () => {
+  it('a reader in another process never sees a missing, partial or mixed set during 200+ swaps', async () => {
     const names = ['one', 'two', 'nested/three'];
     const payload = (gen: number): PayloadFile[] => names.map((n) => file(n, `generation-${gen}`));
     await writeAtomically(dir, payload(0));
@@ -157,18 +157,24 @@ describe('atomic writer', () => {
             sets++;
           } catch (e) { if (e.code === 'ENOENT') retired++; else bad.push('snapshot: ' + (e.code || e)); }
         }
+        process.stderr.write(reads + '\\n'); // progress, so the writer keeps swapping while it reads
         setImmediate(loop);
       })();
-    `], { stdio: ['pipe', 'pipe', 'inherit'] });
+    `], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
+    let progress = 0;
     reader.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    for (let gen = 1; gen <= 200; gen++) await writeAtomically(dir, payload(gen));
+    reader.stderr.on('data', (d: Buffer) => (progress = Number(d.toString().trim().split('\n').pop()) || progress));
+    // At least 200 swaps, and on until the reader has read 300 files meanwhile (a loaded machine
+    // may start it late); bounded.
+    let gen = 0;
+    while (gen < 200 || (progress < 300 && gen < 5_000)) await writeAtomically(dir, payload(++gen));
     reader.stdin.write('stop\n');
     await new Promise((resolve) => reader.on('exit', resolve));
     const result = JSON.parse(out) as { reads: number; sets: number; retired: number; bad: string[] };
     expect(result.bad).toEqual([]);
     expect(result.reads).toBeGreaterThan(300);
     expect(result.sets).toBeGreaterThan(100);
-    expect(await readFile(join(dir, 'nested/three'), 'utf8')).toBe('generation-200');
+    expect(await readFile(join(dir, 'nested/three'), 'utf8')).toBe(`generation-${gen}`);
   });
 });
