@@ -48,10 +48,10 @@ export interface NodeServiceDeps {
   observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void };
 }
 
-/** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
 /** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
 export const TIMER_ROTATIONS_AT_ONCE = 4;
 
+/** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
 export class NodeService {
   private readonly locks = new KeyedMutex();
   /** The rotation timer's pass in progress, if any. */
@@ -76,7 +76,8 @@ export class NodeService {
     const req = parsePublishRequest(raw);
     const target = await checkTargetPath('target_path', req.targetPath, this.deps.kubeletDir);
     this.checkTargetShape(req, target);
-    await this.checkPodToken(req, target, ctx.log);
+    if (req.inlineParameters) await this.takeFlexVolumePod(req, target, ctx.log);
+    else await this.checkPodToken(req);
     const log = ctx.log.child({ volumeId: req.volumeId, pod: `${req.pod.namespace}/${req.pod.name}`, class: req.className });
     return this.locks.run(req.volumeId, async () => {
       if (await this.isRepublish(req, target)) await this.republish(req, target, log);
@@ -261,22 +262,23 @@ export class NodeService {
   }
 
   /**
-   * A token for podvault's audience, when present, must prove the volume's pod; a forged or
-   * foreign one is refused even when tokens are not required. Missing: refused only with
-   * --require-pod-token (clusters whose CSIDriver does not request it yet keep working).
-   *
    * A FlexVolume publish carries no token (the kubelet passes none) and its pod keys are the pod's
    * own options, so its pod is taken from the API by the uid of the kubelet's mount directory
    * (FlexVolumePods) and `req.pod` set to it. That lookup is the proof of who is asking, so
    * FlexVolume publishes are served with --require-pod-token too.
    */
-  private async checkPodToken(req: PublishRequest, target: string, log: Logger): Promise<void> {
-    if (req.inlineParameters) {
-      const shape = parseKubeletTarget('target_path', target, this.deps.kubeletDir);
-      if (!this.deps.flexVolumePods) throw failedPrecondition('FlexVolume mounts are not served by this driver (no pod source)');
-      req.pod = await this.deps.flexVolumePods.find(shape.podUid, shape.volumeName, log);
-      return;
-    }
+  private async takeFlexVolumePod(req: PublishRequest, target: string, log: Logger): Promise<void> {
+    const shape = parseKubeletTarget('target_path', target, this.deps.kubeletDir);
+    if (!this.deps.flexVolumePods) throw failedPrecondition('FlexVolume mounts are not served by this driver (no pod source)');
+    req.pod = await this.deps.flexVolumePods.find(shape.podUid, shape.volumeName, log);
+  }
+
+  /**
+   * A token for podvault's audience, when present, must prove the volume's pod; a forged or
+   * foreign one is refused even when tokens are not required. Missing: refused only with
+   * --require-pod-token (clusters whose CSIDriver does not request it yet keep working).
+   */
+  private async checkPodToken(req: PublishRequest): Promise<void> {
     const { podTokens, requirePodToken } = this.deps;
     const token = podTokens ? req.tokens[podTokens.audience] : undefined;
     if (podTokens && token) return podTokens.verify(token, req.pod);
