@@ -91,6 +91,14 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: join(h.kubeletDir, 'pods', 'nope', 'volumes', 'kubernetes.io~csi', 'gone', 'mount') });
   });
 
+  it('refuses a request over 2 MiB before parsing it, and keeps serving', async () => {
+    const v = await h.volume();
+    const err = await rpcError(h.client.publish({ ...v.request, secrets: { clientid: CLIENT_ID, clientsecret: 'x'.repeat(3 * 1024 * 1024) } }));
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    await expect(lstat(v.targetPath)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await h.client.probe()).ready?.value).toBe(true);
+  });
+
   it('serves many concurrent publishes of different volumes', async () => {
     const volumes = await Promise.all(Array.from({ length: 20 }, () => h.volume()));
     await Promise.all(volumes.map((v) => h.client.publish(v.request)));

@@ -32,6 +32,9 @@ import { prepareSocketPath, removeSocket, socketPathOf } from './socket.js';
 import { unary } from './unary.js';
 import { pkcs12Converter } from '../untrusted/pkcs12-converter.js';
 
+/** Largest gRPC request the driver accepts on its socket. */
+export const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
+
 export interface StartOptions {
   config: DriverConfig;
   log: Logger;
@@ -141,7 +144,9 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const identity = new IdentityService(config.driverName);
 
   const proto = loadCsiProto();
-  const server = new grpc.Server();
+  // A kubelet request is a volume context, a few tokens and at most one Secret (itself at most
+  // 1 MiB in Kubernetes): anything larger is refused by grpc-js before it is parsed.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
   server.addService(proto.csi.v1.Identity.service, {
     GetPluginInfo: unary('GetPluginInfo', () => identity.getPluginInfo(), log),
     GetPluginCapabilities: unary('GetPluginCapabilities', () => identity.getPluginCapabilities(), log),
