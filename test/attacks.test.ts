@@ -2,10 +2,13 @@
  * Attacks found by the review of the hardening pass (docs/security.md), each performed for real
  * against a running driver and checked for the safe outcome.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globMatch } from '../src/util/glob.js';
-import { isRoot, startHarness } from './support/harness.js';
+import { isRoot, rpcError, startHarness } from './support/harness.js';
+import { readMountInfo } from '../src/driver/mountinfo.js';
 import type { Harness } from './support/harness.js';
 import { publishAs, setUp } from './support/identity-fixtures.js';
 
@@ -58,5 +61,33 @@ describe.skipIf(!isRoot)('a binding author\'s allowed-objects glob cannot stall 
     expect(refused).toMatchObject({ code: status.PERMISSION_DENIED });
     expect(refused.details).toMatch(/may not read secret "a{120}"/);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe.skipIf(!isRoot)('a class author\'s deep aliases are counted against --tmpfs-size', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('15 aliases <i>/a/a/…/a (30,000 directories, 39 MiB of kernel memory) are refused before anything is written', async () => {
+    const objects = Array.from({ length: 15 }, (_, i) => ({ objectName: 'db-user', objectAlias: `${i}/${Array(1990).fill('a').join('/')}` }));
+    await h.writeClass('deep', h.vaultParameters(objects));
+    const v = await h.volume({ className: 'deep' });
+    const refused = await rpcError(h.client.publish(v.request));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toMatch(/each directory one page\), over --tmpfs-size/);
+    expect((await readMountInfo()).some((m) => m.mountPoint === v.targetPath)).toBe(false);
+  });
+
+  it('aliases in a few sub-directories still publish', async () => {
+    await h.writeClass('subdirs', h.vaultParameters([{ objectName: 'db-user', objectAlias: 'tls/a/user' }, { objectName: 'db-password', objectAlias: 'tls/b/password' }]));
+    const v = await h.volume({ className: 'subdirs' });
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'tls/a/user'), 'utf8')).toBe('app');
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });
