@@ -91,3 +91,47 @@ describe.skipIf(!isRoot)('a class author\'s deep aliases are counted against --t
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });
+
+describe.skipIf(!isRoot)('a hostile vault\'s endless version list (objectVersionHistory)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ publishDeadline: '20s' });
+    await h.writeClass('hist', h.vaultParameters([{ objectName: 'api-token', objectVersionHistory: '2' }]));
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const page = (ids: string[]): string =>
+    JSON.stringify({ value: ids.map((id) => ({ id: `${h.vault.url}/secrets/api-token/${id}`, attributes: { enabled: true, created: 1 } })), nextLink: `${h.vault.url}/secrets/api-token/versions?page=next` });
+
+  it('every nextLink answered with 2,000 more versions: refused at the cap, the heap stays small, the driver keeps serving', async () => {
+    h.vault.injectFault({ path: /\/versions/, times: 1_000_000, body: page(Array.from({ length: 2000 }, (_, i) => String(i).padStart(32, '0'))) });
+    const heapBefore = process.memoryUsage().heapUsed;
+    const v = await h.volume({ className: 'hist' });
+    const refused = await rpcError(h.client.publish(v.request));
+    h.vault.clearFaults();
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toMatch(/secret "api-token" has more than 10000 versions/);
+    expect(h.vault.requests['fault-body']).toBeLessThanOrEqual(3 * 6); // a few pages per attempt, not thousands
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(512 * 1024 * 1024);
+    expect(await h.client.probe()).toBeDefined();
+    expect((await readMountInfo()).some((m) => m.mountPoint === v.targetPath)).toBe(false);
+  }, 60_000);
+
+  it('a version id no Key Vault makes (100 KB) is refused, not kept', async () => {
+    h.vault.injectFault({ path: /\/versions/, times: 10, body: page(['x'.repeat(100_000)]) });
+    const v = await h.volume({ className: 'hist' });
+    const refused = await rpcError(h.client.publish(v.request));
+    h.vault.clearFaults();
+    expect(refused.details).toMatch(/holds an id that is not a Key Vault version id/);
+    expect(refused.details).not.toContain('xxxxxxxx');
+  });
+
+  it('the honest vault still serves objectVersionHistory', async () => {
+    const v = await h.volume({ className: 'hist' });
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'api-token/0'), 'utf8')).toBe('tok-Kx77-never-log-me');
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+});
