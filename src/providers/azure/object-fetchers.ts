@@ -1,4 +1,4 @@
-import { internal, invalidArgument } from '../../errors/podvault-error.js';
+import { internal, invalidArgument, resourceExhausted } from '../../errors/podvault-error.js';
 import { pkcs12Converter, pkcs12Failure } from '../../untrusted/pkcs12-converter.js';
 import { derToPem, publicKeyPemFromJwk } from '../../util/pem.js';
 import type { KeyVaultObject, ObjectType } from './parameters.js';
@@ -50,6 +50,16 @@ export async function fetchRaw(clients: VaultClients, type: ObjectType, name: st
   }
 }
 
+/**
+ * Versions one listing may hold. The listing's pages are the vault's to write: a hostile origin
+ * answering every `nextLink` with another 600 KB page of 2,000 versions grew the driver's heap to
+ * 4 GiB within a publish (GC then starved the event loop, so not even the deadline fired). Years
+ * of daily rotation stay far below this.
+ */
+export const MAX_LISTED_VERSIONS = 10_000;
+/** Key Vault's version ids are 32 hex digits; the class's objectVersion allows the same shape. */
+const VERSION_ID = /^[A-Za-z0-9]{1,64}$/;
+
 /** Every version of an object, newest first by creation date. */
 export async function listVersions(clients: VaultClients, type: ObjectType, name: string, abortSignal: AbortSignal): Promise<VersionInfo[]> {
   const pages =
@@ -60,7 +70,11 @@ export async function listVersions(clients: VaultClients, type: ObjectType, name
         : (await clients.certificates()).listPropertiesOfCertificateVersions(name, { abortSignal });
   const versions: VersionInfo[] = [];
   for await (const p of pages) {
-    if (p.version) versions.push({ version: p.version, createdOn: p.createdOn?.getTime() ?? 0, enabled: p.enabled !== false });
+    if (abortSignal.aborted) throw abortSignal.reason;
+    if (!p.version) continue;
+    if (!VERSION_ID.test(p.version)) throw internal(`the version list of ${type} ${JSON.stringify(name)} holds an id that is not a Key Vault version id`);
+    if (versions.length >= MAX_LISTED_VERSIONS) throw resourceExhausted(`${type} ${JSON.stringify(name)} has more than ${MAX_LISTED_VERSIONS} versions; podvault lists at most that many for objectVersionHistory`);
+    versions.push({ version: p.version, createdOn: p.createdOn?.getTime() ?? 0, enabled: p.enabled !== false });
   }
   return versions.sort((a, b) => b.createdOn - a.createdOn);
 }
