@@ -9,6 +9,7 @@ import {
   DEFAULT_MAX_CLASS_SIZE,
   DEFAULT_MAX_CONCURRENT_PUBLISHES,
   DEFAULT_MAX_OBJECT_SIZE,
+  DEFAULT_MAX_NODE_VOLUME_SIZE,
   DEFAULT_MAX_QUEUED_PUBLISHES,
   DEFAULT_VAULT_MAX_RETRY_AFTER,
   DEFAULT_PUBLISH_DEADLINE,
@@ -56,6 +57,7 @@ export function driverCommand(): Command {
     .option('--max-class-size <size>', `largest spec.parameters of a class, checked before parsing (default ${DEFAULT_MAX_CLASS_SIZE})`)
     .option('--max-class-objects <n>', `most objects one class may list, objectVersionHistory expanded (default ${DEFAULT_MAX_CLASS_OBJECTS})`)
     .option('--max-object-size <size>', `largest vault object accepted (default ${DEFAULT_MAX_OBJECT_SIZE}; Key Vault secrets are at most 25 KB)`)
+    .option('--max-node-volume-size <size>', `contents of all of the node's volumes together, counted as --tmpfs-size is; their tmpfs pages are charged to the driver's memory (default ${DEFAULT_MAX_NODE_VOLUME_SIZE})`)
     .option('--max-concurrent-publishes <n>', `publishes holding fetched data at once, each up to --tmpfs-size (default ${DEFAULT_MAX_CONCURRENT_PUBLISHES})`)
     .option('--max-queued-publishes <n>', `publishes waiting for one of those slots; more are answered RESOURCE_EXHAUSTED (default ${DEFAULT_MAX_QUEUED_PUBLISHES})`)
     .option('--vault-max-retry-after <duration>', `ceiling of a Key Vault Retry-After wait and of the host-wide pause it causes (default ${DEFAULT_VAULT_MAX_RETRY_AFTER})`)

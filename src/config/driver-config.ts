@@ -71,6 +71,8 @@ export interface DriverConfig {
   maxClassObjects: number;
   /** Bytes of one vault object as it arrives. */
   maxObjectBytes: number;
+  /** Contents of all of the node's volumes together, as tmpfs counts them (the driver's cgroup pays). */
+  maxNodeVolumeBytes: number;
   /** Publishes (and rotations) holding fetched data at once. */
   maxConcurrentPublishes: number;
   /** Publishes waiting for one of those slots; more are answered RESOURCE_EXHAUSTED. */
@@ -115,6 +117,7 @@ export interface DriverFlags {
   maxClassSize?: string;
   maxClassObjects?: string;
   maxObjectSize?: string;
+  maxNodeVolumeSize?: string;
   maxConcurrentPublishes?: string;
   maxQueuedPublishes?: string;
   vaultMaxRetryAfter?: string;
@@ -135,6 +138,12 @@ export const DEFAULT_ROTATION_INTERVAL = '2m';
 export const DEFAULT_MAX_CLASS_SIZE = '64Ki';
 export const DEFAULT_MAX_CLASS_OBJECTS = 256;
 export const DEFAULT_MAX_OBJECT_SIZE = '128Ki';
+/**
+ * tmpfs pages are charged to the driver's memory cgroup: 64Mi of contents fits the DaemonSet's
+ * 256Mi limit beside the driver's own ~150 MiB (client-node, the PKCS#12 worker) and 8 publishes
+ * in flight; real volumes hold a few KiB, so 110 pods never come near it.
+ */
+export const DEFAULT_MAX_NODE_VOLUME_SIZE = '64Mi';
 export const DEFAULT_MAX_CONCURRENT_PUBLISHES = 8;
 export const DEFAULT_MAX_QUEUED_PUBLISHES = 256;
 /** Key Vault's own throttling asks for seconds; a day (a hostile origin) must not freeze a host. */
@@ -206,6 +215,7 @@ const configSchema = z.object({
   maxClassBytes: z.number().int().min(1024, 'must be at least 1Ki').max(1024 ** 2, 'must be at most 1Mi'),
   maxClassObjects: z.number().int().min(1).max(100_000),
   maxObjectBytes: z.number().int().min(1024, 'must be at least 1Ki').max(64 * 1024 ** 2, 'must be at most 64Mi'),
+  maxNodeVolumeBytes: z.number().int().min(64 * 1024, 'must be at least 64Ki').max(64 * 1024 ** 3, 'must be at most 64Gi'),
   maxConcurrentPublishes: z.number().int().min(1).max(1024),
   maxQueuedPublishes: z.number().int().min(0).max(100_000),
   vaultMaxRetryAfterMs: z.number().int().min(0).max(600_000, 'must be at most 10m'),
@@ -255,6 +265,7 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     maxClassBytes: parsed0('--max-class-size', parseSize, flags.maxClassSize ?? DEFAULT_MAX_CLASS_SIZE),
     maxClassObjects: Number(flags.maxClassObjects ?? DEFAULT_MAX_CLASS_OBJECTS),
     maxObjectBytes: parsed0('--max-object-size', parseSize, flags.maxObjectSize ?? DEFAULT_MAX_OBJECT_SIZE),
+    maxNodeVolumeBytes: parsed0('--max-node-volume-size', parseSize, flags.maxNodeVolumeSize ?? DEFAULT_MAX_NODE_VOLUME_SIZE),
     maxConcurrentPublishes: Number(flags.maxConcurrentPublishes ?? DEFAULT_MAX_CONCURRENT_PUBLISHES),
     maxQueuedPublishes: Number(flags.maxQueuedPublishes ?? DEFAULT_MAX_QUEUED_PUBLISHES),
     vaultMaxRetryAfterMs: parsed0('--vault-max-retry-after', parseDuration, flags.vaultMaxRetryAfter ?? DEFAULT_VAULT_MAX_RETRY_AFTER),
@@ -266,6 +277,9 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
   const config = parsed.data as DriverConfig;
   if ((config.serviceAccountJwks === undefined) !== (config.serviceAccountIssuer === undefined)) {
     throw new Error('invalid driver configuration: --service-account-jwks and --service-account-issuer go together');
+  }
+  if (config.maxNodeVolumeBytes < config.tmpfsSizeBytes) {
+    throw new Error('invalid driver configuration: --max-node-volume-size must be at least --tmpfs-size (one full volume)');
   }
   if (config.requirePodToken && config.classSource.kind === 'standalone' && !config.serviceAccountJwks) {
     throw new Error('invalid driver configuration: --require-pod-token in standalone mode needs --service-account-jwks and --service-account-issuer');

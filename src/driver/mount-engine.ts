@@ -1,4 +1,4 @@
-import { rmdir } from 'node:fs/promises';
+import { rmdir, statfs } from 'node:fs/promises';
 import { failedPrecondition, internal } from '../errors/podvault-error.js';
 import { writeAtomically } from './atomic-writer.js';
 import type { PayloadFile } from './atomic-writer.js';
@@ -6,11 +6,14 @@ import { codeOf, DirHandle } from './dir-handle.js';
 import type { Mounter } from './mounter.js';
 import { readLayout } from './volume-layout.js';
 import { checkPayloadSize, mountSizeBytes } from './volume-size.js';
+import type { VolumeBudget } from './volume-budget.js';
 
 export interface MountEngineOptions {
   mounter: Mounter;
   /** Limit of one volume's contents (`--tmpfs-size`), in bytes as tmpfs counts them. */
   tmpfsSizeBytes: number;
+  /** The node-wide bound on all volumes' contents (`--max-node-volume-size`); none in unit tests. */
+  budget?: VolumeBudget;
 }
 
 export interface PublishOutcome {
@@ -68,10 +71,21 @@ export class MountEngine {
    * (a rotation) refuses to mount: a volume unmounted behind our back is not brought back.
    */
   async publish(target: string, payload: readonly PayloadFile[], expectMounted = false): Promise<PublishOutcome> {
+    // 1. The size limits, before anything is touched: the volume's, then the node's (reserved now,
+    // given back if this publish fails).
+    const bytes = checkPayloadSize(payload, this.options.tmpfsSizeBytes);
+    const undoReservation = this.options.budget?.reserve(target, bytes) ?? (() => {});
+    try {
+      return await this.mountAndWrite(target, payload, expectMounted);
+    } catch (err) {
+      undoReservation();
+      throw err;
+    }
+  }
+
+  private async mountAndWrite(target: string, payload: readonly PayloadFile[], expectMounted: boolean): Promise<PublishOutcome> {
     const { mounter, tmpfsSizeBytes } = this.options;
     const mountSize = mountSizeBytes(tmpfsSizeBytes);
-    // 1. The size limit, before anything is touched.
-    checkPayloadSize(payload, tmpfsSizeBytes);
     // 2. Only podvault's own tmpfs is written to; mount it when the target has none.
     let state = await mounter.probe(target);
     if (state.kind === 'other') throw otherAtTarget(target, state.what);
@@ -101,7 +115,7 @@ export class MountEngine {
       writable = false;
       return { mounted, changed };
     } catch (err) {
-      if (mounted) await this.unpublish(target).catch(() => undefined);
+      if (mounted) await this.unmountAndRemove(target).catch(() => undefined);
       else if (writable) await mounter.setWritable(target, device, false, mountSize).catch(() => undefined);
       if (codeOf(err) === 'ENOSPC') throw internal(`volume ${target} ran out of space although its files are within --tmpfs-size; see the driver log`, err);
       throw err;
@@ -115,6 +129,17 @@ export class MountEngine {
    * target is already gone.
    */
   async unpublish(target: string): Promise<void> {
+    await this.unmountAndRemove(target);
+    this.options.budget?.release(target);
+  }
+
+  /** After a restart: count a recovered volume's contents (what its tmpfs holds) in the budget. */
+  async adopt(target: string): Promise<void> {
+    const fs = await statfs(target);
+    this.options.budget?.adopt(target, (fs.blocks - fs.bfree) * fs.bsize);
+  }
+
+  private async unmountAndRemove(target: string): Promise<void> {
     const { mounter } = this.options;
     for (let i = 0; ; i++) {
       const state = await mounter.probe(target);

@@ -223,6 +223,7 @@ export class NodeService {
         continue;
       }
       claimed.add(s.target);
+      await this.deps.engine.adopt(s.target);
       const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
       const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions };
       this.volumes.set(volume);

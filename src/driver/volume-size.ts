@@ -45,12 +45,13 @@ export function mountSizeBytes(contentLimitBytes: number): number {
   return 2 * contentLimitBytes + MOUNT_SLACK_BYTES;
 }
 
-/** Refuse, before anything is written, a payload over `--tmpfs-size`. */
-export function checkPayloadSize(payload: readonly PayloadFile[], contentLimitBytes: number): void {
+/** Refuse, before anything is written, a payload over `--tmpfs-size`; returns its size. */
+export function checkPayloadSize(payload: readonly PayloadFile[], contentLimitBytes: number): number {
   const bytes = tmpfsBytes(payload);
   if (bytes > contentLimitBytes) {
     throw resourceExhausted(
       `the volume's files take ${bytes} bytes on its tmpfs (each file rounded up to 4 KiB pages, each directory one page), over --tmpfs-size (${contentLimitBytes} bytes): raise --tmpfs-size or mount fewer or smaller objects`,
     );
   }
+  return bytes;
 }
