@@ -38,6 +38,8 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     const docs = [
       { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'user' }, spec: { provider: 'azure', parameters: params('db-user') } },
       { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'password' }, spec: { provider: 'azure', parameters: params('db-password') } },
+      // No identity mode: the volume's nodePublishSecretRef when it has one, else the pod's binding.
+      { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'by-secret-ref' }, spec: { provider: 'azure', parameters: { ...params('db-user'), usePodIdentity: '' } } },
       { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sp' }, stringData: { clientSecret: CLIENT_SECRET } },
       { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'app' }, spec: { type: 1, tenantID: vault.tenantId, clientID: CLIENT_ID, clientPassword: { name: 'sp', namespace: 'default' } } },
       { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'app' }, spec: { azureIdentity: 'app', selector: 'app' } },
@@ -113,6 +115,33 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     await client.unpublish({ volumeId: b.volumeId, targetPath: b.targetPath });
     expect(await ourMounts()).toEqual([]);
     expect(await readdir(dirs.state)).toEqual([]);
+    client.close();
+    driver!.kill('SIGTERM');
+    await new Promise((r) => driver!.once('exit', r));
+  });
+
+  it('a volume published with a nodePublishSecretRef is not rotated under another identity after a restart, only once the kubelet republishes it', async () => {
+    let client = await startDriver();
+    const a = await volume('a', 'by-secret-ref');
+    await client.publish({ ...a.request, secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET } });
+    const stored = await readFile(join(dirs.state, stateFileName(a.volumeId)), 'utf8');
+    expect(stored).toContain('"usesSecretRef":true');
+    expect(stored).not.toContain(CLIENT_SECRET);
+    driver!.kill('SIGKILL');
+    await new Promise((r) => driver!.once('exit', r));
+    client.close();
+
+    client = await startDriver();
+    vault.store.setSecret('db-user', 'after-restart-sp');
+    const since = Date.now();
+    await wait(2500); // the timer ticks every second with --rotation-interval 1s
+    // Without its secret the resolver would fall back to the pod's binding: the timer leaves it alone.
+    expect(vault.vaultLog.filter((r) => r.at >= since && r.path.startsWith('/secrets/db-user/'))).toEqual([]);
+    expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).not.toBe('after-restart-sp');
+    // The kubelet's republish brings the secret back, and the volume rotates as its own principal.
+    await client.publish({ ...a.request, secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET } });
+    expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).toBe('after-restart-sp');
+    await client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     client.close();
     driver!.kill('SIGTERM');
     await new Promise((r) => driver!.once('exit', r));

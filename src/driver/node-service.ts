@@ -132,6 +132,7 @@ export class NodeService {
     const known = this.volumes.get(req.volumeId);
     const volume: MountedVolume = known && known.target === target ? known : { volumeId: req.volumeId, target, request: req, fetchedAt: 0, republishedAt: now, versions: {} };
     volume.request = req; // fresh tokens and secrets from the kubelet
+    volume.awaitingSecrets = false;
     volume.republishedAt = now;
     this.volumes.set(volume);
     if (now - volume.fetchedAt < this.deps.rotationIntervalMs) return;
@@ -195,7 +196,7 @@ export class NodeService {
   private async rotateStalePass(log: Logger): Promise<void> {
     const interval = this.deps.rotationIntervalMs;
     const isStale = (v: MountedVolume, now = Date.now()): boolean => now - v.fetchedAt >= interval && now - v.republishedAt >= interval;
-    const stale = this.volumes.all().filter((v) => isStale(v));
+    const stale = this.volumes.all().filter((v) => isStale(v) && !v.awaitingSecrets);
     await mapLimit(stale, TIMER_ROTATIONS_AT_ONCE, (v) =>
       this.locks.run(v.volumeId, async () => {
         if (this.volumes.get(v.volumeId) === v && isStale(v)) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'timer');
@@ -225,7 +226,7 @@ export class NodeService {
       claimed.add(s.target);
       await this.deps.engine.adopt(s.target);
       const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
-      const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions };
+      const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions, ...(s.usesSecretRef ? { awaitingSecrets: true } : {}) };
       this.volumes.set(volume);
       // Under its hashed name first; the old file goes only once the new one is written.
       if (legacy && (await state.save(volume))) await state.discard(file, 'named by an earlier driver; saved anew under the sha256 of its volume id');

@@ -24,6 +24,8 @@ const stateSchema = z.object({
   target: z.string().min(1).max(4096),
   className: z.string(),
   inlineParameters: z.record(z.string(), z.string()).optional(),
+  /** Published with a nodePublishSecretRef (its values are never written): see `awaitingSecrets`. */
+  usesSecretRef: z.boolean().optional(),
   pod: z.object({ namespace: z.string(), name: z.string(), uid: z.string(), serviceAccount: z.string() }),
   fetchedAt: z.number(),
   versions: z.record(z.string(), z.string()),
@@ -65,6 +67,7 @@ export class StateStore {
       target: volume.target,
       className: volume.request.className,
       ...(volume.request.inlineParameters ? { inlineParameters: volume.request.inlineParameters } : {}),
+      ...(Object.keys(volume.request.secrets).length > 0 || volume.awaitingSecrets ? { usesSecretRef: true } : {}),
       pod: volume.request.pod,
       fetchedAt: volume.fetchedAt,
       versions: volume.versions,

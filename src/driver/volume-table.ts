@@ -15,6 +15,12 @@ export interface MountedVolume {
   republishedAt: number;
   /** `<objectId> -> version` of what is mounted. */
   versions: Record<string, string>;
+  /**
+   * Recovered after a restart without the nodePublishSecretRef it was published with (secrets are
+   * never written to disk): identity resolution without it would pick another mode (the pod's
+   * binding), so the timer leaves it alone until the kubelet republishes it with its secret.
+   */
+  awaitingSecrets?: boolean;
 }
 
 export class VolumeTable {
