@@ -29,12 +29,12 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
     expect(caps).toEqual([]);
   });
 
-  it('answers NodeGetInfo with the node id and NodeGetCapabilities with no stage/unstage', async () => {
+  it('answers NodeGetInfo with the node id and NodeGetCapabilities with VOLUME_MOUNT_GROUP only (no stage/unstage)', async () => {
     expect((await h.client.nodeGetInfo()).nodeId).toBe('test-node');
     const caps = await new Promise<unknown[]>((resolve, reject) =>
       h.client.node.NodeGetCapabilities({}, (err, res) => (err ? reject(err) : resolve(res?.capabilities ?? []))),
     );
-    expect(caps).toEqual([]);
+    expect(caps).toEqual([{ rpc: { type: 'VOLUME_MOUNT_GROUP' }, type: 'rpc' }]);
   });
 
   it('answers UNIMPLEMENTED for the RPCs an ephemeral-only node plugin does not serve', async () => {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rename, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, rename, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../errors/podvault-error.js';
 import { codeOf, DeviceMismatch, DirHandle, ignore, removeEntry } from './dir-handle.js';
@@ -25,6 +25,22 @@ export interface WriteOptions {
   device?: bigint;
   /** Called once right before the first change (the engine makes the tmpfs writable there). */
   beforeChange?: () => Promise<void>;
+  /**
+   * The pod's fsGroup (`volume_mount_group`): the tmpfs root and every directory and file
+   * written belong to it, and files gain group read (`groupReadable`). Absent: root's, as before.
+   */
+  group?: number;
+}
+
+/**
+ * A file's mode under a mount group: group read added to its `filePermission`, owner and other
+ * bits kept. As the kubelet's fsGroup handling does for read-only volumes (g+r on files, g+rx on
+ * directories, which the writer's 0755 directories already have); never group write: the volume
+ * is read-only. Setgid directories (the kubelet's other step) are not needed: the writer gives
+ * every entry its group itself, through the entry's fd.
+ */
+export function groupReadable(mode: number, group: number | undefined): number {
+  return group === undefined ? mode : mode | 0o040;
 }
 
 /** A new file: created here and now, never through a symlink, never over an existing name. */
@@ -45,10 +61,13 @@ const READ_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLO
  *      the target, each visible name a link `<name> -> ..data/<name>`, nothing else but leftovers
  *      of an interrupted write; refuse naming the entry otherwise, having changed nothing.
  *   4. When the layout is complete and the files `..data` names equal the payload (paths, bytes
- *      and modes, read with O_NOFOLLOW), stop: nothing changed.
- *   5. `beforeChange()` (the tmpfs becomes writable), then remove leftovers of an interrupted write.
+ *      and modes, read with O_NOFOLLOW; with a `group`, also the group of the root, of each file
+ *      and directory), stop: nothing changed.
+ *   5. `beforeChange()` (the tmpfs becomes writable), then remove leftovers of an interrupted write;
+ *      with a `group`, fchown the root to it.
  *   6. Create a fresh hidden directory named after the current time (`..2026_11_23_12_00_00.XXXXXX`)
- *      and write every file into it with O_CREAT|O_EXCL|O_NOFOLLOW, each directory entered by fd.
+ *      and write every file into it with O_CREAT|O_EXCL|O_NOFOLLOW, each directory entered by fd;
+ *      with a `group`, each directory and file is fchown'ed to it through its own fd.
  *   7. Point a new `..data_tmp` link at it and rename it over `..data` (rename is atomic).
  *   8. Create a user-visible link `<name> -> ..data/<name>` for each new top-level name.
  *   9. Unlink user-visible links that the new payload no longer has.
@@ -59,6 +78,8 @@ const READ_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLO
 export async function writeAtomically(targetDir: string, payload: readonly PayloadFile[], options: WriteOptions = {}): Promise<boolean> {
   // 1. Validate.
   validatePayload(payload);
+  const { group } = options;
+  const files = payload.map((f) => ({ ...f, mode: groupReadable(f.mode, group) }));
 
   // 2. Hold the target open.
   const root = await openTarget(targetDir, options.device);
@@ -67,16 +88,19 @@ export async function writeAtomically(targetDir: string, payload: readonly Paylo
     const layout = await readLayout(root, targetDir);
 
     // 4. Compare.
-    if (layout.dataDir && layout.complete && (await sameContents(root, layout.dataDir, payload))) return false;
+    const rootGroupRight = group === undefined || (await root.gid()) === group;
+    if (rootGroupRight && layout.dataDir && layout.complete && (await sameContents(root, layout.dataDir, files, group))) return false;
 
     // 5. Writable; drop an interrupted write's leftovers.
     await options.beforeChange?.();
     for (const name of layout.leftovers) await removeEntry(root, name, `${targetDir}/${name}`);
+    if (group !== undefined) await root.chgrp(group); // the tmpfs is mounted root:root 0755
+
 
     // 6. Fresh timestamped directory with the files.
     const newDir = basename(await mkdtemp(root.child(`..${timestamp()}.`)));
     try {
-      await writeFiles(root, newDir, payload);
+      await writeFiles(root, newDir, files, group);
 
       // 7. Swap ..data.
       await symlink(newDir, root.child(DATA_DIR_TMP_LINK));
@@ -137,7 +161,7 @@ async function openTarget(targetDir: string, device: bigint | undefined): Promis
 }
 
 /** Step 6: every file of the payload below `root/<dirName>`, each directory entered by fd. */
-async function writeFiles(root: DirHandle, dirName: string, payload: readonly PayloadFile[]): Promise<void> {
+async function writeFiles(root: DirHandle, dirName: string, payload: readonly PayloadFile[], group: number | undefined): Promise<void> {
   const top = await DirHandle.open(root.child(dirName), root.device);
   try {
     for (const file of payload) {
@@ -150,10 +174,12 @@ async function writeFiles(root: DirHandle, dirName: string, payload: readonly Pa
           await mkdir(dir.child(segment), { mode: 0o755 }).catch(ignore('EEXIST'));
           dir = await DirHandle.open(dir.child(segment), root.device);
           opened.push(dir);
+          if (group !== undefined) await dir.chgrp(group);
         }
         const handle = await open(dir.child(name), NEW_FILE, file.mode);
         try {
           await handle.writeFile(file.contents);
+          if (group !== undefined) await handle.chown(-1, group); // before chmod: chown clears setgid bits
           await handle.chmod(file.mode); // the umask may have narrowed the mode given to open(2)
         } finally {
           await handle.close();
@@ -162,6 +188,7 @@ async function writeFiles(root: DirHandle, dirName: string, payload: readonly Pa
         for (const dir of opened) await dir.close();
       }
     }
+    if (group !== undefined) await top.chgrp(group);
     await top.chmod(0o755);
   } finally {
     await top.close();
@@ -174,22 +201,27 @@ function topLevel(path: string): string {
 }
 
 /** Step 4: whether `root/<dataDir>` holds exactly the payload; anything unexpected counts as a change. */
-async function sameContents(root: DirHandle, dataDir: string, payload: readonly PayloadFile[]): Promise<boolean> {
+async function sameContents(root: DirHandle, dataDir: string, payload: readonly PayloadFile[], group: number | undefined): Promise<boolean> {
   const base = root.child(dataDir);
   const entries = await readdir(base, { recursive: true, withFileTypes: true });
   if (entries.some((e) => !e.isFile() && !e.isDirectory())) return false;
+  if (group !== undefined) {
+    // A volume written before the pod's group was known (or for another one) is rewritten.
+    const dirs = [base, ...entries.filter((e) => e.isDirectory()).map((e) => `${e.parentPath}/${e.name}`)];
+    for (const dir of dirs) if ((await lstat(dir)).gid !== group) return false;
+  }
   const existing = entries.filter((e) => e.isFile()).map((e) => `${e.parentPath}/${e.name}`.slice(base.length + 1)).sort();
   if (existing.length !== payload.length) return false;
   const wanted = [...payload].sort((a, b) => (a.path < b.path ? -1 : 1));
   for (let i = 0; i < wanted.length; i++) {
     const file = wanted[i]!;
     if (existing[i] !== file.path) return false;
-    if (!(await sameFile(`${base}/${file.path}`, file, root.device))) return false;
+    if (!(await sameFile(`${base}/${file.path}`, file, root.device, group))) return false;
   }
   return true;
 }
 
-async function sameFile(path: string, file: PayloadFile, device: bigint): Promise<boolean> {
+async function sameFile(path: string, file: PayloadFile, device: bigint, group: number | undefined): Promise<boolean> {
   let handle;
   try {
     handle = await open(path, READ_FILE);
@@ -199,6 +231,7 @@ async function sameFile(path: string, file: PayloadFile, device: bigint): Promis
   try {
     const st = await handle.stat({ bigint: true });
     if (!st.isFile() || st.dev !== device || Number(st.mode & 0o7777n) !== file.mode || st.size !== BigInt(file.contents.length)) return false;
+    if (group !== undefined && st.gid !== BigInt(group)) return false;
     return (await handle.readFile()).equals(file.contents);
   } finally {
     await handle.close();

@@ -53,6 +53,16 @@ export class DirHandle {
     await this.handle.chmod(mode);
   }
 
+  /** fchown(2) to `gid`, owner unchanged: through the fd, so no path can be swapped in between. */
+  async chgrp(gid: number): Promise<void> {
+    await this.handle.chown(-1, gid);
+  }
+
+  /** The directory's group, read through the fd. */
+  async gid(): Promise<number> {
+    return (await this.handle.stat()).gid;
+  }
+
   close(): Promise<void> {
     return this.handle.close();
   }

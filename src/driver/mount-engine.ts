@@ -69,21 +69,22 @@ export class MountEngine {
    * Mount (when podvault's tmpfs is not there yet) and write the files; the tmpfs is read-only
    * before and after. On a failure after this call mounted, the mount is undone. `expectMounted`
    * (a rotation) refuses to mount: a volume unmounted behind our back is not brought back.
+   * `group` (the pod's fsGroup) makes the root and everything written that group's, group-readable.
    */
-  async publish(target: string, payload: readonly PayloadFile[], expectMounted = false): Promise<PublishOutcome> {
+  async publish(target: string, payload: readonly PayloadFile[], expectMounted = false, group?: number): Promise<PublishOutcome> {
     // 1. The size limits, before anything is touched: the volume's, then the node's (reserved now,
     // given back if this publish fails).
     const bytes = checkPayloadSize(payload, this.options.tmpfsSizeBytes);
     const undoReservation = this.options.budget?.reserve(target, bytes) ?? (() => {});
     try {
-      return await this.mountAndWrite(target, payload, expectMounted);
+      return await this.mountAndWrite(target, payload, expectMounted, group);
     } catch (err) {
       undoReservation();
       throw err;
     }
   }
 
-  private async mountAndWrite(target: string, payload: readonly PayloadFile[], expectMounted: boolean): Promise<PublishOutcome> {
+  private async mountAndWrite(target: string, payload: readonly PayloadFile[], expectMounted: boolean, group: number | undefined): Promise<PublishOutcome> {
     const { mounter, tmpfsSizeBytes } = this.options;
     const mountSize = mountSizeBytes(tmpfsSizeBytes);
     // 2. Only podvault's own tmpfs is written to; mount it when the target has none.
@@ -104,6 +105,7 @@ export class MountEngine {
     try {
       const changed = await writeAtomically(target, payload, {
         device,
+        ...(group === undefined ? {} : { group }),
         beforeChange: async () => {
           if (mounted) return;
           writable = true;

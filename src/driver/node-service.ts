@@ -104,7 +104,7 @@ export class NodeService {
       leave = await this.enterGate(signal);
       const files = await this.fetch(req, log, signal, startedAt);
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
-      const outcome = await this.deps.engine.publish(target, files);
+      const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
       const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
       this.volumes.set(volume);
@@ -154,7 +154,7 @@ export class NodeService {
     try {
       leave = await this.enterGate(controller.signal);
       const files = await this.fetch(volume.request, log, controller.signal);
-      const changed = await this.deps.engine.publish(volume.target, files, true);
+      const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
       const versions = versionsOf(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
       volume.fetchedAt = Date.now();
@@ -225,7 +225,7 @@ export class NodeService {
       }
       claimed.add(s.target);
       await this.deps.engine.adopt(s.target);
-      const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), pod: s.pod, secrets: {}, tokens: {} };
+      const request: PublishRequest = { volumeId: s.volumeId, targetPath: s.target, className: s.className, ...(s.inlineParameters ? { inlineParameters: s.inlineParameters } : {}), ...(s.mountGroup === undefined ? {} : { mountGroup: s.mountGroup }), pod: s.pod, secrets: {}, tokens: {} };
       const volume: MountedVolume = { volumeId: s.volumeId, target: s.target, request, fetchedAt: s.fetchedAt, republishedAt: 0, versions: s.versions, ...(s.usesSecretRef ? { awaitingSecrets: true } : {}) };
       this.volumes.set(volume);
       // Under its hashed name first; the old file goes only once the new one is written.
@@ -328,8 +328,11 @@ export class NodeService {
   }
 
   async getCapabilities(): Promise<NodeGetCapabilitiesResponse> {
-    // Ephemeral inline volumes need no stage/unstage, stats or expansion.
-    return { capabilities: [] };
+    // Ephemeral inline volumes need no stage/unstage, stats or expansion. VOLUME_MOUNT_GROUP: with
+    // fsGroupPolicy File the kubelet then sends the pod's fsGroup as volume_mount_group and leaves
+    // the volume's ownership to us, instead of chowning it itself (which fails on the read-only
+    // tmpfs) — so non-root pods can read their files (secrets-store-csi-driver#858).
+    return { capabilities: [{ rpc: { type: 'VOLUME_MOUNT_GROUP' } }] };
   }
 
   async getInfo(): Promise<NodeGetInfoResponse> {

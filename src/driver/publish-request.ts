@@ -3,6 +3,7 @@ import type { NodePublishVolumeRequest, NodeUnpublishVolumeRequest } from './csi
 import type { PodInfo } from '../identity/pod-info.js';
 import { SERVICE_ACCOUNT_TOKENS_KEY } from './redact.js';
 import { FLEXVOLUME_PARAMETERS_KEY } from '../flexvolume/options.js';
+import { parseMountGroup } from './mount-group.js';
 
 /** A NodePublishVolume request after validation: past this point no code sees raw input. */
 export interface PublishRequest {
@@ -16,6 +17,8 @@ export interface PublishRequest {
   secrets: Readonly<Record<string, string>>;
   /** Service-account tokens by audience (CSIDriver `tokenRequests`). */
   tokens: Readonly<Record<string, string>>;
+  /** The pod's fsGroup (`volume_mount_group`): files and directories are made readable to it. */
+  mountGroup?: number;
 }
 
 export interface UnpublishRequest {
@@ -61,6 +64,8 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   if (!capability) throw invalidArgument('volume_capability is required');
   if (capability.block) throw invalidArgument('volume_capability: block access is not supported; podvault publishes files (use a csi volume mount, not a volumeDevice)');
   if (!capability.mount) throw invalidArgument('volume_capability: access_type mount is required');
+  const mountGroup = parseMountGroup(capability.mount.volumeMountGroup);
+  const group = mountGroup === undefined ? {} : { mountGroup };
 
   if (!req.readonly) {
     throw invalidArgument('readonly must be true: set readOnly: true on the pod\'s csi volume (podvault volumes are read-only)');
@@ -80,7 +85,7 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   // A FlexVolume mount's pod keys come from options the pod itself writes (the kubelet merges the
   // volume's options over its own keys): they are ignored, and the node service takes the pod
   // from the API by the uid of the kubelet's mount directory (FlexVolumePods).
-  if (inlineParameters) return { volumeId, targetPath, className, inlineParameters, pod: UNRESOLVED_POD, secrets, tokens };
+  if (inlineParameters) return { volumeId, targetPath, className, inlineParameters, pod: UNRESOLVED_POD, secrets, tokens, ...group };
 
   const podInfoHint = 'the CSIDriver object must set podInfoOnMount: true';
   const namespace = context[POD_NAMESPACE_KEY] ?? '';
@@ -94,7 +99,7 @@ export function parsePublishRequest(req: NodePublishVolumeRequest): PublishReque
   const serviceAccount = context[SERVICE_ACCOUNT_KEY] ?? '';
   if (serviceAccount !== '' && !DNS_SUBDOMAIN.test(serviceAccount)) throw invalidArgument(`volume_context ${SERVICE_ACCOUNT_KEY} is not a valid service account name`);
 
-  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets, tokens };
+  return { volumeId, targetPath, className, pod: { namespace, name, uid, serviceAccount }, secrets, tokens, ...group };
 }
 
 /**

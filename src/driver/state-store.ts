@@ -26,6 +26,8 @@ const stateSchema = z.object({
   inlineParameters: z.record(z.string(), z.string()).optional(),
   /** Published with a nodePublishSecretRef (its values are never written): see `awaitingSecrets`. */
   usesSecretRef: z.boolean().optional(),
+  /** The pod's fsGroup: a timer rotation after a restart must keep the files readable to it. */
+  mountGroup: z.number().int().min(1).max(2 ** 31 - 1).optional(),
   pod: z.object({ namespace: z.string(), name: z.string(), uid: z.string(), serviceAccount: z.string() }),
   fetchedAt: z.number(),
   versions: z.record(z.string(), z.string()),
@@ -68,6 +70,7 @@ export class StateStore {
       className: volume.request.className,
       ...(volume.request.inlineParameters ? { inlineParameters: volume.request.inlineParameters } : {}),
       ...(Object.keys(volume.request.secrets).length > 0 || volume.awaitingSecrets ? { usesSecretRef: true } : {}),
+      ...(volume.request.mountGroup === undefined ? {} : { mountGroup: volume.request.mountGroup }),
       pod: volume.request.pod,
       fetchedAt: volume.fetchedAt,
       versions: volume.versions,
