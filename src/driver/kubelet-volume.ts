@@ -21,6 +21,8 @@ export interface EphemeralVolumeSpec {
   /** Service-account tokens by audience, as CSIDriver `tokenRequests` makes the kubelet send them. */
   tokens?: Record<string, string>;
   readOnly?: boolean;
+  /** The pod's `securityContext.fsGroup`, sent as `volume_mount_group` (CSIDriver fsGroupPolicy File). */
+  mountGroup?: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export function ephemeralVolume(spec: EphemeralVolumeSpec): EphemeralVolume {
     request: {
       volumeId,
       targetPath,
-      volumeCapability: { mount: { fsType: '' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
+      volumeCapability: { mount: { fsType: '', ...(spec.mountGroup === undefined ? {} : { volumeMountGroup: spec.mountGroup }) }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
       readonly: spec.readOnly ?? true,
       secrets: spec.secrets ?? {},
       volumeContext: {

@@ -87,7 +87,7 @@ export interface Harness {
   /** Parameters for the dev-vault with the given objects. */
   vaultParameters(objects: readonly ObjectSpec[]): Record<string, string>;
   /** A pod's volume as the kubelet would publish it, with the parent directory the kubelet makes. */
-  volume(options?: { pod?: string; namespace?: string; uid?: string; serviceAccount?: string; className?: string; secrets?: Record<string, string>; tokens?: Record<string, string>; volumeName?: string }): Promise<EphemeralVolume>;
+  volume(options?: { pod?: string; namespace?: string; uid?: string; serviceAccount?: string; className?: string; secrets?: Record<string, string>; tokens?: Record<string, string>; volumeName?: string; mountGroup?: string }): Promise<EphemeralVolume>;
   close(): Promise<void>;
 }
 
@@ -141,6 +141,7 @@ export async function startHarness(flags: DriverFlags = {}, vaultOptions: { late
         className: options.className ?? 'app',
         secrets: options.secrets ?? { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET },
         ...(options.tokens ? { tokens: options.tokens } : {}),
+        ...(options.mountGroup === undefined ? {} : { mountGroup: options.mountGroup }),
       });
       await mkdir(join(volume.targetPath, '..'), { recursive: true, mode: 0o750 });
       return volume;
