@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, lstat, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
@@ -42,6 +42,7 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
     await h.writeObjects('flex-pods.yaml', [
       flexPod('legacy-0', 'uid-legacy-0', 'default'),
       flexPod('legacy-1', 'uid-legacy-1', 'default'),
+      flexPod('legacy-fsgroup', 'uid-legacy-fsgroup', 'default'),
       flexPod('writable-0', 'uid-writable-0', 'default', { readOnly: false }),
       flexPod('attacker-0', 'uid-attacker-0', 'team-a'),
       flexPod('victim-0', 'uid-victim-0', 'victim', { label: 'victim' }),
@@ -106,6 +107,19 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
     expect(await kubelet('unmount', dir)).toEqual({ status: 'Success' });
     expect(await findMount(dir)).toBeUndefined();
     await expect(lstat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('forwards kubernetes.io/mounterArgs.FsGroup as the volume\'s group; refuses a bad one naming the option', async () => {
+    const dir = join(h.kubeletDir, 'pods', 'uid-legacy-fsgroup', 'volumes', 'podvault~keyvault', 'kv');
+    await mkdir(dir, { recursive: true });
+    expect(await kubelet('mount', dir, options({ 'kubernetes.io/mounterArgs.FsGroup': '-1' }))).toEqual({
+      status: 'Failure',
+      message: 'option kubernetes.io/mounterArgs.FsGroup "-1" must be a decimal group id from 1 to 2147483647',
+    });
+    expect(await kubelet('mount', dir, options({ 'kubernetes.io/mounterArgs.FsGroup': '4321' }))).toEqual({ status: 'Success' });
+    for (const name of [dir, join(dir, 'password'), join(dir, 'user')]) expect((await stat(name)).gid).toBe(4321);
+    expect((await stat(join(dir, 'password'))).mode & 0o070).toBe(0o040);
+    expect(await kubelet('unmount', dir)).toEqual({ status: 'Success' });
   });
 
   it('reports failures as one Failure object naming the problem, never the secret', async () => {
