@@ -124,7 +124,8 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     const csiDriver = find('CSIDriver') as unknown as { metadata: { name: string }; spec: { podInfoOnMount: boolean; volumeLifecycleModes: string[]; requiresRepublish: boolean; tokenRequests: Array<{ audience: string }> } };
     const config = buildDriverConfig({ nodeId: 'n' }, {});
     expect(csiDriver.metadata.name).toBe(config.driverName);
-    expect(csiDriver.spec).toMatchObject({ podInfoOnMount: true, volumeLifecycleModes: ['Ephemeral'], requiresRepublish: true });
+    // fsGroupPolicy File with the driver's VOLUME_MOUNT_GROUP: the pod's fsGroup reaches the driver.
+    expect(csiDriver.spec).toMatchObject({ podInfoOnMount: true, volumeLifecycleModes: ['Ephemeral'], requiresRepublish: true, fsGroupPolicy: 'File' });
     expect(csiDriver.spec.tokenRequests.map((t) => t.audience).sort()).toEqual([config.podTokenAudience, WORKLOAD_IDENTITY_AUDIENCE].sort());
   });
 
