@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,6 +141,29 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     // The kubelet's republish brings the secret back, and the volume rotates as its own principal.
     await client.publish({ ...a.request, secrets: { clientid: CLIENT_ID, clientsecret: CLIENT_SECRET } });
     expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).toBe('after-restart-sp');
+    await client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
+    client.close();
+    driver!.kill('SIGTERM');
+    await new Promise((r) => driver!.once('exit', r));
+  });
+
+  it('a volume published with volume_mount_group keeps its group through timer rotations after a restart', async () => {
+    let client = await startDriver();
+    const a = await volume('a', 'user');
+    const request = { ...a.request, volumeCapability: { ...a.request.volumeCapability, mount: { fsType: '', volumeMountGroup: '4321' } } };
+    await client.publish(request);
+    expect(await readFile(join(dirs.state, stateFileName(a.volumeId)), 'utf8')).toContain('"mountGroup":4321');
+    driver!.kill('SIGKILL');
+    await new Promise((r) => driver!.once('exit', r));
+    client.close();
+
+    client = await startDriver();
+    vault.store.setSecret('db-user', 'after-restart-group');
+    for (let i = 0; i < 50 && (await readFile(join(a.targetPath, 'db-user'), 'utf8')) !== 'after-restart-group'; i++) await wait(100);
+    expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).toBe('after-restart-group');
+    const st = await stat(join(a.targetPath, 'db-user'));
+    expect({ gid: st.gid, groupBits: st.mode & 0o070 }).toEqual({ gid: 4321, groupBits: 0o040 });
+    expect((await stat(a.targetPath)).gid).toBe(4321);
     await client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     client.close();
     driver!.kill('SIGTERM');
