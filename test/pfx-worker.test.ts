@@ -43,6 +43,19 @@ describe('the PKCS#12 converter worker', () => {
     }
   });
 
+  it('keeps the bundle\'s order when the chain cannot be completed; orders leaf-first only when it links up', async () => {
+    const certsOf = async (bundle: Buffer) => pemBlocks(await converter.convert(bundle, ''), 'CERTIFICATE');
+    // The intermediate is missing: root and leaf do not link, so they stay as the bundle has them.
+    expect(await certsOf(pfx(chain.leaf.key, [chain.root, chain.leaf]))).toEqual([chain.root.der, chain.leaf.der]);
+    // No root, but leaf and intermediate link up: leaf first.
+    expect(await certsOf(pfx(chain.leaf.key, [chain.intermediate, chain.leaf]))).toEqual([chain.leaf.der, chain.intermediate.der]);
+    // An unrelated certificate beside a complete chain: the bundle's order too.
+    const other = certificateChain().root;
+    expect(await certsOf(pfx(chain.leaf.key, [chain.root, other, chain.leaf, chain.intermediate]))).toEqual([chain.root.der, other.der, chain.leaf.der, chain.intermediate.der]);
+    // The part that links is not pulled to the front either (was: leaf, intermediate, then the rest).
+    expect(await certsOf(pfx(chain.leaf.key, [chain.intermediate, chain.leaf, other]))).toEqual([chain.intermediate.der, chain.leaf.der, other.der]);
+  });
+
   it('terminates a bundle over the time limit, keeps the event loop free meanwhile, and serves the next with a fresh worker', async () => {
     const lenient = new Pkcs12Converter({ maxIterations: 10_000_000, timeLimitMs: 3000 });
     try {

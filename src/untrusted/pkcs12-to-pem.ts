@@ -73,7 +73,7 @@ export function loadConverter(): void {
 /**
  * A PKCS#12 (PFX) bundle as PEM, the way the Azure provider converts a certificate-backed secret:
  * the private key as PKCS#8 (`PRIVATE KEY`, RSA or EC) first, then the certificates ordered leaf →
- * intermediates → root. Throws `Pkcs12Refusal` for a bundle over the iteration cap or without a
+ * intermediates → root when they link up, else in the bundle's order (`orderChain`). Throws `Pkcs12Refusal` for a bundle over the iteration cap or without a
  * key or certificate; any other error means it did not open (not PKCS#12, wrong password).
  */
 export function pkcs12ToPem(pfx: Buffer, password: string, maxIterations: number): string {
