@@ -42,6 +42,25 @@ describe('Azure provider parameters', () => {
     expect(p.objects[0]?.objectEncoding).toBe('utf-8');
   });
 
+  it('reads an unquoted filePermission (0755, as the provider\'s getting-started page writes it) as the octal text written', () => {
+    const objects = (permission: string) => `array:
+  - |
+    objectName: secret1
+    objectType: secret
+    filePermission: ${permission}
+`;
+    const mode = (permission: string) => parseAzureParameters({ ...upstreamStyle, objects: objects(permission) }).objects[0]?.mode.toString(8);
+    // YAML 1.2 reads 0755 as decimal 755 and 1.1 as octal 493: neither is taken, the text is.
+    expect(mode('0755')).toBe('755');
+    expect(mode('0600')).toBe('600');
+    expect(mode('644')).toBe('644');
+    expect(mode('"0440"')).toBe('440');
+    // Entries written as mappings in the outer YAML too.
+    expect(parseAzureParameters({ ...upstreamStyle, objects: 'array:\n  - objectName: s\n    objectType: secret\n    filePermission: 0750\n' }).objects[0]?.mode.toString(8)).toBe('750');
+    // A number that is not octal digits as written is still refused, naming the field.
+    for (const bad of ['0x1ed', '0o755', '755.0', '0999']) expect(() => mode(bad)).toThrow(/objects\[0\] \(secret1\): field filePermission must be an octal mode/);
+  });
+
   it('prefers tenantID over tenantId, as the Azure provider does', () => {
     expect(parseAzureParameters({ ...upstreamStyle, tenantID: 'new-id' }).tenantId).toBe('new-id');
   });

@@ -29,6 +29,22 @@ describe.skipIf(!isRoot)('CSI server over a real unix socket (needs root for tmp
     expect(caps).toEqual([]);
   });
 
+  it('matches nodePublishSecretRef keys case-insensitively (ClientID, ClientSecret), as the Azure provider does', async () => {
+    const spellings: Record<string, string>[] = [{ ClientID: CLIENT_ID, ClientSecret: CLIENT_SECRET }, { CLIENTID: CLIENT_ID, clientSecret: CLIENT_SECRET }];
+    for (const secrets of spellings) {
+      const v = await h.volume({ className: 'app', secrets });
+      await h.client.publish(v.request);
+      expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(SECRET_VALUES.dbPassword);
+      await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    }
+    // Two spellings that disagree are refused, naming the keys and never a value.
+    const v = await h.volume({ className: 'app', secrets: { clientid: CLIENT_ID, ClientID: 'someone-else', clientsecret: CLIENT_SECRET } });
+    const err = await rpcError(h.client.publish(v.request));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/nodePublishSecretRef holds key clientid more than once with different values \(clientid, ClientID\)/);
+    expect(err.details).not.toContain('someone-else');
+  });
+
   it('answers NodeGetInfo with the node id and NodeGetCapabilities with VOLUME_MOUNT_GROUP only (no stage/unstage)', async () => {
     expect((await h.client.nodeGetInfo()).nodeId).toBe('test-node');
     const caps = await new Promise<unknown[]>((resolve, reject) =>

@@ -99,6 +99,22 @@ describe.skipIf(!isRoot)('every object kind the Azure provider mounts, same byte
     await m.done();
   });
 
+  it('objectVersion latest with objectVersionHistory starts at the newest, as the provider\'s getLatestNKeyVaultObjects does', async () => {
+    const m = await mount([{ objectName: 'history', objectVersion: 'latest', objectVersionHistory: '2' }]);
+    expect(await m.list('history')).toEqual(['0', '1']);
+    expect((await m.read('history/0')).toString()).toBe('v3');
+    expect((await m.read('history/1')).toString()).toBe('v2');
+    await m.done();
+  });
+
+  it('objectVersion latest without a history is a version id asked of the vault, as upstream passes it to GetSecret', async () => {
+    const name = 'latest-no-history';
+    await h.writeClass(name, h.vaultParameters([{ objectName: 'history', objectVersion: 'latest' }]));
+    const err = await rpcError(h.client.publish((await h.volume({ className: name })).request));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(h.vault.vaultLog.some((r) => r.path.startsWith('/secrets/history/latest'))).toBe(true);
+  });
+
   it('a disabled certificate gives a clear error', async () => {
     h.vault.store.setEnabled('certificates', 'tls-pem', undefined, false);
     const name = 'disabled-cert';

@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../src/devvault/test-ca.js';
+import { pemBlocks } from '../src/util/pem.js';
 import { MAX_PKCS12_BYTES, Pkcs12Converter } from '../src/untrusted/pkcs12-converter.js';
-import { certificateChain, pfx, pfxDeclaringIterations } from './support/certs.js';
+import forge from 'node-forge';
+import { certificateChain, pfx, pfxDeclaringIterations, pfxWithEmptyBytesPassword } from './support/certs.js';
 import { CLIENT_ID, isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 
@@ -39,6 +41,19 @@ describe('the PKCS#12 converter worker', () => {
         message: `is refused: its ${what} asks for ${iterations} iterations, more than the 100000 this node allows (--pkcs12-max-iterations)`,
       });
     }
+  });
+
+  it('keeps the bundle\'s order when the chain cannot be completed; orders leaf-first only when it links up', async () => {
+    const certsOf = async (bundle: Buffer) => pemBlocks(await converter.convert(bundle, ''), 'CERTIFICATE');
+    // The intermediate is missing: root and leaf do not link, so they stay as the bundle has them.
+    expect(await certsOf(pfx(chain.leaf.key, [chain.root, chain.leaf]))).toEqual([chain.root.der, chain.leaf.der]);
+    // No root, but leaf and intermediate link up: leaf first.
+    expect(await certsOf(pfx(chain.leaf.key, [chain.intermediate, chain.leaf]))).toEqual([chain.leaf.der, chain.intermediate.der]);
+    // An unrelated certificate beside a complete chain: the bundle's order too.
+    const other = certificateChain().root;
+    expect(await certsOf(pfx(chain.leaf.key, [chain.root, other, chain.leaf, chain.intermediate]))).toEqual([chain.root.der, other.der, chain.leaf.der, chain.intermediate.der]);
+    // The part that links is not pulled to the front either (was: leaf, intermediate, then the rest).
+    expect(await certsOf(pfx(chain.leaf.key, [chain.intermediate, chain.leaf, other]))).toEqual([chain.intermediate.der, chain.leaf.der, other.der]);
   });
 
   it('terminates a bundle over the time limit, keeps the event loop free meanwhile, and serves the next with a fresh worker', async () => {
@@ -169,5 +184,85 @@ describe.skipIf(!isRoot)('a type-2 identity\'s PEM certificate is rebuilt before
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.details).toMatch(/AzureIdentity default\/dashes: Secret default\/dashes key certificate .* holds no PEM CERTIFICATE block/);
     expect((await h.client.probe()).ready?.value).toBe(true);
+  });
+});
+
+/**
+ * Issue 9 item 1: Windows/CNG and Key Vault's own exports encode "no password" as zero bytes, not
+ * as the BMPString of "" with its NUL terminator; Go's pkcs12 (the Azure provider) opens both.
+ */
+describe('a PKCS#12 whose empty password is encoded as zero bytes (Windows, Key Vault exports)', () => {
+  const windows = pfxWithEmptyBytesPassword(chain.leaf.key, [chain.leaf, chain.intermediate, chain.root]);
+  const forgeOpens = (pass: string | null): boolean => {
+    try {
+      forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.createBuffer(windows.toString('binary'))), false, pass as string);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const converter = new Pkcs12Converter({ maxIterations: 100_000, timeLimitMs: 5000 });
+  afterAll(() => converter.close());
+
+  it('the fixture really is one: it does not open with the two-NUL encoding, only with zero bytes', () => {
+    expect(forgeOpens('')).toBe(false);
+    expect(forgeOpens(null)).toBe(true);
+  });
+
+  it('opens with an empty password: private key, then the chain leaf → root', async () => {
+    const pem = await converter.convert(windows, '');
+    expect(pem.match(/-----BEGIN [A-Z ]+-----/g)).toEqual(['-----BEGIN PRIVATE KEY-----', ...Array(3).fill('-----BEGIN CERTIFICATE-----')]);
+    expect(pemBlocks(pem, 'CERTIFICATE')).toEqual([chain.leaf.der, chain.intermediate.der, chain.root.der]);
+  });
+
+  it('a wrong password is still refused, and the iteration cap still holds on the retry', async () => {
+    await expect(converter.convert(windows, 'not-the-password')).rejects.toMatchObject({ message: 'is not a PKCS#12 bundle that opens with its password' });
+    const tight = new Pkcs12Converter({ maxIterations: 1000, timeLimitMs: 5000 });
+    try {
+      await expect(tight.convert(windows, '')).rejects.toMatchObject({ message: expect.stringMatching(/^is refused: its MAC key derivation asks for \d+ iterations/) });
+    } finally {
+      await tight.close();
+    }
+  });
+});
+
+describe.skipIf(!isRoot)('a zero-byte-password PFX mounts and signs in as upstream', () => {
+  let h: Harness;
+  const clientCert = createTestCa('client CA').issueServerCert(['sp-windows'], []);
+  const clientIssued = { cert: forge.pki.certificateFromPem(clientCert.certPem), key: forge.pki.privateKeyFromPem(clientCert.keyPem) as forge.pki.rsa.PrivateKey, keyPem: clientCert.keyPem, der: Buffer.alloc(0) };
+  const windows = pfxWithEmptyBytesPassword(chain.leaf.key, [chain.leaf, chain.intermediate, chain.root]);
+  beforeAll(async () => {
+    h = await startHarness();
+    const store = h.vault.store;
+    store.putClient({ clientId: CLIENT_ID, clientSecret: 'client-secret-value-0001', managedIdentity: false, read: ['*'] });
+    store.putClient({ clientId: 'sp-windows', certificatePem: clientCert.certPem, managedIdentity: false, read: ['db-*'] });
+    store.putCertificate('pfx-windows', { cer: chain.leaf.der, secretValue: windows.toString('base64'), contentType: 'application/x-pkcs12' });
+    await h.writeClass('pfx-windows', h.vaultParameters([{ objectName: 'pfx-windows' }]));
+    await h.writeObjects('windows-identity.yaml', [
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'windows-pfx', namespace: 'default' }, data: { certificate: pfxWithEmptyBytesPassword(clientIssued.key, [clientIssued]).toString('base64') } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'windows', namespace: 'default' }, spec: { type: 2, tenantID: h.vault.tenantId, clientID: 'sp-windows', clientPassword: { name: 'windows-pfx', namespace: 'default' } } },
+      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'windows', namespace: 'default' }, spec: { azureIdentity: 'windows', selector: 'windows' } },
+      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'windows-pod', namespace: 'default', uid: 'uid-windows', labels: { aadpodidbinding: 'windows' } } },
+    ]);
+    await h.writeClass('via-windows-identity', { ...h.vaultParameters([{ objectName: 'db-user' }]), usePodIdentity: 'true' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a certificate-backed secret: private key, then the chain leaf → root', async () => {
+    const v = await h.volume({ className: 'pfx-windows' });
+    await h.client.publish(v.request);
+    const pem = await readFile(join(v.targetPath, 'pfx-windows'), 'utf8');
+    expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(pemBlocks(pem, 'CERTIFICATE')).toEqual([chain.leaf.der, chain.intermediate.der, chain.root.der]);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('a type-2 AzureIdentity whose certificate Secret is such a PFX signs in', async () => {
+    const v = await h.volume({ pod: 'windows-pod', uid: 'uid-windows', className: 'via-windows-identity', secrets: {} });
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'db-user'), 'utf8')).toBe('app');
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });

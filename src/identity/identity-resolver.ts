@@ -95,10 +95,14 @@ export class IdentityResolver {
     return this.podIdentity(request, log);
   }
 
-  /** The service principal the volume passes through nodePublishSecretRef (`clientid`, `clientsecret`). */
+  /**
+   * The service principal the volume passes through nodePublishSecretRef (`clientid`,
+   * `clientsecret`). The keys are matched case-insensitively, as the Azure provider matches them:
+   * Secrets written with `ClientID` / `ClientSecret` work there and must here.
+   */
   private secretRefPrincipal(request: IdentityRequest): ResolvedIdentity {
-    const clientId = (request.secrets.clientid ?? '').trim();
-    const clientSecret = request.secrets.clientsecret ?? '';
+    const clientId = secretRefKey(request.secrets, 'clientid').trim();
+    const clientSecret = secretRefKey(request.secrets, 'clientsecret');
     if (clientId === '') throw invalidArgument('nodePublishSecretRef is missing key clientid');
     if (clientSecret === '') throw invalidArgument('nodePublishSecretRef is missing key clientsecret');
     if (!/^[-A-Za-z0-9._]{1,128}$/.test(clientId)) throw invalidArgument('nodePublishSecretRef key clientid is not a client id');
@@ -215,4 +219,16 @@ export class IdentityResolver {
     const { key, credential } = this.credentials.workloadIdentity(tenantId, clientId, serviceAccount, token, request.cloudAuthorityHost);
     return { key, credential, description: `workload identity ${clientId} for service account ${serviceAccount}` };
   }
+}
+
+/**
+ * The value of a nodePublishSecretRef key, its name matched case-insensitively; '' when absent.
+ * Two spellings with different values are refused rather than one picked (the provider's map
+ * iteration would pick either); the message names the keys, never a value.
+ */
+function secretRefKey(secrets: Readonly<Record<string, string>>, name: string): string {
+  const matches = Object.entries(secrets).filter(([key]) => key.toLowerCase() === name);
+  const values = new Set(matches.map(([, value]) => value));
+  if (values.size > 1) throw invalidArgument(`nodePublishSecretRef holds key ${name} more than once with different values (${matches.map(([key]) => key).join(', ')})`);
+  return matches[0]?.[1] ?? '';
 }

@@ -56,7 +56,10 @@ const loadForge = (() => {
     const pkcs5 = forge.pkcs5 as unknown as { pbkdf2: Fn };
     pkcs12.generateKey = wrap(pkcs12.generateKey, 'MAC key derivation', 3);
     pbe.generatePkcs12Key = wrap(pbe.generatePkcs12Key, 'PKCS#12 PBE key derivation', 3);
-    pkcs5.pbkdf2 = wrap(pkcs5.pbkdf2, 'PBKDF2 key derivation', 2);
+    // PBES2 reads the password as UTF-8, where "" is zero bytes either way; forge's HMAC would
+    // take a null key as "keep the previous key", so the empty byte-string retry passes "" here.
+    const pbkdf2 = wrap(pkcs5.pbkdf2, 'PBKDF2 key derivation', 2);
+    pkcs5.pbkdf2 = ((password: unknown, ...rest: never[]) => pbkdf2(...([password ?? '', ...rest] as never[]))) as Fn;
     (forge as unknown as { pbkdf2: Fn }).pbkdf2 = pkcs5.pbkdf2;
     return (loaded = { forge, limit });
   };
@@ -70,13 +73,25 @@ export function loadConverter(): void {
 /**
  * A PKCS#12 (PFX) bundle as PEM, the way the Azure provider converts a certificate-backed secret:
  * the private key as PKCS#8 (`PRIVATE KEY`, RSA or EC) first, then the certificates ordered leaf →
- * intermediates → root. Throws `Pkcs12Refusal` for a bundle over the iteration cap or without a
+ * intermediates → root when they link up, else in the bundle's order (`orderChain`). Throws `Pkcs12Refusal` for a bundle over the iteration cap or without a
  * key or certificate; any other error means it did not open (not PKCS#12, wrong password).
  */
 export function pkcs12ToPem(pfx: Buffer, password: string, maxIterations: number): string {
   const { forge, limit } = loadForge();
   limit.maxIterations = maxIterations;
-  const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.createBuffer(pfx.toString('binary'))), false, password);
+  const open = (pass: string | null): forgeType.pkcs12.Pkcs12Pfx =>
+    forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.createBuffer(pfx.toString('binary'))), false, pass as string);
+  let p12: forgeType.pkcs12.Pkcs12Pfx;
+  try {
+    p12 = open(password);
+  } catch (err) {
+    // "No password" has two encodings for PKCS#12's key derivation: the BMPString of "" (its
+    // two-byte NUL terminator, what forge and OpenSSL write) and zero bytes (what Windows/CNG and
+    // Key Vault's own exports write). Go's pkcs12, which the Azure provider uses, tries both; so
+    // do we, for the MAC and the bags alike (forge derives zero bytes from a null password).
+    if (password !== '' || err instanceof Pkcs12Refusal) throw err;
+    p12 = open(null);
+  }
   const bags = (oid: string): forgeType.pkcs12.Bag[] => p12.getBags({ bagType: oid })[oid] ?? [];
   const keys = [...bags(SHROUDED_KEY_BAG), ...bags(KEY_BAG)].map((bag) => {
     // forge parses RSA keys; for others (EC) it keeps the decrypted PrivateKeyInfo as ASN.1.

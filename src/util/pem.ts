@@ -16,7 +16,10 @@ export function pemBlocks(pem: string, label: string): Buffer[] {
 /**
  * Certificates ordered leaf → intermediates → root, the order TLS servers and clients expect and
  * the Azure provider writes: the leaf is the certificate that issued none of the others, then each
- * certificate's issuer follows it. Certificates outside the chain keep their order at the end.
+ * certificate's issuer follows it. When that chain does not take in every certificate (a missing
+ * intermediate, an unrelated certificate), the bundle's own order is kept, as upstream does: a
+ * reordering that cannot be completed would only move certificates away from where the bundle's
+ * author put them.
  */
 export function orderChain(ders: readonly Buffer[]): Buffer[] {
   const certs = ders.map((der) => ({ der, x509: new X509Certificate(der) }));
@@ -25,7 +28,7 @@ export function orderChain(ders: readonly Buffer[]): Buffer[] {
   const leaf = certs.find((c) => !issuers.has(c)) ?? certs[0];
   const ordered: typeof certs = [];
   for (let c = leaf; c && !ordered.includes(c); c = issuerOf(c)) ordered.push(c);
-  return [...ordered, ...certs.filter((c) => !ordered.includes(c))].map((c) => c.der);
+  return ordered.length === certs.length ? ordered.map((c) => c.der) : [...ders];
 }
 
 /** A JSON Web Key's public part as a PKIX `PUBLIC KEY` PEM (RSA, or EC P-256/384/521). */

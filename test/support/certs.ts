@@ -67,3 +67,27 @@ export function pfxDeclaringIterations(key: forge.pki.rsa.PrivateKey, certs: rea
     targets.forEach(([obj, name], i) => (obj[name] = saved[i]!));
   }
 }
+
+/**
+ * A PFX with "no password" encoded as Windows/CNG and Key Vault's own exports encode it: zero
+ * bytes into the PKCS#12 key derivation, not forge's and OpenSSL's BMPString of "" (two NUL
+ * bytes). forge derives zero bytes from a null password, so its two PKCS#12 derivations get null
+ * while the bundle is written: the MAC and the 3DES-encrypted key bag both use that encoding.
+ */
+export function pfxWithEmptyBytesPassword(key: forge.pki.rsa.PrivateKey, certs: readonly Issued[]): Buffer {
+  const targets: [Record<string, Kdf>, string][] = [
+    [forge.pkcs12 as unknown as Record<string, Kdf>, 'generateKey'],
+    [(forge.pki as unknown as { pbe: Record<string, Kdf> }).pbe, 'generatePkcs12Key'],
+  ];
+  const saved = targets.map(([obj, name]) => obj[name]);
+  targets.forEach(([obj, name], i) => {
+    const original = saved[i]!;
+    obj[name] = (password: unknown, ...rest: unknown[]) => original(password === '' ? null : password, ...rest);
+  });
+  try {
+    const asn1 = forge.pkcs12.toPkcs12Asn1(key, certs.map((c) => c.cert), '', { algorithm: '3des' });
+    return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
+  } finally {
+    targets.forEach(([obj, name], i) => (obj[name] = saved[i]!));
+  }
+}

@@ -38,6 +38,8 @@ export interface KeyVaultProviderOptions {
 
 /** The flag that caps a Retry-After wait, for the messages. */
 const RETRY_AFTER_FLAG = '--vault-max-retry-after';
+/** The objectVersion the provider reads as "the newest" when it lists versions (provider.go). */
+const LATEST_VERSION = 'latest';
 
 /** What every vault request of one publish shares. */
 interface FetchContext {
@@ -140,12 +142,15 @@ export class KeyVaultProvider implements Provider {
     });
   }
 
-  /** `objectVersionHistory: N` (N > 1): files `<alias>/0` (newest) … `<alias>/N-1`, from the pinned version down. */
+  /** `objectVersionHistory: N` (N > 1): files `<alias>/0` (newest) … `<alias>/N-1`, from the pinned version (or the newest, for `latest`) down. */
   private async expand(ctx: FetchContext, object: KeyVaultObject): Promise<FetchItem[]> {
     if (object.objectVersionHistory <= 1) return [{ object, version: object.objectVersion, fileName: object.fileName }];
     const what = `${object.objectType} ${JSON.stringify(object.objectName)} versions`;
     const versions = (await this.request(ctx, what, (signal) => listVersions(ctx.clients, object.objectType, object.objectName, signal))).filter((v) => v.enabled);
-    const start = object.objectVersion ? versions.findIndex((v) => v.version === object.objectVersion) : 0;
+    // The provider's getLatestNKeyVaultObjects starts at the newest for "" and for "latest"; only
+    // here: without a history it asks the vault for a version named "latest", and so do we.
+    const newest = object.objectVersion === '' || object.objectVersion === LATEST_VERSION;
+    const start = newest ? 0 : versions.findIndex((v) => v.version === object.objectVersion);
     if (start < 0) throw keyVaultError(Object.assign(new Error('version not found'), { statusCode: 404 }), ctx.vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} version ${object.objectVersion}`);
     return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}` }));
   }

@@ -1,4 +1,3 @@
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { invalidArgument } from '../../errors/podvault-error.js';
 import { payloadPathProblem } from '../../driver/paths.js';
@@ -6,6 +5,7 @@ import type { IdentityParameters } from '../../identity/identity-parameters.js';
 import { checkClassSize, checkObjectCount, DEFAULT_FETCH_LIMITS, LIMIT_FLAGS } from '../fetch-limits.js';
 import type { FetchLimits } from '../fetch-limits.js';
 import { AZURE_CLOUDS, findCloud } from './clouds.js';
+import { parseObjectsYaml } from './objects-yaml.js';
 import type { AzureCloud } from './clouds.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
@@ -138,7 +138,7 @@ function parseObjects(objectsYaml: string, where: string, limits: FetchLimits): 
   if (objectsYaml === '') throw invalidArgument('parameter objects is required');
   let outer: unknown;
   try {
-    outer = parseYaml(objectsYaml);
+    outer = parseObjectsYaml(objectsYaml);
   } catch (err) {
     throw invalidArgument(`parameter objects is not valid YAML: ${firstLine(err)}`);
   }
@@ -165,7 +165,7 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
   let value: unknown = entry;
   if (typeof entry === 'string') {
     try {
-      value = parseYaml(entry);
+      value = parseObjectsYaml(entry);
     } catch (err) {
       throw invalidArgument(`${where} is not valid YAML: ${firstLine(err)}`);
     }
