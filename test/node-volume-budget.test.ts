@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDriverConfig } from '../src/config/driver-config.js';
-import { VolumeBudget } from '../src/driver/volume-budget.js';
+import { NodeVolumeBudget } from '../src/driver/node-volume-budget.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 
@@ -12,9 +12,9 @@ import type { Harness } from './support/harness.js';
  * volumes together (64 pods with 4 MiB each) would still push the driver past its DaemonSet limit
  * and keep it crash-looping: --max-node-volume-size bounds them all.
  */
-describe('VolumeBudget', () => {
+describe('NodeVolumeBudget', () => {
   it('reserves, replaces, refuses past the limit naming the flag, and gives back', () => {
-    const budget = new VolumeBudget(100);
+    const budget = new NodeVolumeBudget(100);
     budget.reserve('/a', 60);
     expect(() => budget.reserve('/b', 50)).toThrow(/hold 60 bytes; this volume's 50 would pass --max-node-volume-size \(100 bytes\)/);
     const undo = budget.reserve('/a', 90); // a rotation replaces what the volume held

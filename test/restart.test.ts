@@ -57,6 +57,13 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     await rm(work, { recursive: true, force: true });
   });
 
+  /** Signal the driver process and wait for it to exit. */
+  async function stopDriver(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    const exited = new Promise((r) => driver!.once('exit', r));
+    driver!.kill(signal);
+    await exited;
+  }
+
   async function startDriver(): Promise<CsiClient> {
     const args = ['driver', '--standalone', dirs.classes, '--kubelet-dir', dirs.kubelet, '--state-dir', dirs.state, '--endpoint', `unix://${dirs.socket}`, '--rotation-interval', '1s',
       '--ca-file', join(work, 'ca.pem'), '--authority-host', vault.url, '--allow-vault-uri', vault.url, '--log-level', 'warn'];
@@ -95,8 +102,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     const b = await volume('b', 'password');
     const pending = client.publish(b.request).catch((err: unknown) => err);
     for (let i = 0; i < 100 && !vault.vaultLog.some((r) => r.outcome === 'delayed'); i++) await wait(20);
-    driver!.kill('SIGKILL');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGKILL');
     expect(await pending).toMatchObject({ code: 14 }); // UNAVAILABLE: the kubelet will retry
     client.close();
 
@@ -116,8 +122,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     expect(await ourMounts()).toEqual([]);
     expect(await readdir(dirs.state)).toEqual([]);
     client.close();
-    driver!.kill('SIGTERM');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGTERM');
   });
 
   it('a volume published with a nodePublishSecretRef is not rotated under another identity after a restart, only once the kubelet republishes it', async () => {
@@ -127,8 +132,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     const stored = await readFile(join(dirs.state, stateFileName(a.volumeId)), 'utf8');
     expect(stored).toContain('"usesSecretRef":true');
     expect(stored).not.toContain(CLIENT_SECRET);
-    driver!.kill('SIGKILL');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGKILL');
     client.close();
 
     client = await startDriver();
@@ -143,8 +147,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     expect(await readFile(join(a.targetPath, 'db-user'), 'utf8')).toBe('after-restart-sp');
     await client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     client.close();
-    driver!.kill('SIGTERM');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGTERM');
   });
 
   it('a volume published with volume_mount_group keeps its group through timer rotations after a restart', async () => {
@@ -153,8 +156,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     const request = { ...a.request, volumeCapability: { ...a.request.volumeCapability, mount: { fsType: '', volumeMountGroup: '4321' } } };
     await client.publish(request);
     expect(await readFile(join(dirs.state, stateFileName(a.volumeId)), 'utf8')).toContain('"mountGroup":4321');
-    driver!.kill('SIGKILL');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGKILL');
     client.close();
 
     client = await startDriver();
@@ -166,8 +168,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     expect((await stat(a.targetPath)).gid).toBe(4321);
     await client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     client.close();
-    driver!.kill('SIGTERM');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGTERM');
   });
 
   it('on SIGTERM finishes the publish in flight, then exits 0 and removes its socket', async () => {
@@ -187,8 +188,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
     await next.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     expect(await ourMounts()).toEqual([]);
     next.close();
-    driver!.kill('SIGTERM');
-    await new Promise((r) => driver!.once('exit', r));
+    await stopDriver('SIGTERM');
   });
 
   const stop = async (signal: 'SIGTERM' | 'SIGKILL') => {

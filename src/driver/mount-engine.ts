@@ -6,14 +6,14 @@ import { codeOf, DirHandle } from './dir-handle.js';
 import type { Mounter } from './mounter.js';
 import { readLayout } from './volume-layout.js';
 import { checkPayloadSize, mountSizeBytes } from './volume-size.js';
-import type { VolumeBudget } from './volume-budget.js';
+import type { NodeVolumeBudget } from './node-volume-budget.js';
 
 export interface MountEngineOptions {
   mounter: Mounter;
   /** Limit of one volume's contents (`--tmpfs-size`), in bytes as tmpfs counts them. */
   tmpfsSizeBytes: number;
   /** The node-wide bound on all volumes' contents (`--max-node-volume-size`); none in unit tests. */
-  budget?: VolumeBudget;
+  budget?: NodeVolumeBudget;
 }
 
 export interface PublishOutcome {

@@ -17,7 +17,7 @@ import { ProviderRegistry } from '../providers/provider.js';
 import { unimplemented as unimplementedError } from '../errors/podvault-error.js';
 import { IdentityService } from './identity-service.js';
 import { MountEngine } from './mount-engine.js';
-import { VolumeBudget } from './volume-budget.js';
+import { NodeVolumeBudget } from './node-volume-budget.js';
 import { TmpfsMounter } from './mounter.js';
 import type { Mounter } from './mounter.js';
 import { NodeService } from './node-service.js';
@@ -103,7 +103,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const metricsRef = { volumes: (): number => 0 };
   const metrics = new DriverMetrics(() => metricsRef.volumes());
   const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 };
-  const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes, budget: new VolumeBudget(config.maxNodeVolumeBytes) });
+  const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes, budget: new NodeVolumeBudget(config.maxNodeVolumeBytes) });
   const providers = new ProviderRegistry([
     new KeyVaultProvider({
       settings,

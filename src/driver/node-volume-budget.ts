@@ -8,7 +8,7 @@ import { resourceExhausted } from '../errors/podvault-error.js';
  * crash-loop. Each write reserves its volume's new size before it starts (synchronously: no two
  * publishes can both take the last bytes); an unpublish gives it back.
  */
-export class VolumeBudget {
+export class NodeVolumeBudget {
   private readonly held = new Map<string, number>();
   private total = 0;
 
