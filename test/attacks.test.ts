@@ -29,7 +29,7 @@ describe('globs of podvault.dev/allowed-objects', () => {
   it('a glob built to backtrack is decided in linear time (a RegExp took 37 s for six stars)', () => {
     const started = Date.now();
     expect(globMatch(`${'*a'.repeat(40)}*b`, 'a'.repeat(127))).toBe(false);
-    expect(Date.now() - started).toBeLessThan(100);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
 

@@ -17,7 +17,7 @@ const VICTIM_VALUE = 'victim-value-Rr4-never-log';
 const VICTIM_SP_SECRET = 'victim-sp-secret-Tt6-never-log';
 
 /** A pod the API (here: the standalone directory) knows, with a podvault flexVolume `kv`. */
-function flexPod(name: string, uid: string, namespace: string, opts: { readOnly?: boolean; label?: string } = {}): object {
+function flexPod(name: string, uid: string, namespace: string, opts: { readOnly?: boolean; label?: string; fsGroup?: number } = {}): object {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -25,6 +25,7 @@ function flexPod(name: string, uid: string, namespace: string, opts: { readOnly?
     spec: {
       nodeName: 'test-node',
       serviceAccountName: 'default',
+      ...(opts.fsGroup === undefined ? {} : { securityContext: { fsGroup: opts.fsGroup } }),
       volumes: [{ name: 'kv', flexVolume: { driver: 'podvault/keyvault', readOnly: opts.readOnly ?? true, options: {} } }],
     },
   };
@@ -42,7 +43,7 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
     await h.writeObjects('flex-pods.yaml', [
       flexPod('legacy-0', 'uid-legacy-0', 'default'),
       flexPod('legacy-1', 'uid-legacy-1', 'default'),
-      flexPod('legacy-fsgroup', 'uid-legacy-fsgroup', 'default'),
+      flexPod('legacy-fsgroup', 'uid-legacy-fsgroup', 'default', { fsGroup: 4321 }),
       flexPod('writable-0', 'uid-writable-0', 'default', { readOnly: false }),
       flexPod('attacker-0', 'uid-attacker-0', 'team-a'),
       flexPod('victim-0', 'uid-victim-0', 'victim', { label: 'victim' }),
@@ -109,14 +110,11 @@ describe.skipIf(!isRoot)('FlexVolume: the kubelet executes the driver with the r
     await expect(lstat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('forwards kubernetes.io/mounterArgs.FsGroup as the volume\'s group; refuses a bad one naming the option', async () => {
+  it('takes the volume\'s group from the pod\'s spec.securityContext.fsGroup, never from the forgeable kubernetes.io/mounterArgs.FsGroup option', async () => {
     const dir = join(h.kubeletDir, 'pods', 'uid-legacy-fsgroup', 'volumes', 'podvault~keyvault', 'kv');
     await mkdir(dir, { recursive: true });
-    expect(await kubelet('mount', dir, options({ 'kubernetes.io/mounterArgs.FsGroup': '-1' }))).toEqual({
-      status: 'Failure',
-      message: 'option kubernetes.io/mounterArgs.FsGroup "-1" must be a decimal group id from 1 to 2147483647',
-    });
-    expect(await kubelet('mount', dir, options({ 'kubernetes.io/mounterArgs.FsGroup': '4321' }))).toEqual({ status: 'Success' });
+    // The pod's options overwrite the kubelet's key with a gid of its choosing: ignored.
+    expect(await kubelet('mount', dir, options({ 'kubernetes.io/mounterArgs.FsGroup': '999' }))).toEqual({ status: 'Success' });
     for (const name of [dir, join(dir, 'password'), join(dir, 'user')]) expect((await stat(name)).gid).toBe(4321);
     expect((await stat(join(dir, 'password'))).mode & 0o070).toBe(0o040);
     expect(await kubelet('unmount', dir)).toEqual({ status: 'Success' });

@@ -14,6 +14,7 @@ import type { MountEngine } from './mount-engine.js';
 import type { PublishGate } from './publish-gate.js';
 import { checkTargetPath } from './paths.js';
 import { parseKubeletTarget } from './kubelet-paths.js';
+import { parseMountGroup } from './mount-group.js';
 import { parsePublishRequest, parseUnpublishRequest } from './publish-request.js';
 import type { PublishRequest } from './publish-request.js';
 import type { CallContext } from './unary.js';
@@ -272,7 +273,11 @@ export class NodeService {
   private async takeFlexVolumePod(req: PublishRequest, target: string, log: Logger): Promise<void> {
     const shape = parseKubeletTarget('target_path', target, this.deps.kubeletDir);
     if (!this.deps.flexVolumePods) throw failedPrecondition('FlexVolume mounts are not served by this driver (no pod source)');
-    req.pod = await this.deps.flexVolumePods.find(shape.podUid, shape.volumeName, log);
+    const { pod, fsGroup } = await this.deps.flexVolumePods.find(shape.podUid, shape.volumeName, log);
+    req.pod = pod;
+    // The group too is the API's, never the caller's (`parseMountGroup` bounds it as for CSI).
+    delete req.mountGroup;
+    if (fsGroup !== undefined) req.mountGroup = parseMountGroup(String(fsGroup), 'the pod\'s spec.securityContext.fsGroup');
   }
 
   /**

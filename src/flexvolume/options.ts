@@ -1,6 +1,4 @@
 import { stringify } from 'yaml';
-import { PodvaultError } from '../errors/podvault-error.js';
-import { parseMountGroup } from '../driver/mount-group.js';
 
 /** The volume context key that carries a FlexVolume mount's parameters to the driver. */
 export const FLEXVOLUME_PARAMETERS_KEY = 'podvault.dev/flexvolume-parameters';
@@ -10,12 +8,7 @@ export interface FlexMount {
   parameters: Record<string, string>;
   /** clientid / clientsecret from the volume's secretRef, decoded. */
   secrets: Record<string, string>;
-  /** The pod's fsGroup, as the CSI `volume_mount_group` (decimal), when the kubelet passed one. */
-  mountGroup?: string;
 }
-
-/** Where the kubelet puts the pod's `securityContext.fsGroup` for a FlexVolume mount. */
-export const FSGROUP_OPTION = 'kubernetes.io/mounterArgs.FsGroup';
 
 export class FlexOptionsError extends Error {}
 
@@ -78,16 +71,8 @@ export function parseFlexOptions(options: Record<string, unknown>): FlexMount {
     secrets[name] = Buffer.from(value, 'base64').toString('utf8');
   }
 
-  // The pod's fsGroup, forwarded as CSI's volume_mount_group (the driver checks it again). The
-  // pod can write this key too, but it chooses its fsGroup anyway: the group only ever reaches
-  // the pod's own volume.
-  let mountGroup: number | undefined;
-  try {
-    mountGroup = parseMountGroup(get(FSGROUP_OPTION), `option ${FSGROUP_OPTION}`);
-  } catch (err) {
-    if (err instanceof PodvaultError) throw new FlexOptionsError(err.message);
-    throw err;
-  }
-
-  return { parameters, secrets, ...(mountGroup === undefined ? {} : { mountGroup: String(mountGroup) }) };
+  // The kubelet's `kubernetes.io/mounterArgs.FsGroup` is not read: the pod's options can overwrite
+  // it with a gid its admission policy would refuse. The driver takes the fsGroup from the pod's
+  // spec in the API, as it takes the pod itself (src/identity/flexvolume-pod.ts).
+  return { parameters, secrets };
 }

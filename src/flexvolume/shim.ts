@@ -44,7 +44,7 @@ export async function runFlexVolume(args: readonly string[], endpoint: string): 
         client.publish({
           volumeId: flexVolumeId(dir),
           targetPath: dir,
-          volumeCapability: { mount: { fsType: '', ...(mount.mountGroup === undefined ? {} : { volumeMountGroup: mount.mountGroup }) }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
+          volumeCapability: { mount: { fsType: '' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } },
           readonly: true,
           secrets: mount.secrets,
           // No pod keys: the driver takes the pod from the API by the uid in `dir`.

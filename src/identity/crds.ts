@@ -54,7 +54,12 @@ const podVolume = z.object({
 export const podSchema = z.object({
   metadata,
   spec: z
-    .object({ serviceAccountName: z.string().optional(), nodeName: z.string().optional(), volumes: z.array(podVolume).optional() })
+    .object({
+      serviceAccountName: z.string().optional(),
+      nodeName: z.string().optional(),
+      volumes: z.array(podVolume).optional(),
+      securityContext: z.object({ fsGroup: z.number().int().optional() }).optional(),
+    })
     .default({}),
 });
 export type PodObject = z.infer<typeof podSchema>;
