@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,22 @@ describe.skipIf(!isRoot)('--max-node-volume-size through the driver', () => {
     await h.client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     await h.client.publish(c.request); // the kubelet's retry, once space was freed
     expect((await readFile(join(c.targetPath, 'db-user'), 'utf8')).length).toBe(40_000);
+    await h.client.unpublish({ volumeId: b.volumeId, targetPath: b.targetPath });
+    await h.client.unpublish({ volumeId: c.volumeId, targetPath: c.targetPath });
+  });
+
+  it('an unpublish whose rmdir is refused still gives the unmounted volume\'s share back', async () => {
+    const a = await h.volume({ className: 'big' });
+    const b = await h.volume({ className: 'big' });
+    const c = await h.volume({ className: 'big' });
+    await mkdir(a.targetPath);
+    await writeFile(join(a.targetPath, 'not-ours'), 'x'); // beneath the tmpfs: rmdir will refuse
+    await h.client.publish(a.request);
+    await h.client.publish(b.request);
+    const refused = await rpcError(h.client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath }));
+    expect(refused.code).toBe(status.FAILED_PRECONDITION);
+    expect(await readFile(join(a.targetPath, 'not-ours'), 'utf8')).toBe('x'); // left in place
+    await h.client.publish(c.request); // fits: a's files are gone with its tmpfs
     await h.client.unpublish({ volumeId: b.volumeId, targetPath: b.targetPath });
     await h.client.unpublish({ volumeId: c.volumeId, targetPath: c.targetPath });
   });

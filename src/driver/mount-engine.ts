@@ -91,12 +91,15 @@ export class MountEngine {
     let state = await mounter.probe(target);
     if (state.kind === 'other') throw otherAtTarget(target, state.what);
     const mounted = state.kind !== 'podvault';
-    if (mounted) {
+    if (state.kind !== 'podvault') {
       if (expectMounted) throw failedPrecondition(`target_path ${target} is no longer mounted; it is not mounted again`);
-      await mounter.mount(target, mountSize);
-      state = await mounter.probe(target);
+      state = await mounter.mount(target, mountSize);
+      if (state.kind !== 'podvault') {
+        // mount(8) succeeded onto the verified directory, yet podvault's tmpfs is not what is there.
+        await this.unmountAndRemove(target).catch(() => undefined);
+        throw internal(`the tmpfs mounted for ${target} is not there after mount(8) (found ${state.kind === 'other' ? state.what : state.kind})`);
+      }
     }
-    if (state.kind !== 'podvault') throw internal(`target_path ${target} lost its tmpfs right after the mount`);
     const device = state.device;
     // 3. Write: a fresh mount is writable already; a mounted one becomes so only if something
     // changed. One found writable (left so by a crash, or mounted by an older driver) counts as
@@ -132,6 +135,10 @@ export class MountEngine {
    */
   async unpublish(target: string): Promise<void> {
     await this.unmountAndRemove(target);
+  }
+
+  /** A volume found unmounted behind the driver's back: its contents no longer count. */
+  forget(target: string): void {
     this.options.budget?.release(target);
   }
 
@@ -145,12 +152,14 @@ export class MountEngine {
     const { mounter } = this.options;
     for (let i = 0; ; i++) {
       const state = await mounter.probe(target);
-      if (state.kind === 'absent') return;
+      if (state.kind === 'absent') return this.options.budget?.release(target);
       if (state.kind === 'other') throw otherAtTarget(target, state.what);
       if (state.kind === 'directory') break;
       if (i === MAX_STACKED_MOUNTS) throw internal(`target_path ${target} still holds podvault's tmpfs after ${MAX_STACKED_MOUNTS} unmounts`);
       await mounter.unmount(target);
     }
+    // Unmounted: its contents are gone, whatever the rmdir below says.
+    this.options.budget?.release(target);
     await mounter.clear(target);
     try {
       await rmdir(target);

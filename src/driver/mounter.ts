@@ -21,8 +21,11 @@ export interface Mounter {
   readonly description: string;
   /** What is at the target: nothing, a plain directory, podvault's own volume, or something else. */
   probe(target: string): Promise<TargetState>;
-  /** Create the target directory (its parent exists: the kubelet made it) and mount it. */
-  mount(target: string, sizeBytes: number): Promise<void>;
+  /**
+   * Create the target directory (its parent exists: the kubelet made it) and mount it; returns
+   * what is at the target afterwards (podvault's volume, unless something went wrong).
+   */
+  mount(target: string, sizeBytes: number): Promise<TargetState>;
   /**
    * Make podvault's volume at the target (`device`) writable or read-only. Read-only applies to
    * the filesystem, so also to every bind mount of it, a writable one included.
@@ -49,7 +52,7 @@ export class TmpfsMounter implements Mounter {
    * a component swapped for a symlink between the checks and mount(8) cannot send the mount
    * elsewhere. Then the target must show podvault's tmpfs.
    */
-  async mount(target: string, sizeBytes: number): Promise<void> {
+  async mount(target: string, sizeBytes: number): Promise<TargetState> {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw failedPrecondition(`cannot mount a tmpfs at ${target}: the driver is not running as root; run it in a privileged container`);
     }
@@ -75,8 +78,7 @@ export class TmpfsMounter implements Mounter {
     } finally {
       await dir.close();
     }
-    const landed = await probeTarget(target);
-    if (landed.kind !== 'podvault') throw internal(`the tmpfs mounted for ${target} is not there after mount(8) (found ${landed.kind === 'other' ? landed.what : landed.kind})`);
+    return probeTarget(target);
   }
 
   /** `mount -o remount` through an fd on the tmpfs root, checked to be that device. */
@@ -118,7 +120,7 @@ export class ShmDirectoryMounter implements Mounter {
     return state.kind === 'directory' && device !== undefined ? { kind: 'podvault', device, readOnly: false } : state;
   }
 
-  async mount(target: string): Promise<void> {
+  async mount(target: string): Promise<TargetState> {
     await mkdir(target, { mode: 0o755 }).catch(ignore('EEXIST'));
     const dir = await open(target, DIRECTORY_NOFOLLOW);
     try {
@@ -126,6 +128,7 @@ export class ShmDirectoryMounter implements Mounter {
     } finally {
       await dir.close();
     }
+    return this.probe(target);
   }
 
   async setWritable(): Promise<void> {

@@ -147,6 +147,7 @@ export class NodeService {
       // Unmounted behind our back (node cleanup, a kubelet that lost track): never mount it again
       // from the timer; the kubelet publishes anew if the pod still needs it.
       this.volumes.delete(volume.volumeId);
+      this.deps.engine.forget(volume.target);
       await this.deps.state?.remove(volume.volumeId);
       log.warn({ target: volume.target }, 'volume no longer mounted; forgetting it');
       return;
