@@ -4,9 +4,8 @@ import { basename, dirname } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../errors/podvault-error.js';
 import { codeOf, DeviceMismatch, DirHandle, ignore, removeEntry } from './dir-handle.js';
 import { payloadPathProblem } from './paths.js';
-import { DATA_DIR_LINK, DATA_DIR_TMP_LINK, readLayout } from './volume-layout.js';
+import { DATA_DIR_LINK, DATA_DIR_TMP_LINK, readLayout, topLevel } from './volume-layout.js';
 
-export { DATA_DIR_LINK } from './volume-layout.js';
 
 /** One file a volume should hold. */
 export interface PayloadFile {
@@ -193,11 +192,6 @@ async function writeFiles(root: DirHandle, dirName: string, payload: readonly Pa
   } finally {
     await top.close();
   }
-}
-
-function topLevel(path: string): string {
-  const slash = path.indexOf('/');
-  return slash === -1 ? path : path.slice(0, slash);
 }
 
 /** Step 4: whether `root/<dataDir>` holds exactly the payload; anything unexpected counts as a change. */

@@ -35,10 +35,6 @@ export class DirHandle {
     }
   }
 
-  get fd(): number {
-    return this.handle.fd;
-  }
-
   /** `/proc/self/fd/<fd>`: this directory, however its path changes. */
   get path(): string {
     return `/proc/self/fd/${this.handle.fd}`;

@@ -101,10 +101,13 @@ export class StateStore {
     await rm(join(this.dir, stateFileName(volumeId)), { force: true });
   }
 
-  /** Remove a file `loadAll` returned (by its own name: its volume id is not to be trusted). */
+  /**
+   * Remove a file of the state directory by the name `readdir` gave (never by its volume id, which
+   * is not to be trusted), saying why.
+   */
   async discard(file: string, reason: string): Promise<void> {
     this.log.warn({ file, reason }, 'ignoring and removing a volume state file');
-    if (STATE_FILE.test(file) || LEGACY_STATE_FILE.test(file)) await rm(join(this.dir, file), { force: true });
+    await rm(join(this.dir, file), { force: true }).catch((err: unknown) => this.log.warn({ file, cause: describeCause(err) }, 'could not remove a volume state file'));
   }
 
   /**
@@ -132,10 +135,7 @@ export class StateStore {
           return 'unreadable';
         },
       );
-      if (reason) {
-        this.log.warn({ file: name, reason }, 'ignoring and removing a volume state file');
-        await rm(join(this.dir, name), { recursive: false, force: true }).catch((err: unknown) => this.log.warn({ file: name, cause: describeCause(err) }, 'could not remove a volume state file'));
-      }
+      if (reason) await this.discard(name, reason);
     }
     return stored;
   }

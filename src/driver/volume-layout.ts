@@ -5,6 +5,12 @@ import { codeOf, DirHandle, removeEntry } from './dir-handle.js';
 export const DATA_DIR_LINK = '..data';
 export const DATA_DIR_TMP_LINK = '..data_tmp';
 
+/** The visible name a payload path sits under: `tls` for `tls/cert.pem`. */
+export function topLevel(path: string): string {
+  const slash = path.indexOf('/');
+  return slash === -1 ? path : path.slice(0, slash);
+}
+
 /** The writer's own directory names: `..` + UTC time + `.` + mkdtemp's six characters. */
 const DATA_DIR_NAME = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.[A-Za-z0-9]{6}$/;
 

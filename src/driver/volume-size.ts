@@ -1,5 +1,6 @@
 import { resourceExhausted } from '../errors/podvault-error.js';
 import type { PayloadFile } from './atomic-writer.js';
+import { DATA_DIR_LINK, topLevel } from './volume-layout.js';
 
 /** tmpfs allocates whole pages. */
 export const TMPFS_PAGE_BYTES = 4096;
@@ -31,8 +32,8 @@ export function tmpfsBytes(payload: readonly PayloadFile[]): number {
     }
   }
   total += directories.size;
-  const top = new Set(payload.map((f) => f.path.split('/')[0] ?? f.path));
-  for (const name of top) if (`..data/${name}`.length + 1 > SHORT_SYMLINK_BYTES) total += 1;
+  const top = new Set(payload.map((f) => topLevel(f.path)));
+  for (const name of top) if (`${DATA_DIR_LINK}/${name}`.length + 1 > SHORT_SYMLINK_BYTES) total += 1;
   return total * TMPFS_PAGE_BYTES;
 }
 
