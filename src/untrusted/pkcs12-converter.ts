@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -5,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { PodvaultError, internal, invalidArgument, resourceExhausted } from '../errors/podvault-error.js';
 import type { ErrorKind } from '../errors/podvault-error.js';
 import { packageRoot } from '../package-info.js';
+import { LruCache } from '../util/lru-cache.js';
 import type { Pkcs12Answer, Pkcs12Job } from './pkcs12-protocol.js';
 
 export interface Pkcs12Limits {
@@ -29,6 +31,12 @@ const MAX_QUEUED = 64;
 const IDLE_MS = 60_000;
 /** node-forge and a bundle's working copies fit easily; a bundle that needs more is refused. */
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2, stackSizeMb: 4 };
+/**
+ * Conversions shared and kept: the aliases of one object, concurrent publishes of it and a type-2
+ * identity's every publish would each open the same bundle again (the vault fetch is shared, the
+ * conversion was not). A few KiB each; failures are not kept.
+ */
+const RECENT_CONVERSIONS = 32;
 
 interface Pending {
   job: Pkcs12Job;
@@ -60,6 +68,7 @@ export class Pkcs12Converter {
   private readonly queue: Pending[] = [];
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
+  private readonly recent = new LruCache<Promise<string>>(RECENT_CONVERSIONS);
 
   constructor(private limits: Pkcs12Limits) {}
 
@@ -70,6 +79,16 @@ export class Pkcs12Converter {
   /** PEM of the bundle (private key, then certificates leaf → root); rejects with a PodvaultError. */
   convert(pfx: Buffer, password: string): Promise<string> {
     if (pfx.length > MAX_PKCS12_BYTES) return Promise.reject(invalidArgument(`is refused: the PKCS#12 bundle is ${pfx.length} bytes, more than the ${MAX_PKCS12_BYTES} this node opens`));
+    const { maxIterations, timeLimitMs } = this.limits;
+    const key = createHash('sha256').update(pfx).update('\0').update(password).update(`\0${maxIterations}\0${timeLimitMs}`).digest('hex');
+    return this.recent.getOrCreate(key, () => {
+      const converted = this.enqueue(pfx, password);
+      converted.catch(() => this.recent.delete(key));
+      return converted;
+    });
+  }
+
+  private enqueue(pfx: Buffer, password: string): Promise<string> {
     if (this.queue.length >= MAX_QUEUED) return Promise.reject(resourceExhausted(`could not be converted now: ${MAX_QUEUED} PKCS#12 bundles are waiting on this node; retry`));
     return new Promise((resolve, reject) => {
       const job: Pkcs12Job = { id: this.nextId++, pfx: new Uint8Array(pfx), password, maxIterations: this.limits.maxIterations };

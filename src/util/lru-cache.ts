@@ -23,4 +23,8 @@ export class LruCache<V> {
     }
     return created;
   }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
 }
