@@ -10,7 +10,7 @@ import { CredentialFactory } from './credentials.js';
 import { pkcs12Converter, pkcs12Failure } from '../untrusted/pkcs12-converter.js';
 import { canonicalPem } from '../util/pem.js';
 import { podRef } from './pod-info.js';
-import { visibleRef, withLoggedDetail } from './visible-ref.js';
+import { readForeignSafe, visibleRef, withLoggedDetail } from './visible-ref.js';
 import type { PodInfo } from './pod-info.js';
 import { findBoundIdentity } from './pod-identity.js';
 import { ManagedIdentityPolicy } from './managed-identity-policy.js';
@@ -149,12 +149,9 @@ export class IdentityResolver {
         `${ref}: its clientPassword Secret ${secretNamespace}/${spec.clientPassword.name} is outside the pod's namespace`,
       );
     }
-    const secretRef = visibleRef(request.pod.namespace, 'Secret', secretNamespace, spec.clientPassword.name);
-    const data = await this.options.objects.getSecret(secretNamespace, spec.clientPassword.name).catch((err: unknown) => {
-      // A read failure names the Secret; of another namespace, only the log may.
-      if (secretNamespace === request.pod.namespace || !(err instanceof PodvaultError)) throw err;
-      throw withLoggedDetail(new PodvaultError(err.kind, `${ref}: cannot read its clientPassword ${secretRef}`, { cause: err.cause }), err.message);
-    });
+    const secretName = spec.clientPassword.name;
+    const secretRef = visibleRef(request.pod.namespace, 'Secret', secretNamespace, secretName);
+    const data = await readForeignSafe(request.pod.namespace, secretNamespace, `${ref}: cannot read its clientPassword ${secretRef}`, () => this.options.objects.getSecret(secretNamespace, secretName));
     if (!data) throw failedPrecondition(`${ref}: its clientPassword ${secretRef} does not exist`);
     if (spec.type === 1) {
       const secret = data.clientSecret?.toString('utf8') ?? '';

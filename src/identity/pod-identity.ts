@@ -5,7 +5,7 @@ import { POD_IDENTITY_LABEL } from './crds.js';
 import type { AzureIdentity, AzureIdentityBinding, IdentityObjects } from './crds.js';
 import { podRef } from './pod-info.js';
 import type { PodInfo } from './pod-info.js';
-import { visibleRef, withLoggedDetail } from './visible-ref.js';
+import { readForeignSafe, visibleRef, withLoggedDetail } from './visible-ref.js';
 
 export interface BoundIdentity {
   binding: AzureIdentityBinding;
@@ -57,7 +57,7 @@ export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, 
   const bindingNamespace = binding.metadata.namespace ?? pod.namespace;
   const identityNamespace = bindingNamespace;
   const identityName = binding.spec.azureIdentity;
-  const identity = await foreignSafe(pod, identityNamespace, () => objects.getIdentity(identityNamespace, identityName));
+  const identity = await readForeignSafe(pod.namespace, identityNamespace, `no identity for pod ${podRef(pod)}: cannot use an object of another namespace that its binding names`, () => objects.getIdentity(identityNamespace, identityName));
   if (!identity) {
     const bindingShown = visibleRef(pod.namespace, 'AzureIdentityBinding', bindingNamespace, binding.metadata.name);
     throw withLoggedDetail(
@@ -83,12 +83,3 @@ async function listBindings(objects: IdentityObjects, scope: string | undefined,
   return bindings;
 }
 
-/** A read of an object that may belong to another namespace: its failure is told without naming it. */
-async function foreignSafe<T>(pod: PodInfo, namespace: string, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (err) {
-    if (namespace === pod.namespace || !(err instanceof PodvaultError)) throw err;
-    throw withLoggedDetail(new PodvaultError(err.kind, `no identity for pod ${podRef(pod)}: cannot use an object of another namespace that its binding names`, { cause: err.cause }), err.message);
-  }
-}

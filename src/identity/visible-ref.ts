@@ -19,3 +19,16 @@ export function withLoggedDetail(error: PodvaultError, detail: string | undefine
   if (detail === undefined || detail === error.message) return error;
   return new PodvaultError(error.kind, error.message, { cause: new PodvaultError(error.kind, detail, error.cause === undefined ? undefined : { cause: error.cause }) });
 }
+
+/**
+ * A read of an object that may belong to another namespace: a failure of the pod's own namespace
+ * passes as it is; of another, the user reads `message` and the original goes to the log only.
+ */
+export async function readForeignSafe<T>(podNamespace: string, namespace: string, message: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (namespace === podNamespace || !(err instanceof PodvaultError)) throw err;
+    throw withLoggedDetail(new PodvaultError(err.kind, message, { cause: err.cause }), err.message);
+  }
+}
