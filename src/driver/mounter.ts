@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readlink } from 'node:fs/promises';
-import { failedPrecondition, internal } from '../errors/podvault-error.js';
+import { failedPrecondition } from '../errors/podvault-error.js';
 import { basename, dirname } from 'node:path';
 import { codeOf, DIRECTORY_NOFOLLOW, DirHandle, ignore } from './dir-handle.js';
 import { probeTarget, TMPFS_SOURCE } from './mount-probe.js';

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
-import { failedPrecondition, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
+import { failedPrecondition, invalidArgument, permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import type { IdentityParameters } from './identity-parameters.js';
 import type { AzureSdkSettings } from './azure-sdk-settings.js';

@@ -1,5 +1,5 @@
 import { describeCause } from '../errors/describe-cause.js';
-import { PodvaultError, permissionDenied } from '../errors/podvault-error.js';
+import { permissionDenied } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import { POD_IDENTITY_LABEL } from './crds.js';
 import type { AzureIdentity, AzureIdentityBinding, IdentityObjects } from './crds.js';

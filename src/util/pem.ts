@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import type { JsonWebKey } from 'node:crypto';
 
 /** DER → PEM with 64-character lines, byte for byte what Go's pem.EncodeToMemory writes. */
