@@ -36,6 +36,8 @@ export class KubeApiDouble {
   readonly created: object[] = [];
   /** When set, every request answers this HTTP status (an API server outage). */
   failWith?: number;
+  /** When set, writes (POST/PUT/PATCH/DELETE) of `writablePlurals` answer this HTTP status (RBAC missing, etcd trouble). */
+  failWritesWith?: number;
   /** Service-account token issuer and its public keys, served by the OIDC discovery endpoints. */
   issuer = 'https://kubernetes.default.svc.cluster.local';
   serviceAccountKeys: object[] = [];
@@ -112,11 +114,52 @@ export class KubeApiDouble {
     }
   }
 
+  /**
+   * POST (create: 409 if the name exists), PUT (replace: 404 if missing, 409 on a stale
+   * resourceVersion), PATCH (JSON merge patch) and DELETE of a writable resource, as the API
+   * server answers them; watchers see the change.
+   */
+  private write(method: string, pathname: string, res: ServerResponse, body: unknown): void {
+    if (this.failWritesWith) return sendStatus(res, this.failWritesWith, this.failWritesWith === 403 ? 'Forbidden' : 'InternalError', `${method} refused by the double on purpose`);
+    const [, prefix = '', namespace = '', plural = '', pathName] = /^(\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(pathname) ?? [];
+    const sent = body as KubeObject | undefined;
+    const name = pathName ?? sent?.metadata?.name;
+    if (!name) return sendStatus(res, 422, 'Invalid', 'metadata.name: Required value');
+    const key = `${prefix}/namespaces/${namespace}/${plural}/${name}`;
+    const existing = this.objects.get(key);
+    const store = (object: KubeObject, code: number): void => {
+      this.put(plural, { ...object, metadata: { ...object.metadata, name, namespace } });
+      sendJson(res, code, this.objects.get(key));
+    };
+    if (method === 'POST') {
+      if (existing) return sendStatus(res, 409, 'AlreadyExists', `${plural} "${name}" already exists`);
+      return store(sent as KubeObject, 201);
+    }
+    if (!existing) return sendStatus(res, 404, 'NotFound', `${plural} "${name}" not found`);
+    if (method === 'PUT') {
+      const rv = sent?.metadata?.resourceVersion;
+      if (rv !== undefined && rv !== existing.metadata.resourceVersion) return sendStatus(res, 409, 'Conflict', `the object has been modified; please apply your changes to the latest version and try again`);
+      return store(sent as KubeObject, 200);
+    }
+    if (method === 'PATCH') return store(mergePatch(existing, body) as KubeObject, 200);
+    if (method === 'DELETE') {
+      this.delete(plural, existing.apiVersion, namespace, name);
+      return sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' });
+    }
+    return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not served by the double`);
+  }
+
+  /** A stored object, or undefined (tests read what the driver wrote). */
+  get(plural: string, apiVersion: string, namespace: string, name: string): KubeObject | undefined {
+    return this.objects.get(`${apiPrefix(apiVersion)}/namespaces/${namespace}/${plural}/${name}`);
+  }
+
   private handle(method: string, rawUrl: string, authorization: string | undefined, res: ServerResponse, body?: unknown): void {
     this.requests.push(`${method} ${rawUrl}`);
     if (this.failWith) return sendStatus(res, this.failWith, 'InternalError', 'the API server double is failing on purpose');
     if (authorization !== 'Bearer test-token') return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
     const url = new URL(rawUrl, 'http://double');
+    if (method !== 'GET' && isWritable(url.pathname)) return this.write(method, url.pathname, res, body);
     if (method === 'POST' && body !== undefined) {
       const object = { ...(body as KubeObject), metadata: { ...(body as KubeObject).metadata, name: `${(body as KubeObject).metadata?.generateName ?? 'obj'}${++this.resourceVersion}`, resourceVersion: String(this.resourceVersion) } };
       this.created.push(object);
@@ -157,6 +200,23 @@ export class KubeApiDouble {
     }
     return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
   }
+}
+
+/** Resources the double stores writes of (create, replace, merge patch, delete by name); others' POSTs are Events. */
+const writablePlurals = ['secretproviderclasspodstatuses'];
+
+function isWritable(pathname: string): boolean {
+  return writablePlurals.some((plural) => new RegExp(`^/apis/[^/]+/[^/]+/namespaces/[^/]+/${plural}(?:/[^/]+)?$`).test(pathname));
+}
+
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
 }
 
 /**
