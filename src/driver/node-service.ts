@@ -1,6 +1,8 @@
 import type { EventRecorder } from '../events/event-recorder.js';
 import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
+import { podStatusObjects } from '../kube/pod-status.js';
+import type { PodStatusSink, VolumePodStatus } from '../kube/pod-status.js';
 import type { Logger } from '../log.js';
 import type { ProviderFile, ProviderRegistry } from '../providers/provider.js';
 import { describeCause } from '../errors/describe-cause.js';
@@ -45,8 +47,10 @@ export interface NodeServiceDeps {
   state?: StateStore;
   /** Bounds the publishes and rotations holding fetched data at once; unbounded when absent. */
   gate?: PublishGate;
+  /** Where each CSI volume's SecretProviderClassPodStatus goes (Kubernetes mode); none standalone. */
+  podStatus?: PodStatusSink;
   /** Observers of outcomes (metrics). */
-  observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void };
+  observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void; podStatus?(result: string): void };
 }
 
 /** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
@@ -103,7 +107,7 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(signal);
-      const files = await this.fetch(req, log, signal, startedAt);
+      const { files, secretObjects } = await this.fetch(req, log, signal, startedAt);
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
       const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
@@ -112,6 +116,9 @@ export class NodeService {
       await this.deps.state?.save(volume);
       log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
       this.deps.observe?.publish('ok');
+      // Once per volume: republishes, rotations and recovered volumes never come through here.
+      if (secretObjects) this.deps.events.record(req.pod, 'Normal', SECRET_OBJECTS_IGNORED, secretObjectsIgnoredMessage(req.className));
+      await this.writePodStatus(volume, files, log);
     } catch (err) {
       this.deps.observe?.publish(err instanceof PodvaultError ? grpcStatusName(err.kind) : 'INTERNAL');
       if (err instanceof PodvaultError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
@@ -136,7 +143,10 @@ export class NodeService {
     volume.awaitingSecrets = false;
     volume.republishedAt = now;
     this.volumes.set(volume);
-    if (now - volume.fetchedAt < this.deps.rotationIntervalMs) return;
+    if (now - volume.fetchedAt < this.deps.rotationIntervalMs) {
+      if (volume.podStatus?.pending) await this.writePodStatus(volume, undefined, log);
+      return;
+    }
     await this.rotate(volume, log, 'republish');
   }
 
@@ -155,7 +165,7 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(controller.signal);
-      const files = await this.fetch(volume.request, log, controller.signal);
+      const { files } = await this.fetch(volume.request, log, controller.signal);
       const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
       const versions = versionsOf(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
@@ -164,6 +174,7 @@ export class NodeService {
       await this.deps.state?.save(volume);
       log.info({ trigger, changed: changed.changed, versions: moved }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
+      if (moved.length > 0 || !volume.podStatus || volume.podStatus.pending) await this.writePodStatus(volume, files, log);
     } catch (err) {
       const message = err instanceof PodvaultError ? err.message : 'internal error; see the driver log';
       log.warn({ trigger, cause: describeCause(err) }, 'rotation failed; the mounted files are kept and the next republish retries');
@@ -258,11 +269,38 @@ export class NodeService {
     return undefined;
   }
 
-  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now()): Promise<ProviderFile[]> {
+  /** The volume's files, and whether its class asks for `secretObjects` (which podvault ignores). */
+  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now()): Promise<{ files: ProviderFile[]; secretObjects: boolean }> {
     // FlexVolume mounts name no class: the shim passes the Azure provider's parameters inline.
     const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
     const provider = this.deps.providers.get(spec.provider, req.className);
-    return provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt });
+    const files = await provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt });
+    return { files, secretObjects: 'secretObjects' in spec && (spec.secretObjects?.length ?? 0) > 0 };
+  }
+
+  /**
+   * Create or update the volume's SecretProviderClassPodStatus (CSI volumes in Kubernetes mode;
+   * FlexVolume mounts have no class). Never throws and is bounded by the writer: a failure is
+   * counted and marks the status pending, so the next republish or rotation writes it again.
+   * `files` absent: rewrite what was last meant to be written.
+   */
+  private async writePodStatus(volume: MountedVolume, files: readonly ProviderFile[] | undefined, log: Logger): Promise<void> {
+    const sink = this.deps.podStatus;
+    if (!sink || volume.request.inlineParameters) return;
+    const objects = files ? podStatusObjects(files) : volume.podStatus?.objects;
+    if (!objects) return;
+    const status: VolumePodStatus = { pod: volume.request.pod, className: volume.request.className, targetPath: volume.target, objects };
+    const written = await sink.write(status, log);
+    volume.podStatus = { objects, pending: !written };
+    this.deps.observe?.podStatus?.(written ? 'written' : 'failed');
+  }
+
+  /** On unpublish: the status goes too (the pod's garbage collection is the backstop when this fails). */
+  private async removePodStatus(volume: MountedVolume | undefined, log: Logger): Promise<void> {
+    const sink = this.deps.podStatus;
+    if (!sink || !volume || volume.request.inlineParameters) return;
+    const removed = await sink.remove({ pod: volume.request.pod, className: volume.request.className, targetPath: volume.target, objects: [] }, log);
+    this.deps.observe?.podStatus?.(removed ? 'removed' : 'failed');
   }
 
   /**
@@ -325,9 +363,11 @@ export class NodeService {
         this.deps.observe?.unpublish('failed');
         throw err;
       }
+      const known = this.volumes.get(req.volumeId);
       this.volumes.delete(req.volumeId);
       await this.deps.state?.remove(req.volumeId);
       this.deps.observe?.unpublish('ok');
+      await this.removePodStatus(known?.target === target ? known : undefined, ctx.log);
       ctx.log.info({ volumeId: req.volumeId, target }, 'unpublished');
       return {};
     });
@@ -344,6 +384,13 @@ export class NodeService {
   async getInfo(): Promise<NodeGetInfoResponse> {
     return { nodeId: this.deps.nodeId, maxVolumesPerNode: '0' };
   }
+}
+
+/** Reason of the Normal event on a pod whose class has `spec.secretObjects`. */
+export const SECRET_OBJECTS_IGNORED = 'SecretObjectsIgnored';
+
+function secretObjectsIgnoredMessage(className: string): string {
+  return `class ${className}: spec.secretObjects is ignored: podvault never copies Key Vault objects into Kubernetes Secrets (that would store them in etcd). The volume is mounted: read the files in it, or, for environment variables, the volume's env file (see the README section "Environment variables").`;
 }
 
 function versionsOf(files: readonly ProviderFile[]): Record<string, string> {

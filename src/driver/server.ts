@@ -29,6 +29,7 @@ import { startHealthServer } from '../metrics/http-server.js';
 import type { Histogram } from 'prom-client';
 import { LogEventRecorder } from '../events/event-recorder.js';
 import type { EventRecorder } from '../events/event-recorder.js';
+import type { PodStatusSink } from '../kube/pod-status.js';
 import { prepareSocketPath, removeSocket, socketPathOf } from './socket.js';
 import { unary } from './unary.js';
 import { pkcs12Converter } from '../untrusted/pkcs12-converter.js';
@@ -53,7 +54,7 @@ export interface RunningDriver {
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder }> {
+async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink }> {
   const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
@@ -61,11 +62,12 @@ async function clusterSources(config: DriverConfig, log: Logger): Promise<{ clas
   }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }] = await Promise.all([
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }, { KubePodStatusWriter }] = await Promise.all([
     import('../kube/kube-class-source.js'),
     import('../kube/kube-identity-objects.js'),
     import('../kube/kube-service-account-keys.js'),
     import('../kube/kube-event-recorder.js'),
+    import('../kube/kube-pod-status-writer.js'),
   ]);
   const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
   return {
@@ -73,6 +75,7 @@ async function clusterSources(config: DriverConfig, log: Logger): Promise<{ clas
     objects: new KubeIdentityObjects(kubeConfig),
     keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig),
     events: new KubeEventRecorder(kubeConfig, config.nodeId, log),
+    podStatus: new KubePodStatusWriter(kubeConfig, config.nodeId),
   };
 }
 
@@ -93,7 +96,7 @@ async function timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects, keys, events } = await clusterSources(config, log);
+  const { classes, objects, keys, events, podStatus } = await clusterSources(config, log);
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
@@ -135,7 +138,9 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     rotationIntervalMs: config.rotationIntervalMs,
     ...(config.stateDir ? { state: new StateStore(config.stateDir, log) } : {}),
     gate: new PublishGate({ slots: config.maxConcurrentPublishes, queue: config.maxQueuedPublishes, maxWaitMs: config.publishDeadlineMs }),
+    ...(podStatus ? { podStatus } : {}),
     observe: {
+      podStatus: (result) => metrics.podStatusWrites.inc({ result }),
       publish: (result) => metrics.publishes.inc({ result }),
       rotation: (result) => metrics.rotations.inc({ result }),
       unpublish: (result) => metrics.unpublishes.inc({ result }),

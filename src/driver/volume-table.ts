@@ -1,4 +1,5 @@
 import type { PublishRequest } from './publish-request.js';
+import type { PodStatusObject } from '../kube/pod-status.js';
 
 /**
  * What the driver knows of a volume it published: enough to rotate it without the kubelet (its
@@ -21,6 +22,8 @@ export interface MountedVolume {
    * binding), so the timer leaves it alone until the kubelet republishes it with its secret.
    */
   awaitingSecrets?: boolean;
+  /** The SecretProviderClassPodStatus last meant for it (ids and versions), and whether writing it failed. */
+  podStatus?: { objects: PodStatusObject[]; pending: boolean };
 }
 
 export class VolumeTable {
