@@ -14,7 +14,8 @@ import type { DriverFlags } from '../src/config/driver-config.js';
 import { DEFAULT_FLEX_ENDPOINT } from '../src/flexvolume/shim.js';
 import { azureIdentityBindingSchema, azureIdentitySchema } from '../src/identity/crds.js';
 import { WORKLOAD_IDENTITY_AUDIENCE } from '../src/identity/identity-resolver.js';
-import { secretProviderClassSchema } from '../src/kube/secret-provider-class.js';
+import { SPC_GROUP, SPC_VERSION, secretProviderClassSchema } from '../src/kube/secret-provider-class.js';
+import { SPCPS_KIND, SPCPS_PLURAL, podStatusBody } from '../src/kube/pod-status.js';
 import { packageRoot } from '../src/package-info.js';
 import { parseAzureParameters } from '../src/providers/azure/parameters.js';
 
@@ -133,10 +134,20 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     const role = find('ClusterRole', 'podvault') as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
     const granted = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
     // What src/kube/*.ts call through @kubernetes/client-node.
-    const used = ['/pods:get', '/pods:list', '/serviceaccounts:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', 'aadpodidentity.k8s.io/azureidentities:get', 'aadpodidentity.k8s.io/azureidentitybindings:list'];
+    const used = ['/pods:get', '/pods:list', '/serviceaccounts:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', ...['get', 'create', 'update', 'delete'].map((v) => `secrets-store.csi.x-k8s.io/secretproviderclasspodstatuses:${v}`), 'aadpodidentity.k8s.io/azureidentities:get', 'aadpodidentity.k8s.io/azureidentitybindings:list'];
     expect([...granted].sort()).toEqual(used.sort());
     const bindings = docs.filter((d) => d.doc.kind === 'ClusterRoleBinding').map((d) => d.doc as unknown as { roleRef: { name: string } });
     expect(bindings.map((b) => b.roleRef.name).sort()).toEqual(['podvault', 'system:service-account-issuer-discovery']);
+  });
+
+  it('the SecretProviderClassPodStatus CRD is upstream\'s names and holds every field the driver writes', () => {
+    const crd = find('CustomResourceDefinition', `${SPCPS_PLURAL}.${SPC_GROUP}`) as unknown as { spec: { group: string; names: { kind: string; plural: string }; versions: Array<{ name: string; schema: { openAPIV3Schema: { properties: { status: { properties: Record<string, { items?: { properties: Record<string, unknown> } }> } } } } }> } };
+    expect(crd.spec).toMatchObject({ group: SPC_GROUP, names: { kind: SPCPS_KIND, plural: SPCPS_PLURAL } });
+    const status = crd.spec.versions.find((v) => v.name === SPC_VERSION)!.schema.openAPIV3Schema.properties.status.properties;
+    const body = podStatusBody({ pod: { namespace: 'ns', name: 'p', uid: 'u', serviceAccount: 'sa' }, className: 'c', targetPath: '/t', objects: [{ id: 'secret/a', version: '1' }] }, 'node-1') as { status: Record<string, unknown> };
+    // A structural schema prunes unknown fields: each one written must be declared.
+    expect(Object.keys(status).sort()).toEqual(Object.keys(body.status).sort());
+    expect(Object.keys(status.objects!.items!.properties).sort()).toEqual(['id', 'version']);
   });
 
   it('ships a Dockerfile that builds the same entry point', async () => {
