@@ -7,8 +7,9 @@ export const SPC_KIND = 'SecretProviderClass';
 
 /**
  * The part of the upstream Secrets Store CSI driver's SecretProviderClass (v1) that podvault
- * reads. Unknown fields (secretObjects, status...) are allowed and ignored, so classes written
- * for the upstream driver load unchanged.
+ * reads. Unknown fields (status...) are allowed and ignored, so classes written for the upstream
+ * driver load unchanged. `secretObjects` (sync into a Kubernetes Secret) is read only to tell the
+ * pod it is ignored: podvault keeps Key Vault objects out of etcd.
  */
 export const secretProviderClassSchema = z.object({
   apiVersion: z.string().optional(),
@@ -21,6 +22,8 @@ export const secretProviderClassSchema = z.object({
   spec: z.object({
     provider: z.string().min(1),
     parameters: z.record(z.string(), z.string()).default({}),
+    // Only its presence matters; the entries are never looked at.
+    secretObjects: z.array(z.unknown()).optional(),
   }),
 });
 
