@@ -5,6 +5,7 @@ import { KubeApiDouble } from './support/kube-api-double.js';
 import type { KubeObject } from './support/kube-api-double.js';
 import { isRoot, SECRET_VALUES, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
+import { POD_STATUS_TIMEOUT_MS } from '../src/kube/kube-pod-status-writer.js';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SPC = 'secrets-store.csi.x-k8s.io/v1';
@@ -88,6 +89,21 @@ describe.skipIf(!isRoot)('SecretProviderClassPodStatus: which versions a pod has
     }
     await h.client.publish(v.request); // a republish inside the interval retries the pending write
     expect(versionsIn(statusOf(`status-refused-${code}`))).toHaveLength(2);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
+  it('an API that never answers holds the publish for the writer\'s bound only, and the status is written later', async () => {
+    const v = await h.volume({ pod: 'status-stalled' });
+    api.stallWrites = true;
+    try {
+      await h.client.publish(v.request); // answered OK after at most POD_STATUS_TIMEOUT_MS of waiting
+      expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(SECRET_VALUES.dbPassword);
+      expect(h.logs.join('')).toContain(`no answer within ${POD_STATUS_TIMEOUT_MS} ms`);
+    } finally {
+      delete api.stallWrites;
+    }
+    await h.client.publish(v.request);
+    expect(statusOf('status-stalled')).toBeDefined();
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });

@@ -2,7 +2,7 @@ import type { EventRecorder } from '../events/event-recorder.js';
 import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
 import { podStatusObjects } from '../kube/pod-status.js';
-import type { PodStatusSink, VolumePodStatus } from '../kube/pod-status.js';
+import type { PodStatusObject, PodStatusSink, VolumePodStatus } from '../kube/pod-status.js';
 import type { Logger } from '../log.js';
 import type { ProviderFile, ProviderRegistry } from '../providers/provider.js';
 import { describeCause } from '../errors/describe-cause.js';
@@ -118,7 +118,9 @@ export class NodeService {
       this.deps.observe?.publish('ok');
       // Once per volume: republishes, rotations and recovered volumes never come through here.
       if (secretObjects) this.deps.events.record(req.pod, 'Normal', SECRET_OBJECTS_IGNORED, secretObjectsIgnoredMessage(req.className));
-      await this.writePodStatus(volume, files, log);
+      const objects = podStatusObjects(files);
+      leave(); // the status write holds no fetched data: the slot goes to the next publish
+      await this.writePodStatus(volume, objects, log);
     } catch (err) {
       this.deps.observe?.publish(err instanceof PodvaultError ? grpcStatusName(err.kind) : 'INTERNAL');
       if (err instanceof PodvaultError) this.deps.events.record(req.pod, 'Warning', 'PublishFailed', `class ${req.className}: ${err.message}`);
@@ -174,7 +176,9 @@ export class NodeService {
       await this.deps.state?.save(volume);
       log.info({ trigger, changed: changed.changed, versions: moved }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
-      if (moved.length > 0 || !volume.podStatus || volume.podStatus.pending) await this.writePodStatus(volume, files, log);
+      const objects = podStatusObjects(files);
+      leave();
+      if (moved.length > 0 || !volume.podStatus || volume.podStatus.pending) await this.writePodStatus(volume, objects, log);
     } catch (err) {
       const message = err instanceof PodvaultError ? err.message : 'internal error; see the driver log';
       log.warn({ trigger, cause: describeCause(err) }, 'rotation failed; the mounted files are kept and the next republish retries');
@@ -282,12 +286,12 @@ export class NodeService {
    * Create or update the volume's SecretProviderClassPodStatus (CSI volumes in Kubernetes mode;
    * FlexVolume mounts have no class). Never throws and is bounded by the writer: a failure is
    * counted and marks the status pending, so the next republish or rotation writes it again.
-   * `files` absent: rewrite what was last meant to be written.
+   * `fresh` absent: rewrite what was last meant to be written.
    */
-  private async writePodStatus(volume: MountedVolume, files: readonly ProviderFile[] | undefined, log: Logger): Promise<void> {
+  private async writePodStatus(volume: MountedVolume, fresh: PodStatusObject[] | undefined, log: Logger): Promise<void> {
     const sink = this.deps.podStatus;
     if (!sink || volume.request.inlineParameters) return;
-    const objects = files ? podStatusObjects(files) : volume.podStatus?.objects;
+    const objects = fresh ?? volume.podStatus?.objects;
     if (!objects) return;
     const status: VolumePodStatus = { pod: volume.request.pod, className: volume.request.className, targetPath: volume.target, objects };
     const written = await sink.write(status, log);

@@ -38,6 +38,8 @@ export class KubeApiDouble {
   failWith?: number;
   /** When set, writes (POST/PUT/PATCH/DELETE) of `writablePlurals` answer this HTTP status (RBAC missing, etcd trouble). */
   failWritesWith?: number;
+  /** When set, those writes are never answered (a hung API server). */
+  stallWrites?: boolean;
   /** Service-account token issuer and its public keys, served by the OIDC discovery endpoints. */
   issuer = 'https://kubernetes.default.svc.cluster.local';
   serviceAccountKeys: object[] = [];
@@ -120,6 +122,7 @@ export class KubeApiDouble {
    * server answers them; watchers see the change.
    */
   private write(method: string, pathname: string, res: ServerResponse, body: unknown): void {
+    if (this.stallWrites) return undefined;
     if (this.failWritesWith) return sendStatus(res, this.failWritesWith, this.failWritesWith === 403 ? 'Forbidden' : 'InternalError', `${method} refused by the double on purpose`);
     const [, prefix = '', namespace = '', plural = '', pathName] = /^(\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(pathname) ?? [];
     const sent = body as KubeObject | undefined;
