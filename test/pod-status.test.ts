@@ -74,6 +74,19 @@ describe.skipIf(!isRoot)('SecretProviderClassPodStatus: which versions a pod has
     expect(api.requests).toContain(`DELETE /apis/secrets-store.csi.x-k8s.io/v1/namespaces/default/${PLURAL}/status-2-default-app`);
   });
 
+  it('two volumes of one pod with one class: unpublishing the first leaves the status the second wrote', async () => {
+    const uid = '00000000-0000-4000-8000-0000000005a1';
+    const a = await h.volume({ pod: 'status-twice', uid, volumeName: 'first' });
+    const b = await h.volume({ pod: 'status-twice', uid, volumeName: 'second' });
+    await h.client.publish(a.request);
+    await h.client.publish(b.request);
+    expect((statusOf('status-twice')?.status as { targetPath?: string }).targetPath).toBe(b.targetPath);
+    await h.client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
+    expect((statusOf('status-twice')?.status as { targetPath?: string }).targetPath).toBe(b.targetPath);
+    await h.client.unpublish({ volumeId: b.volumeId, targetPath: b.targetPath });
+    expect(statusOf('status-twice')).toBeUndefined();
+  });
+
   it.each([403, 500])('an API that refuses the write (%i) does not fail the publish; it is logged, counted and written at the next republish', async (code) => {
     const v = await h.volume({ pod: `status-refused-${code}` });
     api.failWritesWith = code;
