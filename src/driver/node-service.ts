@@ -279,7 +279,7 @@ export class NodeService {
     const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
     const provider = this.deps.providers.get(spec.provider, req.className);
     const files = await provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt });
-    return { files, secretObjects: 'secretObjects' in spec && (spec.secretObjects?.length ?? 0) > 0 };
+    return { files, secretObjects: 'secretObjects' in spec && Array.isArray(spec.secretObjects) && spec.secretObjects.length > 0 };
   }
 
   /**

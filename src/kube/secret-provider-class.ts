@@ -22,8 +22,8 @@ export const secretProviderClassSchema = z.object({
   spec: z.object({
     provider: z.string().min(1),
     parameters: z.record(z.string(), z.string()).default({}),
-    // Only its presence matters; the entries are never looked at.
-    secretObjects: z.array(z.unknown()).optional(),
+    // Only whether it lists anything matters; the entries are never looked at, nor its shape checked.
+    secretObjects: z.unknown().optional(),
   }),
 });
 
