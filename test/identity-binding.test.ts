@@ -2,7 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { createPipelineRequest } from '@azure/core-rest-pipeline';
 import { buildDriverConfig } from '../src/config/driver-config.js';
+import { createTestCa } from '../src/devvault/test-ca.js';
+import { TokenProxyClient } from '../src/identity/token-proxy.js';
 import { isRoot, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 import { ISSUER, podToken, saKeys } from './support/identity-fixtures.js';
@@ -90,6 +94,22 @@ describe.skipIf(!isRoot)('useAzureTokenProxy: AKS identity binding through the o
     expect(account.details).toMatch(/refused the pod's token for client ib-managed-identity.*unauthorized_client AADSTS700213$/);
     expect(h.vault.requests['proxy-refused']).toBe(2);
     for (const text of [audience.details, account.details]) expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+  });
+
+  it('talks to the proxy only as the operator configured it: its CA, its SNI name; a rotated CA file is read again', async () => {
+    const proxy = h.vault.tokenProxy;
+    if (!proxy) throw new Error('dev-vault started without its token proxy');
+    const discovery = (client: TokenProxyClient) => client.sendRequest(createPipelineRequest({ url: `https://login.microsoftonline.com/${h.vault.tenantId}/v2.0/.well-known/openid-configuration`, method: 'GET' }));
+    // The request's own host is never contacted: the proxy answers.
+    expect((await discovery(new TokenProxyClient({ url: proxy.url, caData: proxy.caPem, sniName: proxy.sniName }))).status).toBe(200);
+    await expect(discovery(new TokenProxyClient({ url: proxy.url, caData: proxy.caPem }))).rejects.toThrow(/altnames|Hostname/i);
+    await expect(discovery(new TokenProxyClient({ url: proxy.url, caData: createTestCa('another CA').certPem, sniName: proxy.sniName }))).rejects.toThrow(/certificate/i);
+    const caFile = join(h.classDir, '..', 'rotating-ca.pem');
+    await writeFile(caFile, '');
+    const rotating = new TokenProxyClient({ url: proxy.url, caFile, sniName: proxy.sniName });
+    await expect(discovery(rotating)).rejects.toThrow(/its CA file .* is empty/);
+    await writeFile(caFile, proxy.caPem);
+    expect((await discovery(rotating)).status).toBe(200);
   });
 
   it('never logs the pod\'s tokens, the Key Vault token or the value', () => {
