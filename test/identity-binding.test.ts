@@ -74,6 +74,21 @@ describe.skipIf(!isRoot)('useAzureTokenProxy: AKS identity binding through the o
     expect(h.vault.requests['proxy-token'] ?? 0).toBe(before);
   });
 
+  it('asks the proxy for Key Vault tokens only, whatever the vault\'s challenge names', async () => {
+    const before = h.vault.requests['proxy-token'] ?? 0;
+    h.vault.setChallengeResource('https://management.azure.com');
+    try {
+      // A token of its own (another lifetime), so no client of an earlier publish answers from its cache.
+      const fresh = { [AUDIENCE]: podToken(AUDIENCE, 'default', 'ib-sa', { name: 'ib-sa', uid: 'x' }, 3500) };
+      const refused = await publish(h, 'ib', 'ib-sa', fresh);
+      expect(refused.code).toBe(status.PERMISSION_DENIED);
+      expect(refused.details).toMatch(/asks for a token for resource "https:\/\/management.azure.com"; podvault asks tokens only for the Key Vault resource/);
+    } finally {
+      h.vault.setChallengeResource(undefined);
+    }
+    expect(h.vault.requests['proxy-token'] ?? 0).toBe(before);
+  });
+
   it('without a token for api://AKSIdentityBinding in the volume context, says the CSIDriver must request it', async () => {
     const other = { 'api://AzureADTokenExchange': podToken('api://AzureADTokenExchange', 'default', 'ib-sa', { name: 'ib-sa', uid: 'x' }) };
     const refused = await publish(h, 'ib', 'ib-sa', other);
