@@ -80,7 +80,7 @@ describe('Azure provider parameters', () => {
 
   it('accepts the identity parameters with strconv.ParseBool spellings', () => {
     const p = parseAzureParameters({ ...upstreamStyle, usePodIdentity: 'True', userAssignedIdentityID: ' abc ' });
-    expect(p.identity).toEqual({ usePodIdentity: true, useVMManagedIdentity: false, userAssignedIdentityID: 'abc', clientID: '' });
+    expect(p.identity).toEqual({ usePodIdentity: true, useVMManagedIdentity: false, userAssignedIdentityID: 'abc', clientID: '', useAzureTokenProxy: false });
     expect(() => parseAzureParameters({ ...upstreamStyle, useVMManagedIdentity: 'yes' })).toThrow(/useVMManagedIdentity must be "true" or "false"/);
   });
 

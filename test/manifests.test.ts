@@ -14,6 +14,7 @@ import type { DriverFlags } from '../src/config/driver-config.js';
 import { DEFAULT_FLEX_ENDPOINT } from '../src/flexvolume/shim.js';
 import { azureIdentityBindingSchema, azureIdentitySchema } from '../src/identity/crds.js';
 import { WORKLOAD_IDENTITY_AUDIENCE } from '../src/identity/identity-resolver.js';
+import { IDENTITY_BINDING_AUDIENCE } from '../src/identity/token-proxy-config.js';
 import { SPC_GROUP, SPC_VERSION, secretProviderClassSchema } from '../src/kube/secret-provider-class.js';
 import { SPCPS_KIND, SPCPS_PLURAL, podStatusBody } from '../src/kube/pod-status.js';
 import { packageRoot } from '../src/package-info.js';
@@ -127,7 +128,7 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     expect(csiDriver.metadata.name).toBe(config.driverName);
     // fsGroupPolicy File with the driver's VOLUME_MOUNT_GROUP: the pod's fsGroup reaches the driver.
     expect(csiDriver.spec).toMatchObject({ podInfoOnMount: true, volumeLifecycleModes: ['Ephemeral'], requiresRepublish: true, fsGroupPolicy: 'File' });
-    expect(csiDriver.spec.tokenRequests.map((t) => t.audience).sort()).toEqual([config.podTokenAudience, WORKLOAD_IDENTITY_AUDIENCE].sort());
+    expect(csiDriver.spec.tokenRequests.map((t) => t.audience).sort()).toEqual([config.podTokenAudience, WORKLOAD_IDENTITY_AUDIENCE, IDENTITY_BINDING_AUDIENCE].sort());
   });
 
   it('RBAC grants exactly the API calls the driver makes, and nothing that writes Secrets', () => {

@@ -19,8 +19,12 @@ export function devVaultCommand(): Command {
       const seed = await loadSeedFile(flags.seed);
       const vault = await startDevVault({ seed, host: flags.host, port: Number(flags.port), latencyMs: Number(flags.latencyMs) });
       await writeFile(flags.caOut, vault.caPem, { mode: 0o644 });
+      const proxy = vault.tokenProxy;
+      const proxyCaFile = `${flags.caOut}.token-proxy.pem`;
+      if (proxy) await writeFile(proxyCaFile, proxy.caPem, { mode: 0o644 });
       // One JSON line a script can read; the CA is public material, the seed's secrets are not printed.
-      process.stdout.write(`${JSON.stringify({ vaultUri: vault.url, authorityHost: vault.url, tenantId: vault.tenantId, caFile: flags.caOut })}\n`);
+      const tokenProxy = proxy ? { tokenProxy: { url: proxy.url, sniName: proxy.sniName, caFile: proxyCaFile } } : {};
+      process.stdout.write(`${JSON.stringify({ vaultUri: vault.url, authorityHost: vault.url, tenantId: vault.tenantId, caFile: flags.caOut, ...tokenProxy })}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => void vault.close().then(resolve);
         process.once('SIGTERM', stop);

@@ -64,6 +64,9 @@ export function driverCommand(): Command {
     .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
     .option('--pkcs12-max-iterations <n>', `refuse a PKCS#12 bundle whose MAC or key derivation asks for more iterations (default ${DEFAULT_PKCS12_MAX_ITERATIONS})`)
     .option('--pkcs12-time-limit <duration>', `refuse a PKCS#12 bundle not opened within this long; its worker thread is replaced (default ${DEFAULT_PKCS12_TIME_LIMIT})`)
+    .option('--azure-token-proxy <url>', 'the node\'s AKS token proxy for useAzureTokenProxy classes (identity binding), https://host[/path] (env AZURE_KUBERNETES_TOKEN_PROXY; off when absent)')
+    .option('--azure-token-proxy-ca-file <file>', 'PEM CA bundle the token proxy is verified against, re-read when it changes (env AZURE_KUBERNETES_CA_FILE; default: --ca-file, else the system roots)')
+    .option('--azure-token-proxy-sni-name <name>', 'TLS server name presented to the token proxy and checked in its certificate (env AZURE_KUBERNETES_SNI_NAME)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

@@ -4,6 +4,8 @@ import { describeZodError } from '../util/zod-error.js';
 import { managedIdentityId, parseManagedIdentityGrant } from '../identity/managed-identity-policy.js';
 import type { ManagedIdentityGrant } from '../identity/managed-identity-policy.js';
 import { DEFAULT_PKCS12_MAX_ITERATIONS, DEFAULT_PKCS12_TIME_LIMIT } from '../untrusted/pkcs12-converter.js';
+import { tokenProxyUrlProblem } from '../identity/token-proxy-config.js';
+import type { TokenProxyConfig } from '../identity/token-proxy-config.js';
 
 
 export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
@@ -82,6 +84,8 @@ export interface DriverConfig {
   /** PKCS#12 bundles (vault certificates, type-2 identities): iteration cap and time limit. */
   pkcs12MaxIterations: number;
   pkcs12TimeLimitMs: number;
+  /** The node's AKS token proxy for `useAzureTokenProxy` classes (identity binding); none when absent. */
+  azureTokenProxy?: TokenProxyConfig;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -123,6 +127,9 @@ export interface DriverFlags {
   vaultMaxRetryAfter?: string;
   pkcs12MaxIterations?: string;
   pkcs12TimeLimit?: string;
+  azureTokenProxy?: string;
+  azureTokenProxyCaFile?: string;
+  azureTokenProxySniName?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -272,9 +279,10 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     pkcs12MaxIterations: Number(flags.pkcs12MaxIterations ?? DEFAULT_PKCS12_MAX_ITERATIONS),
     pkcs12TimeLimitMs: parsed0('--pkcs12-time-limit', parseDuration, flags.pkcs12TimeLimit ?? DEFAULT_PKCS12_TIME_LIMIT),
   };
+  const azureTokenProxy = tokenProxyConfig(flags, env);
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);
-  const config = parsed.data as DriverConfig;
+  const config = { ...(parsed.data as DriverConfig), ...(azureTokenProxy ? { azureTokenProxy } : {}) };
   if ((config.serviceAccountJwks === undefined) !== (config.serviceAccountIssuer === undefined)) {
     throw new Error('invalid driver configuration: --service-account-jwks and --service-account-issuer go together');
   }
@@ -285,4 +293,26 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     throw new Error('invalid driver configuration: --require-pod-token in standalone mode needs --service-account-jwks and --service-account-issuer');
   }
   return config;
+}
+
+/**
+ * The AKS token proxy: the flags, else the variables the Azure SDKs read for identity binding
+ * (the AKS webhook sets them in pods that use it). Either way the node's operator chooses it.
+ */
+function tokenProxyConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): TokenProxyConfig | undefined {
+  const fromFlags = flags.azureTokenProxy !== undefined || flags.azureTokenProxyCaFile !== undefined || flags.azureTokenProxySniName !== undefined;
+  const url = fromFlags ? flags.azureTokenProxy : env.AZURE_KUBERNETES_TOKEN_PROXY;
+  const caFile = fromFlags ? flags.azureTokenProxyCaFile : env.AZURE_KUBERNETES_CA_FILE;
+  const caData = fromFlags ? undefined : env.AZURE_KUBERNETES_CA_DATA;
+  const sniName = fromFlags ? flags.azureTokenProxySniName : env.AZURE_KUBERNETES_SNI_NAME;
+  const where = fromFlags ? '--azure-token-proxy' : 'AZURE_KUBERNETES_TOKEN_PROXY';
+  if (!url) {
+    if (caFile || caData || sniName) throw new Error(`invalid driver configuration: ${where} is not set but its CA or SNI name is`);
+    return undefined;
+  }
+  const problem = tokenProxyUrlProblem(url);
+  if (problem) throw new Error(`invalid driver configuration: ${where} ${problem}`);
+  if (caFile && caData) throw new Error('invalid driver configuration: AZURE_KUBERNETES_CA_FILE and AZURE_KUBERNETES_CA_DATA are mutually exclusive');
+  if (sniName !== undefined && !/^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$/.test(sniName)) throw new Error(`invalid driver configuration: ${fromFlags ? '--azure-token-proxy-sni-name' : 'AZURE_KUBERNETES_SNI_NAME'} must be a DNS name`);
+  return { url, ...(caFile ? { caFile } : {}), ...(caData ? { caData } : {}), ...(sniName ? { sniName } : {}) };
 }

@@ -34,6 +34,8 @@ const clientSchema = z.object({
   resourceId: z.string().optional(),
   /** A federated credential (workload identity): tokens issued by `issuer` for `subject`, verified with `publicKeyPem`. */
   federated: z.object({ issuer: z.string(), subject: z.string(), publicKeyPem: z.string() }).optional(),
+  /** AKS identity binding: the service accounts (`system:serviceaccount:<ns>:<name>`) the token proxy lets use this identity. */
+  identityBinding: z.object({ subjects: z.array(z.string()) }).optional(),
   /** Globs over object names this identity may read; every object when absent. */
   read: z.array(z.string()).default(['*']),
 });
@@ -52,16 +54,26 @@ const certificateSchema = z.object({
   contentType: z.enum(['application/x-pkcs12', 'application/x-pem-file']).default('application/x-pkcs12'),
 });
 
+/** dev-vault's AKS token proxy: the cluster whose service-account tokens it accepts, and its TLS name. */
+const tokenProxySchema = z.object({
+  issuer: z.string().min(1),
+  /** PEM public key the cluster signs service-account tokens with. */
+  publicKeyPem: z.string().min(1),
+  sniName: z.string().default('proxy.ests.aks.test'),
+});
+
 export const seedSchema = z.object({
   tenantId: z.string().default(DEFAULT_TENANT_ID),
   clients: z.array(clientSchema).default([]),
   secrets: z.array(secretSchema).default([]),
   keys: z.array(keySchema).default([]),
   certificates: z.array(certificateSchema).default([]),
+  tokenProxy: tokenProxySchema.optional(),
 });
 
 export type Seed = z.infer<typeof seedSchema>;
 export type SeedClient = z.infer<typeof clientSchema>;
+export type TokenProxySeed = z.infer<typeof tokenProxySchema>;
 
 export function parseSeed(text: string, origin: string): Seed {
   const parsed = seedSchema.safeParse(parseYaml(text) ?? {});

@@ -4,7 +4,9 @@ import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DevEntra, VAULT_RESOURCE } from './entra.js';
-import type { Seed } from './seed.js';
+import type { Seed, TokenProxySeed } from './seed.js';
+import { startTokenProxy } from './token-proxy.js';
+import type { DevTokenProxy } from './token-proxy.js';
 import { VaultStore } from './store.js';
 import type { ObjectKind, StoredVersion } from './store.js';
 import { createTestCa } from './test-ca.js';
@@ -17,6 +19,8 @@ export interface DevVaultOptions {
   port?: number;
   /** Added before every answer, like a vault in a nearby region (bench default 20 ms). */
   latencyMs?: number;
+  /** Also serve an AKS token proxy (identity binding) for this cluster; overrides the seed's `tokenProxy`. */
+  tokenProxy?: TokenProxySeed;
 }
 
 /** A failure dev-vault injects into the next `times` authenticated vault requests matching `path`. */
@@ -63,6 +67,8 @@ export interface DevVault {
   setChallengeResource(resource: string | undefined): void;
   /** The scope (token endpoint) or resource (IMDS) of every token request, in arrival order. */
   tokenScopes: string[];
+  /** The AKS token proxy, when the seed or the options ask for one. */
+  tokenProxy?: Omit<DevTokenProxy, 'close'>;
   close(): Promise<void>;
 }
 
@@ -297,6 +303,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   });
   await new Promise<void>((resolve) => imds.listen(0, host, () => resolve()));
   const imdsUrl = `http://${host}:${(imds.address() as AddressInfo).port}`;
+  const proxySeed = options.tokenProxy ?? options.seed.tokenProxy;
+  const proxy = proxySeed ? await startTokenProxy({ seed: proxySeed, entra, store, host, count, tokenScopes }) : undefined;
 
   return {
     url: baseUrl,
@@ -312,7 +320,9 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       challengeResource = resource ?? VAULT_RESOURCE;
     },
     tokenScopes,
+    ...(proxy ? { tokenProxy: { url: proxy.url, caPem: proxy.caPem, sniName: proxy.sniName } } : {}),
     close: async () => {
+      await proxy?.close();
       for (const s of [server, imds]) {
         s.closeAllConnections();
         await new Promise<void>((resolve) => s.close(() => resolve()));

@@ -7,6 +7,7 @@ import { StandaloneClassSource } from '../kube/standalone-class-source.js';
 import { StandaloneDirectory } from '../kube/standalone-directory.js';
 import { StandaloneIdentityObjects } from '../kube/standalone-identity-objects.js';
 import type { IdentityObjects } from '../identity/crds.js';
+import { TokenProxyClient } from '../identity/token-proxy.js';
 import { IdentityResolver } from '../identity/identity-resolver.js';
 import { PodTokenVerifier } from '../identity/pod-token.js';
 import { FlexVolumePods } from '../identity/flexvolume-pod.js';
@@ -110,7 +111,15 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const providers = new ProviderRegistry([
     new KeyVaultProvider({
       settings,
-      identities: new IdentityResolver({ objects, settings, clusterWideBindings: config.clusterWideBindings, allowNodeIdentity: config.allowNodeIdentity, managedIdentityGrants: config.managedIdentityGrants, nodeManagedIdentities: config.nodeManagedIdentities }),
+      identities: new IdentityResolver({
+        objects,
+        settings,
+        clusterWideBindings: config.clusterWideBindings,
+        allowNodeIdentity: config.allowNodeIdentity,
+        managedIdentityGrants: config.managedIdentityGrants,
+        nodeManagedIdentities: config.nodeManagedIdentities,
+        ...(config.azureTokenProxy ? { tokenProxy: new TokenProxyClient(config.azureTokenProxy, caPem) } : {}),
+      }),
       fetchConcurrency: config.fetchConcurrency,
       maxInFlightPerHost: config.vaultMaxInFlight,
       retry: {

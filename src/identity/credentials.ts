@@ -4,6 +4,8 @@ import type { TokenCredential } from '@azure/identity';
 import type { LruCache } from '../util/lru-cache.js';
 import { credentialOptions, pipelineOptions } from './azure-sdk-settings.js';
 import type { AzureSdkSettings } from './azure-sdk-settings.js';
+import { tokenProxyCredential } from './token-proxy.js';
+import type { TokenProxyClient } from './token-proxy.js';
 
 /**
  * SDK credentials, one per identity, reused across publishes so each caches its own tokens (a
@@ -56,6 +58,30 @@ export class CredentialFactory {
     const credential = this.cache.getOrCreate(
       key,
       () => new ClientAssertionCredential(tenantId, clientId, async () => podToken, credentialOptions(this.settings, cloudAuthorityHost)),
+    );
+    return { key, credential };
+  }
+
+  /**
+   * Identity binding (AKS): the pod's token for api://AKSIdentityBinding, presented as the client
+   * assertion of the managed identity `clientId`, but sent to the operator's token proxy instead
+   * of Entra ID (every request of this credential goes there, see TokenProxyClient). One
+   * credential per pod token, as for workload identity.
+   */
+  identityBinding(tenantId: string, clientId: string, serviceAccount: string, podToken: string, cloudAuthorityHost: string, proxy: TokenProxyClient): { key: string; credential: TokenCredential } {
+    const key = `ib:${proxy.description}:${tenantId}:${clientId}:${serviceAccount}:${digest(podToken)}`;
+    const credential = this.cache.getOrCreate(key, () =>
+      tokenProxyCredential(
+        new ClientAssertionCredential(tenantId, clientId, async () => podToken, {
+          authorityHost: this.authority(cloudAuthorityHost),
+          // The proxy serves the tenant's metadata; instance discovery would ask a public host.
+          disableInstanceDiscovery: true,
+          retryOptions: pipelineOptions(this.settings).retryOptions,
+          httpClient: proxy,
+        }),
+        proxy.description,
+        clientId,
+      ),
     );
     return { key, credential };
   }

@@ -7,4 +7,6 @@ export interface IdentityParameters {
   useVMManagedIdentity: boolean;
   userAssignedIdentityID: string;
   clientID: string;
+  /** AKS identity binding: exchange the pod's token for `clientID` through the node's token proxy. */
+  useAzureTokenProxy: boolean;
 }

@@ -17,6 +17,8 @@ import { ManagedIdentityPolicy } from './managed-identity-policy.js';
 import type { ManagedIdentityGrant } from './managed-identity-policy.js';
 import { LruCache } from '../util/lru-cache.js';
 import { AZURE_CLOUDS } from '../providers/azure/clouds.js';
+import { IDENTITY_BINDING_AUDIENCE } from './token-proxy-config.js';
+import type { TokenProxyClient } from './token-proxy.js';
 
 /** The one answer identity resolution gives a publish. */
 export interface ResolvedIdentity {
@@ -49,6 +51,8 @@ export interface IdentityResolverOptions {
   managedIdentityGrants: readonly ManagedIdentityGrant[];
   /** --node-managed-identity: the node's own identities, refused without --allow-node-identity. */
   nodeManagedIdentities: readonly string[];
+  /** The node's AKS token proxy (operator flags or AZURE_KUBERNETES_TOKEN_PROXY); useAzureTokenProxy is refused without it. */
+  tokenProxy?: TokenProxyClient;
 }
 
 export const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
@@ -76,12 +80,13 @@ export class IdentityResolver {
     const modes = [
       parameters.usePodIdentity && 'usePodIdentity',
       parameters.useVMManagedIdentity && 'useVMManagedIdentity',
-      parameters.clientID !== '' && 'clientID',
+      parameters.clientID !== '' && (parameters.useAzureTokenProxy ? 'useAzureTokenProxy' : 'clientID'),
     ].filter((m): m is string => typeof m === 'string');
     if (modes.length > 1) throw invalidArgument(`parameters ${modes.join(' and ')} are mutually exclusive: set at most one`);
 
     if (parameters.usePodIdentity) return this.podIdentity(request, log);
     if (parameters.useVMManagedIdentity) return this.nodeIdentity(request);
+    if (parameters.useAzureTokenProxy) return this.identityBinding(request, parameters.clientID);
     if (parameters.clientID !== '') return this.workloadIdentity(request, parameters.clientID, request.tenantId);
 
     const annotations = request.pod.serviceAccount
@@ -215,6 +220,31 @@ export class IdentityResolver {
     const serviceAccount = `${request.pod.namespace}/${request.pod.serviceAccount}`;
     const { key, credential } = this.credentials.workloadIdentity(tenantId, clientId, serviceAccount, token, request.cloudAuthorityHost);
     return { key, credential, description: `workload identity ${clientId} for service account ${serviceAccount}` };
+  }
+
+  /**
+   * AKS identity binding (`useAzureTokenProxy`): the pod's own token for api://AKSIdentityBinding
+   * goes to the token proxy the operator configured, which checks it (and that the service
+   * account may use `clientId`) and answers with a Key Vault token. The class chooses the client
+   * id, never the endpoint.
+   */
+  private identityBinding(request: IdentityRequest, clientId: string): ResolvedIdentity {
+    const proxy = this.options.tokenProxy;
+    if (!proxy) {
+      throw failedPrecondition(
+        `pod ${podRef(request.pod)}: parameter useAzureTokenProxy needs the node's AKS token proxy, and this driver runs without --azure-token-proxy (or AZURE_KUBERNETES_TOKEN_PROXY)`,
+      );
+    }
+    if (!/^[-A-Za-z0-9._]{1,128}$/.test(clientId)) throw invalidArgument('parameter clientID is not a client id');
+    const token = request.tokens[IDENTITY_BINDING_AUDIENCE];
+    if (!token) {
+      throw permissionDenied(
+        `no identity for pod ${podRef(request.pod)}: useAzureTokenProxy needs the pod's service-account token for audience ${IDENTITY_BINDING_AUDIENCE}; the CSIDriver object must request it (tokenRequests)`,
+      );
+    }
+    const serviceAccount = `${request.pod.namespace}/${request.pod.serviceAccount}`;
+    const { key, credential } = this.credentials.identityBinding(request.tenantId, clientId, serviceAccount, token, request.cloudAuthorityHost, proxy);
+    return { key, credential, description: `identity binding ${clientId} for service account ${serviceAccount} via token proxy ${proxy.description}` };
   }
 }
 

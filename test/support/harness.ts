@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { buildDriverConfig } from '../../src/config/driver-config.js';
 import type { DriverConfig, DriverFlags } from '../../src/config/driver-config.js';
 import { startDevVault } from '../../src/devvault/server.js';
-import type { DevVault } from '../../src/devvault/server.js';
+import type { DevVault, DevVaultOptions } from '../../src/devvault/server.js';
 import { parseSeed } from '../../src/devvault/seed.js';
 import { devVaultDriverFlags } from '../../src/devvault/driver-flags.js';
 import { CsiClient } from '../../src/driver/client.js';
@@ -93,7 +93,7 @@ export interface Harness {
 
 let podCounter = 0;
 
-export async function startHarness(flags: DriverFlags = {}, vaultOptions: { latencyMs?: number } = {}): Promise<Harness> {
+export async function startHarness(flags: DriverFlags = {}, vaultOptions: Pick<DevVaultOptions, 'latencyMs' | 'tokenProxy'> = {}): Promise<Harness> {
   const workDir = await mkdtemp('/dev/shm/podvault-test-');
   const classDir = join(workDir, 'classes');
   const kubeletDir = join(workDir, 'kubelet');

@@ -87,6 +87,11 @@ export function parseAzureParameters(
   if (tenantId === '') throw invalidArgument('parameter tenantId is required');
   if (!/^[-A-Za-z0-9.]{1,256}$/.test(tenantId)) throw invalidArgument('parameter tenantId must be a tenant id (GUID) or domain name');
 
+  const useAzureTokenProxy = parseBool('useAzureTokenProxy', param('useAzureTokenProxy'));
+  if (useAzureTokenProxy && param('clientID') === '') {
+    throw invalidArgument('parameter useAzureTokenProxy needs parameter clientID (the client id of the managed identity the AKS identity binding maps)');
+  }
+
   const vaultUrl = vaultUrlFrom(param('vaultUri'), param('keyvaultName'), cloud);
   const objects = parseObjects(param('objects'), where, limits);
 
@@ -100,6 +105,7 @@ export function parseAzureParameters(
       useVMManagedIdentity: parseBool('useVMManagedIdentity', param('useVMManagedIdentity')),
       userAssignedIdentityID: param('userAssignedIdentityID'),
       clientID: param('clientID'),
+      useAzureTokenProxy,
     },
     objects,
   };
