@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import { createServer } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -17,6 +17,8 @@ export interface DevVaultOptions {
   port?: number;
   /** Added before every answer, like a vault in a nearby region (bench default 20 ms). */
   latencyMs?: number;
+  /** Further tenants its Entra ID issues tokens in, for vaults of those tenants (see `trustTokensOf`). */
+  otherTenants?: string[];
 }
 
 /** A failure dev-vault injects into the next `times` authenticated vault requests matching `path`. */
@@ -63,6 +65,16 @@ export interface DevVault {
   setChallengeResource(resource: string | undefined): void;
   /** The scope (token endpoint) or resource (IMDS) of every token request, in arrival order. */
   tokenScopes: string[];
+  /** The tenant of every token-endpoint request, in arrival order. */
+  tokenTenants: string[];
+  /** The client id of a valid access token this dev-vault's Entra ID issued in `tenant`, else undefined. */
+  verifyAccessToken(token: string, tenant: string): string | undefined;
+  /**
+   * Make this a second vault whose Entra ID is `other`'s (several vaults, one authority): its
+   * challenge names `other`'s authority with this vault's tenant, and it accepts `other`'s tokens
+   * of that tenant.
+   */
+  trustTokensOf(other: DevVault): void;
   close(): Promise<void>;
 }
 
@@ -83,10 +95,14 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   const faults: Fault[] = [];
   const vaultLog: VaultRequestRecord[] = [];
   const tokenScopes: string[] = [];
+  const tokenTenants: string[] = [];
   let challengeResource = VAULT_RESOURCE;
-  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl);
+  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl, options.otherTenants);
+  let tokenAuthority: { url: string; verify: (token: string, tenant: string) => string | undefined } | undefined;
+  const authorityUrl = (): string => tokenAuthority?.url ?? baseUrl;
 
-  const ca = createTestCa();
+  // A name of its own: several dev-vaults' CAs in one trust bundle must not be taken for each other.
+  const ca = createTestCa(`podvault dev-vault test CA ${randomUUID().slice(0, 8)}`);
   const host = options.host ?? '127.0.0.1';
   const serverCert = ca.issueServerCert(['localhost'], [host]);
   for (const key of options.seed.keys) {
@@ -120,6 +136,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       const form = new URLSearchParams(await readBody(req));
       tokenScopes.push(form.get('scope') ?? '');
       const tenant = url.pathname.split('/')[1] ?? '';
+      tokenTenants.push(tenant);
       const result = entra.issueToken(tenant, form, `${baseUrl}/${tenant}/oauth2/v2.0/token`);
       if ('status' in result) {
         count('token-refused');
@@ -184,14 +201,15 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const header = req.headers.authorization ?? '';
     if (!header.startsWith('Bearer ')) {
       count('challenge');
-      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${challengeResource}"`);
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${authorityUrl()}/${entra.tenantId}", resource="${challengeResource}"`);
       sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
       return undefined;
     }
-    const clientId = entra.verifyAccessToken(header.slice('Bearer '.length));
+    const token = header.slice('Bearer '.length);
+    const clientId = tokenAuthority ? tokenAuthority.verify(token, entra.tenantId) : entra.verifyAccessToken(token);
     if (!clientId) {
       count('bad-token');
-      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${authorityUrl()}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
       sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10022: Invalid audience, issuer or signature.' } });
       return undefined;
     }
@@ -312,6 +330,11 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       challengeResource = resource ?? VAULT_RESOURCE;
     },
     tokenScopes,
+    tokenTenants,
+    verifyAccessToken: (token, tenant) => entra.verifyAccessToken(token, tenant),
+    trustTokensOf: (other) => {
+      tokenAuthority = { url: other.url, verify: (token, tenant) => other.verifyAccessToken(token, tenant) };
+    },
     close: async () => {
       for (const s of [server, imds]) {
         s.closeAllConnections();
