@@ -24,6 +24,8 @@ export class DevEntra {
     private readonly issuerBase: () => string,
     /** Further tenants this Entra ID issues tokens in (one authority, several tenants). */
     private readonly otherTenants: readonly string[] = [],
+    /** The Key Vault resource its tokens are for (a custom cloud's, e.g. Azure Stack Hub's). */
+    readonly vaultResource: string = VAULT_RESOURCE,
   ) {}
 
   issuer(tenant = this.tenantId): string {
@@ -56,7 +58,7 @@ export class DevEntra {
     }
     const scope = form.get('scope') ?? '';
     const audience = scope.replace(/\/\.default$/, '');
-    if (audience !== VAULT_RESOURCE) {
+    if (audience !== this.vaultResource) {
       return tokenError(400, 'invalid_scope', `AADSTS70011: The provided value for scope ${scope} is not valid.`);
     }
     return this.accessToken(clientId, tenant);
@@ -67,7 +69,7 @@ export class DevEntra {
     const token = jwt.sign({ appid: clientId, tid: tenant, sub: clientId, oid: clientId }, this.keys.privateKey, {
       algorithm: 'RS256',
       keyid: this.kid,
-      audience: VAULT_RESOURCE,
+      audience: this.vaultResource,
       issuer: this.issuer(tenant),
       expiresIn: TOKEN_LIFETIME_S,
     });
@@ -105,7 +107,7 @@ export class DevEntra {
   /** The client id of a valid vault access token issued in `tenant`, or undefined. */
   verifyAccessToken(token: string, tenant = this.tenantId): string | undefined {
     try {
-      const claims = jwt.verify(token, this.keys.publicKey, { algorithms: ['RS256'], audience: VAULT_RESOURCE, issuer: this.issuer(tenant) });
+      const claims = jwt.verify(token, this.keys.publicKey, { algorithms: ['RS256'], audience: this.vaultResource, issuer: this.issuer(tenant) });
       return typeof claims === 'object' && typeof claims.appid === 'string' && claims.tid === tenant ? claims.appid : undefined;
     } catch {
       return undefined;

@@ -19,6 +19,8 @@ export interface DevVaultOptions {
   latencyMs?: number;
   /** Further tenants its Entra ID issues tokens in, for vaults of those tenants (see `trustTokensOf`). */
   otherTenants?: string[];
+  /** The Key Vault resource of its challenge and tokens (default Azure public cloud's), for custom clouds. */
+  vaultResource?: string;
 }
 
 /** A failure dev-vault injects into the next `times` authenticated vault requests matching `path`. */
@@ -96,8 +98,9 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   const vaultLog: VaultRequestRecord[] = [];
   const tokenScopes: string[] = [];
   const tokenTenants: string[] = [];
-  let challengeResource = VAULT_RESOURCE;
-  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl, options.otherTenants);
+  const vaultResource = options.vaultResource ?? VAULT_RESOURCE;
+  let challengeResource = vaultResource;
+  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl, options.otherTenants, vaultResource);
   let tokenAuthority: { url: string; verify: (token: string, tenant: string) => string | undefined } | undefined;
   const authorityUrl = (): string => tokenAuthority?.url ?? baseUrl;
 
@@ -209,7 +212,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const clientId = tokenAuthority ? tokenAuthority.verify(token, entra.tenantId) : entra.verifyAccessToken(token);
     if (!clientId) {
       count('bad-token');
-      res.setHeader('WWW-Authenticate', `Bearer authorization="${authorityUrl()}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${authorityUrl()}/${entra.tenantId}", resource="${vaultResource}"`);
       sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10022: Invalid audience, issuer or signature.' } });
       return undefined;
     }
@@ -307,11 +310,11 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const resourceId = url.searchParams.get('msi_res_id') ?? url.searchParams.get('mi_res_id');
     const client = [...store.clients.values()].find((c) => c.managedIdentity && (clientId ? c.clientId === clientId : resourceId ? c.resourceId === resourceId : false));
     count('imds');
-    if (resource !== VAULT_RESOURCE) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: resource ${resource} not found` });
+    if (resource !== vaultResource) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: resource ${resource} not found` });
     if (!client) return sendJson(res, 400, { error: 'invalid_request', error_description: 'Identity not found' });
     const token = entra.accessToken(client.clientId);
     const expiresOn = Math.floor(Date.now() / 1000) + token.expiresIn;
-    return sendJson(res, 200, { access_token: token.token, expires_on: String(expiresOn), expires_in: String(token.expiresIn), resource: VAULT_RESOURCE, token_type: 'Bearer', client_id: client.clientId });
+    return sendJson(res, 200, { access_token: token.token, expires_on: String(expiresOn), expires_in: String(token.expiresIn), resource: vaultResource, token_type: 'Bearer', client_id: client.clientId });
   });
   await new Promise<void>((resolve) => imds.listen(0, host, () => resolve()));
   const imdsUrl = `http://${host}:${(imds.address() as AddressInfo).port}`;
@@ -327,7 +330,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     injectFault: (fault) => faults.push({ ...fault }),
     clearFaults: () => faults.splice(0, faults.length),
     setChallengeResource: (resource) => {
-      challengeResource = resource ?? VAULT_RESOURCE;
+      challengeResource = resource ?? vaultResource;
     },
     tokenScopes,
     tokenTenants,

@@ -97,7 +97,7 @@ let podCounter = 0;
  * `extraVaults`: further running dev-vaults the driver trusts (their CA) and allows (`--allow-vault-uri`),
  * for classes that read several vaults; `otherTenants`: further tenants of the harness vault's Entra ID.
  */
-export async function startHarness(flags: DriverFlags = {}, vaultOptions: { latencyMs?: number; otherTenants?: string[]; extraVaults?: DevVault[] } = {}): Promise<Harness> {
+export async function startHarness(flags: DriverFlags = {}, vaultOptions: { latencyMs?: number; otherTenants?: string[]; vaultResource?: string; extraVaults?: DevVault[] } = {}): Promise<Harness> {
   const workDir = await mkdtemp('/dev/shm/podvault-test-');
   const classDir = join(workDir, 'classes');
   const kubeletDir = join(workDir, 'kubelet');

@@ -6,7 +6,8 @@ import { mapLimit } from '../../util/map-limit.js';
 import { SingleFlight } from '../../util/single-flight.js';
 import { linkedSignal } from '../../util/linked-signal.js';
 import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
-import { checkObjectCount, checkObjectSize, classLabel, VolumeBudget } from '../fetch-limits.js';
+import { checkClassSize, checkObjectCount, checkObjectSize, classLabel, VolumeBudget } from '../fetch-limits.js';
+import { AZURE_STACK_CLOUD, loadCloudEnvFile } from './cloud-env-file.js';
 import type { FetchLimits } from '../fetch-limits.js';
 import { keyVaultError } from './errors.js';
 import { fetchRaw, formatObject, listVersions } from './object-fetchers.js';
@@ -90,7 +91,8 @@ export class KeyVaultProvider implements Provider {
 
   async fetch(request: FetchRequest): Promise<ProviderFile[]> {
     const where = classLabel(request.pod.namespace, request.className);
-    const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where });
+    const customCloud = await this.customCloud(request.parameters, where);
+    const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where, ...(customCloud ? { customCloud } : {}) });
     for (const object of params.objects) this.checkVaultAllowed(params, object.vault);
     const identities = await this.resolveTenants(params, request);
     for (const object of params.objects) {
@@ -108,6 +110,16 @@ export class KeyVaultProvider implements Provider {
     } finally {
       publishSignal.dispose();
     }
+  }
+
+  /**
+   * `cloudName: AzureStackCloud`: the cloud the class's `cloudEnvFileName` describes, read only
+   * from the files the operator allowed (cloud-env-file.ts), after the class's size is checked.
+   */
+  private async customCloud(parameters: Readonly<Record<string, string>>, where: string): Promise<AzureCloud | undefined> {
+    if ((parameters.cloudName ?? '').trim().toLowerCase() !== AZURE_STACK_CLOUD.toLowerCase()) return undefined;
+    checkClassSize(where, parameters, this.options.limits);
+    return loadCloudEnvFile((parameters.cloudEnvFileName ?? '').trim(), this.options.settings.allowedCloudEnvFiles ?? []);
   }
 
   /**

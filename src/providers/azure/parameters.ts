@@ -6,6 +6,7 @@ import { checkClassSize, checkObjectCount, DEFAULT_FETCH_LIMITS, LIMIT_FLAGS } f
 import type { FetchLimits } from '../fetch-limits.js';
 import { AZURE_CLOUDS, findCloud } from './clouds.js';
 import { parseObjectsYaml } from './objects-yaml.js';
+import { AZURE_STACK_CLOUD } from './cloud-env-file.js';
 import type { AzureCloud } from './clouds.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
@@ -99,7 +100,7 @@ const rawObjectSchema = z.object({
  */
 export function parseAzureParameters(
   parameters: Readonly<Record<string, string>>,
-  options: { limits?: FetchLimits; where?: string } = {},
+  options: { limits?: FetchLimits; where?: string; customCloud?: AzureCloud } = {},
 ): AzureParameters {
   const limits = options.limits ?? DEFAULT_FETCH_LIMITS;
   const where = options.where ?? 'SecretProviderClass';
@@ -107,9 +108,13 @@ export function parseAzureParameters(
   const param = (name: string): string => (parameters[name] ?? '').trim();
 
   const cloudName = param('cloudName');
-  const cloud = findCloud(cloudName);
+  // AzureStackCloud: the endpoints of the file named by cloudEnvFileName, which the provider reads
+  // (from the operator's allow-list) before parsing, see cloud-env-file.ts.
+  const stack = cloudName.toLowerCase() === AZURE_STACK_CLOUD.toLowerCase();
+  const cloud = stack ? options.customCloud : findCloud(cloudName);
   if (!cloud) {
-    throw invalidArgument(`parameter cloudName ${JSON.stringify(cloudName)} is not one of ${AZURE_CLOUDS.map((c) => c.name).join(', ')}`);
+    if (stack) throw invalidArgument(`parameter cloudName ${AZURE_STACK_CLOUD} needs parameter cloudEnvFileName`);
+    throw invalidArgument(`parameter cloudName ${JSON.stringify(cloudName)} is not one of ${[...AZURE_CLOUDS.map((c) => c.name), AZURE_STACK_CLOUD].join(', ')}`);
   }
 
   // The Azure provider reads `tenantID` first and keeps `tenantId` for older classes.
