@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PodvaultError } from '../src/errors/podvault-error.js';
-import { parseAzureParameters } from '../src/providers/azure/parameters.js';
+import { MAX_CLASS_TENANTS, parseAzureParameters } from '../src/providers/azure/parameters.js';
 import { DEFAULT_FETCH_LIMITS } from '../src/providers/fetch-limits.js';
 import { objectsParameter } from './support/harness.js';
 
@@ -102,6 +102,59 @@ describe('Azure provider parameters', () => {
     [{ objectName: 'x', filePermission: '4755' }, /must not set setuid/],
   ])('refuses %j naming object and field', (object, message) => {
     expect(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: objectsParameter([object as { objectName: string }]) })).toThrow(message);
+  });
+});
+
+/** Several vaults in one class (Azure provider issue #1088). */
+describe('Azure provider parameters: an object\'s own vault and tenant', () => {
+  it('takes each object\'s keyvaultName, vaultUri and tenantId/tenantID over the class\'s, in the class\'s cloud', () => {
+    const p = parseAzureParameters({
+      tenantId: 't-class',
+      keyvaultName: 'classvault',
+      cloudName: 'AzureChinaCloud',
+      objects: objectsParameter([
+        { objectName: 'a' },
+        { objectName: 'b', keyvaultName: 'OtherVault', tenantId: 't-b' },
+        { objectName: 'c', vaultUri: 'https://kv.example:8443/', keyvaultName: 'ignored', tenantId: 'old', tenantID: 't-c' },
+        { objectName: 'd', keyvaultName: 'classvault' },
+      ]),
+    });
+    expect(p.objects.map((o) => o.vault)).toEqual([
+      { url: 'https://classvault.vault.azure.cn', explicit: false, tenantId: 't-class', source: 'parameter keyvaultName', own: false },
+      { url: 'https://othervault.vault.azure.cn', explicit: false, tenantId: 't-b', source: 'objects[1] (b): field keyvaultName', own: true },
+      { url: 'https://kv.example:8443', explicit: true, tenantId: 't-c', source: 'objects[2] (c): field vaultUri', own: true },
+      { url: 'https://classvault.vault.azure.cn', explicit: false, tenantId: 't-class', source: 'objects[3] (d): field keyvaultName', own: false },
+    ]);
+  });
+
+  it('needs the class\'s vault and tenant only for objects without their own', () => {
+    const own = { objectName: 'a', keyvaultName: 'vault-a', tenantId: 't-a' };
+    const p = parseAzureParameters({ objects: objectsParameter([own]) });
+    expect(p.vaultUrl).toBeUndefined();
+    expect(p.objects[0]?.vault.url).toBe('https://vault-a.vault.azure.net');
+    expect(() => parseAzureParameters({ tenantId: 't', objects: objectsParameter([own, { objectName: 'b' }]) })).toThrow('parameter keyvaultName is required (or vaultUri): objects[1] (b) names no vault of its own');
+    expect(() => parseAzureParameters({ keyvaultName: 'abc', objects: objectsParameter([own, { objectName: 'b' }]) })).toThrow('parameter tenantId is required (objects[1] (b) names no tenantId of its own)');
+  });
+
+  it.each([
+    [{ objectName: 'x', keyvaultName: 'a_b' }, 'objects[0] (x): field keyvaultName "a_b" must be 3-24 letters, digits or dashes'],
+    [{ objectName: 'x', vaultUri: 'http://kv.example' }, 'objects[0] (x): field vaultUri must be an https:// URL'],
+    [{ objectName: 'x', vaultUri: 'https://kv.example/path' }, 'objects[0] (x): field vaultUri must be the vault origin only (https://host[:port]), without path, query or credentials'],
+    [{ objectName: 'x', tenantID: 'a b' }, 'objects[0] (x): field tenantID must be a tenant id (GUID) or domain name'],
+  ])('refuses %j naming object and field', (object, message) => {
+    expect(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects: objectsParameter([object]) })).toThrow(message);
+  });
+
+  it('still refuses one file name used by objects of two vaults', () => {
+    const objects = objectsParameter([{ objectName: 'x' }, { objectName: 'x', keyvaultName: 'other' }]);
+    expect(() => parseAzureParameters({ tenantId: 't', keyvaultName: 'abc', objects })).toThrow('objects[1] (x): file name "x" is already used by objects[0]; set objectAlias');
+  });
+
+  it('bounds the distinct tenants of a class before any identity is resolved', () => {
+    const objects = objectsParameter(Array.from({ length: MAX_CLASS_TENANTS + 1 }, (_, i) => ({ objectName: `o${i}`, tenantId: `t${i}` })));
+    expect(() => parseAzureParameters({ keyvaultName: 'abc', objects }, { where: 'SecretProviderClass default/app' })).toThrow(
+      `SecretProviderClass default/app: its objects name ${MAX_CLASS_TENANTS + 1} tenants, over the limit of ${MAX_CLASS_TENANTS} tenants per class`,
+    );
   });
 });
 

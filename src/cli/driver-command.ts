@@ -37,6 +37,7 @@ export function driverCommand(): Command {
     .option('--ca-file <file>', 'extra PEM CA bundle trusted for Entra ID and Key Vault (private CA, dev-vault)')
     .option('--authority-host <url>', 'Entra ID authority host overriding the cloud\'s, https://host[:port]')
     .option('--allow-vault-uri <url>', 'allow classes to name this vault origin with vaultUri (repeatable)', collect)
+    .option('--allow-cloud-env-file <file>', 'allow classes with cloudName AzureStackCloud to name this cloud environment JSON file with cloudEnvFileName (absolute path, repeatable)', collect)
     .option('--fetch-concurrency <n>', `objects of one publish fetched at once (default ${DEFAULT_FETCH_CONCURRENCY})`)
     .option('--cluster-wide-bindings', 'honour AzureIdentityBindings and AzureIdentities of other namespaces than the pod\'s (off: a label cannot reach across namespaces)')
     .option('--allow-node-identity', 'allow classes to use the node\'s managed identity (useVMManagedIdentity), which every pod on the node would share')

@@ -35,6 +35,8 @@ export interface DriverConfig {
   authorityHost?: string;
   /** Vault origins a class may name with `vaultUri` outside the cloud's vault domain. */
   allowedVaultOrigins: string[];
+  /** Node files a class may name with `cloudEnvFileName` (cloudName AzureStackCloud), absolute paths. */
+  allowedCloudEnvFiles: string[];
   fetchConcurrency: number;
   /** Honour AzureIdentityBindings and AzureIdentities outside the pod's namespace. */
   clusterWideBindings: boolean;
@@ -101,6 +103,7 @@ export interface DriverFlags {
   caFile?: string;
   authorityHost?: string;
   allowVaultUri?: string[];
+  allowCloudEnvFile?: string[];
   fetchConcurrency?: string;
   clusterWideBindings?: boolean;
   allowNodeIdentity?: boolean;
@@ -203,6 +206,7 @@ const configSchema = z.object({
   caFile: z.string().optional(),
   authorityHost: httpsOrigin.optional(),
   allowedVaultOrigins: z.array(httpsOrigin),
+  allowedCloudEnvFiles: z.array(z.string().regex(/^\/[^\0]*$/, 'must be an absolute path')),
   fetchConcurrency: z.number().int().min(1).max(64),
   clusterWideBindings: z.boolean(),
   allowNodeIdentity: z.boolean(),
@@ -252,6 +256,7 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     caFile: flags.caFile,
     authorityHost: flags.authorityHost,
     allowedVaultOrigins: flags.allowVaultUri ?? [],
+    allowedCloudEnvFiles: flags.allowCloudEnvFile ?? [],
     fetchConcurrency: Number(flags.fetchConcurrency ?? DEFAULT_FETCH_CONCURRENCY),
     clusterWideBindings: flags.clusterWideBindings ?? false,
     allowNodeIdentity: flags.allowNodeIdentity ?? false,

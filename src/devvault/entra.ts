@@ -22,15 +22,19 @@ export class DevEntra {
     private readonly store: VaultStore,
     readonly tenantId: string,
     private readonly issuerBase: () => string,
+    /** Further tenants this Entra ID issues tokens in (one authority, several tenants). */
+    private readonly otherTenants: readonly string[] = [],
+    /** The Key Vault resource its tokens are for (a custom cloud's, e.g. Azure Stack Hub's). */
+    readonly vaultResource: string = VAULT_RESOURCE,
   ) {}
 
-  issuer(): string {
-    return `${this.issuerBase()}/${this.tenantId}/v2.0`;
+  issuer(tenant = this.tenantId): string {
+    return `${this.issuerBase()}/${tenant}/v2.0`;
   }
 
   /** The OAuth2 client-credentials grant with a client secret. */
   issueToken(tenant: string, form: URLSearchParams, tokenEndpoint: string): { token: string; expiresIn: number } | TokenError {
-    if (tenant !== this.tenantId) {
+    if (tenant !== this.tenantId && !this.otherTenants.includes(tenant)) {
       return tokenError(400, 'invalid_request', `AADSTS90002: Tenant '${tenant}' not found.`);
     }
     if (form.get('grant_type') !== 'client_credentials') {
@@ -54,19 +58,19 @@ export class DevEntra {
     }
     const scope = form.get('scope') ?? '';
     const audience = scope.replace(/\/\.default$/, '');
-    if (audience !== VAULT_RESOURCE) {
+    if (audience !== this.vaultResource) {
       return tokenError(400, 'invalid_scope', `AADSTS70011: The provided value for scope ${scope} is not valid.`);
     }
-    return this.accessToken(clientId);
+    return this.accessToken(clientId, tenant);
   }
 
-  /** A signed vault access token for `clientId`. */
-  accessToken(clientId: string): { token: string; expiresIn: number } {
-    const token = jwt.sign({ appid: clientId, tid: this.tenantId, sub: clientId, oid: clientId }, this.keys.privateKey, {
+  /** A signed vault access token for `clientId` in `tenant`. */
+  accessToken(clientId: string, tenant = this.tenantId): { token: string; expiresIn: number } {
+    const token = jwt.sign({ appid: clientId, tid: tenant, sub: clientId, oid: clientId }, this.keys.privateKey, {
       algorithm: 'RS256',
       keyid: this.kid,
-      audience: VAULT_RESOURCE,
-      issuer: this.issuer(),
+      audience: this.vaultResource,
+      issuer: this.issuer(tenant),
       expiresIn: TOKEN_LIFETIME_S,
     });
     return { token, expiresIn: TOKEN_LIFETIME_S };
@@ -100,11 +104,11 @@ export class DevEntra {
     return tokenError(401, 'invalid_client', 'AADSTS700027: The client has no certificate or federated credential registered.');
   }
 
-  /** The client id of a valid vault access token, or undefined. */
-  verifyAccessToken(token: string): string | undefined {
+  /** The client id of a valid vault access token issued in `tenant`, or undefined. */
+  verifyAccessToken(token: string, tenant = this.tenantId): string | undefined {
     try {
-      const claims = jwt.verify(token, this.keys.publicKey, { algorithms: ['RS256'], audience: VAULT_RESOURCE, issuer: this.issuer() });
-      return typeof claims === 'object' && typeof claims.appid === 'string' ? claims.appid : undefined;
+      const claims = jwt.verify(token, this.keys.publicKey, { algorithms: ['RS256'], audience: this.vaultResource, issuer: this.issuer(tenant) });
+      return typeof claims === 'object' && typeof claims.appid === 'string' && claims.tid === tenant ? claims.appid : undefined;
     } catch {
       return undefined;
     }

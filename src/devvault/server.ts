@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import { createServer } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -21,6 +21,10 @@ export interface DevVaultOptions {
   latencyMs?: number;
   /** Also serve an AKS token proxy (identity binding) for this cluster; overrides the seed's `tokenProxy`. */
   tokenProxy?: TokenProxySeed;
+  /** Further tenants its Entra ID issues tokens in, for vaults of those tenants (see `trustTokensOf`). */
+  otherTenants?: string[];
+  /** The Key Vault resource of its challenge and tokens (default Azure public cloud's), for custom clouds. */
+  vaultResource?: string;
 }
 
 /** A failure dev-vault injects into the next `times` authenticated vault requests matching `path`. */
@@ -69,6 +73,16 @@ export interface DevVault {
   tokenScopes: string[];
   /** The AKS token proxy, when the seed or the options ask for one. */
   tokenProxy?: Omit<DevTokenProxy, 'close'>;
+  /** The tenant of every token-endpoint request, in arrival order. */
+  tokenTenants: string[];
+  /** The client id of a valid access token this dev-vault's Entra ID issued in `tenant`, else undefined. */
+  verifyAccessToken(token: string, tenant: string): string | undefined;
+  /**
+   * Make this a second vault whose Entra ID is `other`'s (several vaults, one authority): its
+   * challenge names `other`'s authority with this vault's tenant, and it accepts `other`'s tokens
+   * of that tenant.
+   */
+  trustTokensOf(other: DevVault): void;
   close(): Promise<void>;
 }
 
@@ -89,10 +103,15 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   const faults: Fault[] = [];
   const vaultLog: VaultRequestRecord[] = [];
   const tokenScopes: string[] = [];
-  let challengeResource = VAULT_RESOURCE;
-  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl);
+  const tokenTenants: string[] = [];
+  const vaultResource = options.vaultResource ?? VAULT_RESOURCE;
+  let challengeResource = vaultResource;
+  const entra = new DevEntra(store, options.seed.tenantId, () => baseUrl, options.otherTenants, vaultResource);
+  let tokenAuthority: { url: string; verify: (token: string, tenant: string) => string | undefined } | undefined;
+  const authorityUrl = (): string => tokenAuthority?.url ?? baseUrl;
 
-  const ca = createTestCa();
+  // A name of its own: several dev-vaults' CAs in one trust bundle must not be taken for each other.
+  const ca = createTestCa(`podvault dev-vault test CA ${randomUUID().slice(0, 8)}`);
   const host = options.host ?? '127.0.0.1';
   const serverCert = ca.issueServerCert(['localhost'], [host]);
   for (const key of options.seed.keys) {
@@ -126,6 +145,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       const form = new URLSearchParams(await readBody(req));
       tokenScopes.push(form.get('scope') ?? '');
       const tenant = url.pathname.split('/')[1] ?? '';
+      tokenTenants.push(tenant);
       const result = entra.issueToken(tenant, form, `${baseUrl}/${tenant}/oauth2/v2.0/token`);
       if ('status' in result) {
         count('token-refused');
@@ -190,14 +210,15 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const header = req.headers.authorization ?? '';
     if (!header.startsWith('Bearer ')) {
       count('challenge');
-      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${challengeResource}"`);
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${authorityUrl()}/${entra.tenantId}", resource="${challengeResource}"`);
       sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
       return undefined;
     }
-    const clientId = entra.verifyAccessToken(header.slice('Bearer '.length));
+    const token = header.slice('Bearer '.length);
+    const clientId = tokenAuthority ? tokenAuthority.verify(token, entra.tenantId) : entra.verifyAccessToken(token);
     if (!clientId) {
       count('bad-token');
-      res.setHeader('WWW-Authenticate', `Bearer authorization="${baseUrl}/${entra.tenantId}", resource="${VAULT_RESOURCE}"`);
+      res.setHeader('WWW-Authenticate', `Bearer authorization="${authorityUrl()}/${entra.tenantId}", resource="${vaultResource}"`);
       sendJson(res, 401, { error: { code: 'Unauthorized', message: 'AKV10022: Invalid audience, issuer or signature.' } });
       return undefined;
     }
@@ -295,11 +316,11 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const resourceId = url.searchParams.get('msi_res_id') ?? url.searchParams.get('mi_res_id');
     const client = [...store.clients.values()].find((c) => c.managedIdentity && (clientId ? c.clientId === clientId : resourceId ? c.resourceId === resourceId : false));
     count('imds');
-    if (resource !== VAULT_RESOURCE) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: resource ${resource} not found` });
+    if (resource !== vaultResource) return sendJson(res, 400, { error: 'invalid_resource', error_description: `AADSTS500011: resource ${resource} not found` });
     if (!client) return sendJson(res, 400, { error: 'invalid_request', error_description: 'Identity not found' });
     const token = entra.accessToken(client.clientId);
     const expiresOn = Math.floor(Date.now() / 1000) + token.expiresIn;
-    return sendJson(res, 200, { access_token: token.token, expires_on: String(expiresOn), expires_in: String(token.expiresIn), resource: VAULT_RESOURCE, token_type: 'Bearer', client_id: client.clientId });
+    return sendJson(res, 200, { access_token: token.token, expires_on: String(expiresOn), expires_in: String(token.expiresIn), resource: vaultResource, token_type: 'Bearer', client_id: client.clientId });
   });
   await new Promise<void>((resolve) => imds.listen(0, host, () => resolve()));
   const imdsUrl = `http://${host}:${(imds.address() as AddressInfo).port}`;
@@ -317,10 +338,15 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     injectFault: (fault) => faults.push({ ...fault }),
     clearFaults: () => faults.splice(0, faults.length),
     setChallengeResource: (resource) => {
-      challengeResource = resource ?? VAULT_RESOURCE;
+      challengeResource = resource ?? vaultResource;
     },
     tokenScopes,
     ...(proxy ? { tokenProxy: { url: proxy.url, caPem: proxy.caPem, sniName: proxy.sniName } } : {}),
+    tokenTenants,
+    verifyAccessToken: (token, tenant) => entra.verifyAccessToken(token, tenant),
+    trustTokensOf: (other) => {
+      tokenAuthority = { url: other.url, verify: (token, tenant) => other.verifyAccessToken(token, tenant) };
+    },
     close: async () => {
       await proxy?.close();
       for (const s of [server, imds]) {

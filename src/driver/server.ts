@@ -106,7 +106,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   pkcs12Converter.configure({ maxIterations: config.pkcs12MaxIterations, timeLimitMs: config.pkcs12TimeLimitMs });
   const metricsRef = { volumes: (): number => 0 };
   const metrics = new DriverMetrics(() => metricsRef.volumes());
-  const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, maxRetries: 2 };
+  const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, allowedCloudEnvFiles: config.allowedCloudEnvFiles, maxRetries: 2 };
   const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes, budget: new NodeVolumeBudget(config.maxNodeVolumeBytes) });
   const providers = new ProviderRegistry([
     new KeyVaultProvider({

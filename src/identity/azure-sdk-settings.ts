@@ -1,4 +1,5 @@
 import type { TokenCredentialOptions } from '@azure/identity';
+import { AZURE_CLOUDS } from '../providers/azure/clouds.js';
 
 /**
  * How the Azure SDKs reach Entra ID and Key Vault from this node: one object built from the
@@ -11,6 +12,8 @@ export interface AzureSdkSettings {
   caPem?: string;
   /** Vault origins allowed through `vaultUri` besides the cloud's own vault domain. */
   allowedVaultOrigins: readonly string[];
+  /** Cloud environment files (AzureStackCloud) classes may name with `cloudEnvFileName`. */
+  allowedCloudEnvFiles?: readonly string[];
   /** Per-request retry policy; the driver owns retries, so they stay short. */
   maxRetries: number;
 }
@@ -26,9 +29,10 @@ export function pipelineOptions(settings: AzureSdkSettings): { retryOptions: { m
 export function credentialOptions(settings: AzureSdkSettings, cloudAuthorityHost: string): TokenCredentialOptions & { disableInstanceDiscovery?: boolean } {
   return {
     authorityHost: settings.authorityHost ?? cloudAuthorityHost,
-    // Instance discovery asks the public cloud's discovery host; with an overridden authority that
-    // host is the wrong one to ask (and unreachable from a private network).
-    ...(settings.authorityHost ? { disableInstanceDiscovery: true } : {}),
+    // Instance discovery asks the public cloud's discovery host; with an overridden authority, or
+    // a custom cloud's (AzureStackCloud), that host is the wrong one to ask (and unreachable from
+    // a private network).
+    ...(settings.authorityHost || !AZURE_CLOUDS.some((c) => c.authorityHost === cloudAuthorityHost) ? { disableInstanceDiscovery: true } : {}),
     ...pipelineOptions(settings),
   };
 }

@@ -137,7 +137,7 @@ export class IdentityResolver {
     const identityNamespace = identity.metadata.namespace ?? request.pod.namespace;
     const ref = visibleRef(request.pod.namespace, 'AzureIdentity', identityNamespace, identity.metadata.name);
     const { spec } = identity;
-    const authority = spec.adEndpoint ? this.knownAuthority(ref, spec.adEndpoint) : request.cloudAuthorityHost;
+    const authority = spec.adEndpoint ? this.knownAuthority(ref, spec.adEndpoint, request.cloudAuthorityHost) : request.cloudAuthorityHost;
     if (spec.type === 0) {
       if (!spec.clientID && !spec.resourceID) throw failedPrecondition(`${ref}: type 0 (managed identity) needs spec.clientID or spec.resourceID`);
       // The id the credential will ask IMDS for is the one the operator must have allowed.
@@ -182,7 +182,7 @@ export class IdentityResolver {
    * operator's --authority-host) is accepted, never an arbitrary host (a collector, or an address
    * only the node can reach).
    */
-  private knownAuthority(ref: string, adEndpoint: string): string {
+  private knownAuthority(ref: string, adEndpoint: string, cloudAuthorityHost: string): string {
     let origin: string | undefined;
     try {
       const url = new URL(adEndpoint);
@@ -190,7 +190,8 @@ export class IdentityResolver {
     } catch {
       origin = undefined;
     }
-    const known = [...AZURE_CLOUDS.map((c) => c.authorityHost), ...(this.options.settings.authorityHost ? [this.options.settings.authorityHost] : [])];
+    // The class's own cloud counts too: for AzureStackCloud it comes from an operator-allowed file.
+    const known = [...AZURE_CLOUDS.map((c) => c.authorityHost), cloudAuthorityHost, ...(this.options.settings.authorityHost ? [this.options.settings.authorityHost] : [])];
     if (origin === undefined || !known.includes(origin)) {
       throw invalidArgument(`${ref}: spec.adEndpoint must be the Entra ID authority of a known cloud (${AZURE_CLOUDS.map((c) => c.authorityHost).join(', ')})`);
     }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { buildDriverConfig } from '../../src/config/driver-config.js';
@@ -93,15 +93,25 @@ export interface Harness {
 
 let podCounter = 0;
 
-export async function startHarness(flags: DriverFlags = {}, vaultOptions: Pick<DevVaultOptions, 'latencyMs' | 'tokenProxy'> = {}): Promise<Harness> {
+/**
+ * `extraVaults`: further running dev-vaults the driver trusts (their CA) and allows (`--allow-vault-uri`),
+ * for classes that read several vaults; `otherTenants`: further tenants of the harness vault's Entra ID.
+ */
+export async function startHarness(flags: DriverFlags = {}, vaultOptions: { latencyMs?: number; tokenProxy?: DevVaultOptions['tokenProxy']; otherTenants?: string[]; vaultResource?: string; extraVaults?: DevVault[] } = {}): Promise<Harness> {
   const workDir = await mkdtemp('/dev/shm/podvault-test-');
   const classDir = join(workDir, 'classes');
   const kubeletDir = join(workDir, 'kubelet');
   await mkdir(classDir);
   await mkdir(kubeletDir);
-  const vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed'), ...vaultOptions });
+  const { extraVaults = [], ...devVaultOptions } = vaultOptions;
+  const vault = await startDevVault({ seed: parseSeed(TEST_SEED, 'test seed'), ...devVaultOptions });
   const logs: string[] = [];
-  const config = buildDriverConfig({ ...(await devVaultDriverFlags(vault, workDir, { standalone: classDir, kubeletDir })), nodeId: 'test-node', logLevel: 'debug', ...flags }, {});
+  const vaultFlags = await devVaultDriverFlags(vault, workDir, { standalone: classDir, kubeletDir });
+  if (extraVaults.length > 0 && vaultFlags.caFile) {
+    await appendFile(vaultFlags.caFile, extraVaults.map((v) => v.caPem).join(''));
+    vaultFlags.allowVaultUri = [...(vaultFlags.allowVaultUri ?? []), ...extraVaults.map((v) => v.url)];
+  }
+  const config = buildDriverConfig({ ...vaultFlags, nodeId: 'test-node', logLevel: 'debug', ...flags }, {});
   const driver = await startDriver({ config, log: createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(line) } }) });
   const client = new CsiClient(config.endpoint);
 

@@ -6,13 +6,15 @@ import { mapLimit } from '../../util/map-limit.js';
 import { SingleFlight } from '../../util/single-flight.js';
 import { linkedSignal } from '../../util/linked-signal.js';
 import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
-import { checkObjectCount, checkObjectSize, classLabel, VolumeBudget } from '../fetch-limits.js';
+import { checkClassSize, checkObjectCount, checkObjectSize, classLabel, VolumeBudget } from '../fetch-limits.js';
+import { AZURE_STACK_CLOUD, loadCloudEnvFile } from './cloud-env-file.js';
 import type { FetchLimits } from '../fetch-limits.js';
 import { keyVaultError } from './errors.js';
 import { fetchRaw, formatObject, listVersions } from './object-fetchers.js';
 import type { RawObject } from './object-fetchers.js';
 import { parseAzureParameters } from './parameters.js';
-import type { AzureParameters, KeyVaultObject } from './parameters.js';
+import type { AzureParameters, KeyVaultObject, ObjectVault } from './parameters.js';
+import type { AzureCloud } from './clouds.js';
 import { VaultClientPool } from './vault-clients.js';
 import { HostLimiters, ThrottledError } from './host-limiter.js';
 import type { HostLimiter } from './host-limiter.js';
@@ -68,9 +70,10 @@ interface FetchItem {
  * `src/identity/`, the real @azure SDK clients. A publish:
  *   1. parses the class parameters (its size and object count bounded first, see fetch-limits.ts)
  *      and checks the vault origin is allowed;
- *   2. resolves the pod's identity and applies its binding's object rule, before any vault call;
+ *   2. resolves the pod's identity (once per tenant its objects name) and applies its binding's
+ *      object rule to each object against that object's vault, before any vault call;
  *   3. expands `objectVersionHistory` into one item per version (the count bounded again);
- *   4. fetches all items concurrently; identical fetches (same vault, identity, object and
+ *   4. fetches all items concurrently, whichever vault each is in; identical fetches (same vault, identity, object and
  *      version) of publishes running at the same time are made once (see SingleFlight);
  *   5. formats each into the bytes the Azure provider writes; each object's size is checked as it
  *      arrives and the volume's total as each is formatted, before anything is written.
@@ -88,44 +91,83 @@ export class KeyVaultProvider implements Provider {
 
   async fetch(request: FetchRequest): Promise<ProviderFile[]> {
     const where = classLabel(request.pod.namespace, request.className);
-    const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where });
-    this.checkVaultAllowed(params);
-    const identity = await this.options.identities.resolve(
-      { pod: request.pod, tenantId: params.tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets, tokens: request.tokens },
-      request.log,
-    );
-    const rule = identity.objectRule;
+    const customCloud = await this.customCloud(request.parameters, where);
+    const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where, ...(customCloud ? { customCloud } : {}) });
+    for (const object of params.objects) this.checkVaultAllowed(params, object.vault);
+    const identities = await this.resolveTenants(params, request);
     for (const object of params.objects) {
-      if (rule && !ruleAllows(rule, params.vaultUrl, object.objectName)) {
-        throw permissionDenied(`pod ${request.pod.namespace}/${request.pod.name} may not read ${object.objectType} ${JSON.stringify(object.objectName)} from ${params.vaultUrl}: not in ${rule.source}`);
+      const rule = identities.get(object.vault.tenantId)?.objectRule;
+      if (rule && !ruleAllows(rule, object.vault.url, object.objectName)) {
+        throw permissionDenied(`pod ${request.pod.namespace}/${request.pod.name} may not read ${object.objectType} ${JSON.stringify(object.objectName)} from ${object.vault.url}: not in ${rule.source}`);
       }
     }
-    request.log.info({ vault: params.vaultUrl, identity: identity.description, objects: params.objects.length }, 'fetching from Key Vault');
+    const vaults = [...new Set(params.objects.map((o) => o.vault.url))];
+    request.log.info({ vault: vaults.length === 1 ? vaults[0] : vaults, identity: [...new Set([...identities.values()].map((i) => i.description))].join('; '), objects: params.objects.length }, 'fetching from Key Vault');
     const deadline = request.startedAt + this.options.publishDeadlineMs;
     const publishSignal = linkedSignal([request.signal], Math.max(0, deadline - Date.now()));
     try {
-      return await this.fetchAll(params, identity, deadline, publishSignal.signal, request.log, request.startedAt, where);
+      return await this.fetchAll(params, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
     } finally {
       publishSignal.dispose();
     }
   }
 
-  private async fetchAll(params: AzureParameters, identity: ResolvedIdentity, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
-    const ctx: FetchContext = {
-      clients: this.pool.get(params.vaultUrl, identity, this.isCloudVault(params), params.cloud.keyVaultResource),
-      vaultUrl: params.vaultUrl,
-      identity,
-      limiter: this.limiters.get(new URL(params.vaultUrl).host),
-      retry: { ...this.options.retry, deadline },
-      signal,
-      log,
-      startedAt,
-      budget: new VolumeBudget(where, this.options.limits),
+  /**
+   * `cloudName: AzureStackCloud`: the cloud the class's `cloudEnvFileName` describes, read only
+   * from the files the operator allowed (cloud-env-file.ts), after the class's size is checked.
+   */
+  private async customCloud(parameters: Readonly<Record<string, string>>, where: string): Promise<AzureCloud | undefined> {
+    if ((parameters.cloudName ?? '').trim().toLowerCase() !== AZURE_STACK_CLOUD.toLowerCase()) return undefined;
+    checkClassSize(where, parameters, this.options.limits);
+    return loadCloudEnvFile((parameters.cloudEnvFileName ?? '').trim(), this.options.settings.allowedCloudEnvFiles ?? []);
+  }
+
+  /**
+   * The pod's identity for each tenant its objects name (the class's, and any object's own
+   * `tenantId`): a credential is for one tenant, so each distinct tenant is resolved once per
+   * publish, all before any vault call.
+   */
+  private async resolveTenants(params: AzureParameters, request: FetchRequest): Promise<Map<string, ResolvedIdentity>> {
+    const tenants = [...new Set(params.objects.map((o) => o.vault.tenantId))];
+    const resolved = await mapLimit(tenants, this.options.fetchConcurrency, (tenantId) =>
+      this.options.identities.resolve(
+        { pod: request.pod, tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets, tokens: request.tokens },
+        request.log,
+      ),
+    );
+    return new Map(tenants.map((t, i) => [t, resolved[i] as ResolvedIdentity]));
+  }
+
+  private async fetchAll(params: AzureParameters, identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
+    const budget = new VolumeBudget(where, this.options.limits);
+    const retry = { ...this.options.retry, deadline };
+    // One context per vault and tenant; all of them share the publish's signal, deadline and budget.
+    const contexts = new Map<string, FetchContext>();
+    const contextOf = (vault: ObjectVault): FetchContext => {
+      const key = `${vault.url}|${vault.tenantId}`;
+      let ctx = contexts.get(key);
+      if (!ctx) {
+        const identity = identities.get(vault.tenantId) as ResolvedIdentity;
+        ctx = {
+          clients: this.pool.get(vault.url, identity, this.isCloudVault(params.cloud, vault.url), params.cloud.keyVaultResource),
+          vaultUrl: vault.url,
+          identity,
+          limiter: this.limiters.get(new URL(vault.url).host),
+          retry,
+          signal,
+          log,
+          startedAt,
+          budget,
+        };
+        contexts.set(key, ctx);
+      }
+      return ctx;
     };
     const limit = this.options.fetchConcurrency;
-    const items = (await mapLimit(params.objects, limit, (o) => this.expand(ctx, o))).flat();
+    // The objects of every vault are expanded and fetched together, under the one concurrency limit.
+    const items = (await mapLimit(params.objects, limit, (o) => this.expand(contextOf(o.vault), o))).flat();
     checkObjectCount(where, items.length, this.options.limits, true);
-    return mapLimit(items, limit, (item) => this.fetchItem(ctx, item));
+    return mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item));
   }
 
   /** One vault request under the node's retry policy and the host's limiter. */
@@ -172,25 +214,27 @@ export class KeyVaultProvider implements Provider {
       throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }
     ctx.budget.add(`${what} (file ${JSON.stringify(item.fileName)})`, contents.length);
-    return { path: item.fileName, mode: object.mode, contents, objectId: `${object.objectType}/${object.objectName}`, version: raw.version };
+    // `<type>/<name>` as the Azure provider names it; an object of another vault than the class's
+    // is prefixed by its vault's host, so two vaults' objects of one name are told apart.
+    const objectId = `${object.vault.own ? `${new URL(vaultUrl).host}/` : ''}${object.objectType}/${object.objectName}`;
+    return { path: item.fileName, mode: object.mode, contents, objectId, version: raw.version };
   }
 
   /**
-   * A class may name its vault with `vaultUri`. Outside the cloud's own vault domain the driver
-   * would hand the pod identity's token to whatever host that is, so such origins must be allowed
-   * by the operator (`--allow-vault-uri`).
+   * A class, or one of its objects, may name its vault with `vaultUri`. Outside the cloud's own
+   * vault domain the driver would hand the pod identity's token to whatever host that is, so such
+   * origins must be allowed by the operator (`--allow-vault-uri`). Checked per object, before any
+   * identity is resolved; the message names the parameter (and object) that named the origin.
    */
-  private checkVaultAllowed(params: AzureParameters): void {
-    if (!params.vaultUrlExplicit || this.isCloudVault(params)) return;
-    if (!this.options.settings.allowedVaultOrigins.includes(params.vaultUrl)) {
-      throw invalidArgument(
-        `parameter vaultUri ${params.vaultUrl} is outside ${params.cloud.vaultSuffix}; the node's operator must allow it with --allow-vault-uri`,
-      );
+  private checkVaultAllowed(params: AzureParameters, vault: ObjectVault): void {
+    if (!vault.explicit || this.isCloudVault(params.cloud, vault.url)) return;
+    if (!this.options.settings.allowedVaultOrigins.includes(vault.url)) {
+      throw invalidArgument(`${vault.source} ${vault.url} is outside ${params.cloud.vaultSuffix}; the node's operator must allow it with --allow-vault-uri`);
     }
   }
 
-  private isCloudVault(params: AzureParameters): boolean {
-    const url = new URL(params.vaultUrl);
-    return url.hostname.endsWith(`.${params.cloud.vaultSuffix}`) && url.port === '';
+  private isCloudVault(cloud: AzureCloud, vaultUrl: string): boolean {
+    const url = new URL(vaultUrl);
+    return url.hostname.endsWith(`.${cloud.vaultSuffix}`) && url.port === '';
   }
 }

@@ -6,6 +6,7 @@ import { checkClassSize, checkObjectCount, DEFAULT_FETCH_LIMITS, LIMIT_FLAGS } f
 import type { FetchLimits } from '../fetch-limits.js';
 import { AZURE_CLOUDS, findCloud } from './clouds.js';
 import { parseObjectsYaml } from './objects-yaml.js';
+import { AZURE_STACK_CLOUD } from './cloud-env-file.js';
 import type { AzureCloud } from './clouds.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
@@ -26,13 +27,32 @@ export interface KeyVaultObject {
   fileName: string;
   /** File permission bits; 0o644 unless `filePermission` says otherwise. */
   mode: number;
+  /** The vault and tenant this object is read from: its own `keyvaultName`/`vaultUri`/`tenantId`, else the class's. */
+  vault: ObjectVault;
+}
+
+/** Where one object lives (Azure provider issue #1088: several vaults in one class). */
+export interface ObjectVault {
+  /** `https://<vault>.<suffix>` or a `vaultUri`, without a trailing slash. */
+  url: string;
+  /** True when a `vaultUri` named the vault (so the driver's allow-list applies). */
+  explicit: boolean;
+  tenantId: string;
+  /** Which parameter named the vault, for messages: `parameter vaultUri`, `objects[2] (db): field keyvaultName`. */
+  source: string;
+  /** True when the object names its own vault rather than using the class's. */
+  own: boolean;
 }
 
 export interface AzureParameters {
-  /** `https://<vault>.<suffix>` or the `vaultUri` parameter, without a trailing slash. */
-  vaultUrl: string;
+  /**
+   * The class's vault: `https://<vault>.<suffix>` or the `vaultUri` parameter, without a trailing
+   * slash. Undefined when the class names none and every object names its own.
+   */
+  vaultUrl: string | undefined;
   /** True when `vaultUri` named the vault (so the driver's allow-list applies). */
   vaultUrlExplicit: boolean;
+  /** The class's tenant; '' when the class names none and every object names its own. */
   tenantId: string;
   cloud: AzureCloud;
   identity: IdentityParameters;
@@ -43,6 +63,12 @@ export const DEFAULT_FILE_MODE = 0o644;
 
 /** Key Vault's own naming rule for vaults. */
 const VAULT_NAME = /^[-A-Za-z0-9]{3,24}$/;
+
+/**
+ * Distinct tenants one class may name through its objects' `tenantId`. Each is an identity
+ * resolution (Kubernetes API reads) and a token request per publish; upstream classes name one.
+ */
+export const MAX_CLASS_TENANTS = 8;
 
 const trimmed = z.preprocess((v) => (typeof v === 'string' ? v.trim() : v === null ? undefined : v), z.string().optional());
 
@@ -56,6 +82,11 @@ const rawObjectSchema = z.object({
   objectFormat: trimmed,
   filePermission: trimmed,
   objectVersionHistory: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : v), z.number().int().min(0).optional()),
+  // The object's own vault and tenant (issue #1088), overriding the class's.
+  keyvaultName: trimmed,
+  vaultUri: trimmed,
+  tenantId: trimmed,
+  tenantID: trimmed,
 });
 
 /**
@@ -69,7 +100,7 @@ const rawObjectSchema = z.object({
  */
 export function parseAzureParameters(
   parameters: Readonly<Record<string, string>>,
-  options: { limits?: FetchLimits; where?: string } = {},
+  options: { limits?: FetchLimits; where?: string; customCloud?: AzureCloud } = {},
 ): AzureParameters {
   const limits = options.limits ?? DEFAULT_FETCH_LIMITS;
   const where = options.where ?? 'SecretProviderClass';
@@ -77,27 +108,50 @@ export function parseAzureParameters(
   const param = (name: string): string => (parameters[name] ?? '').trim();
 
   const cloudName = param('cloudName');
-  const cloud = findCloud(cloudName);
+  // AzureStackCloud: the endpoints of the file named by cloudEnvFileName, which the provider reads
+  // (from the operator's allow-list) before parsing, see cloud-env-file.ts.
+  const stack = cloudName.toLowerCase() === AZURE_STACK_CLOUD.toLowerCase();
+  const cloud = stack ? options.customCloud : findCloud(cloudName);
   if (!cloud) {
-    throw invalidArgument(`parameter cloudName ${JSON.stringify(cloudName)} is not one of ${AZURE_CLOUDS.map((c) => c.name).join(', ')}`);
+    if (stack) throw invalidArgument(`parameter cloudName ${AZURE_STACK_CLOUD} needs parameter cloudEnvFileName`);
+    throw invalidArgument(`parameter cloudName ${JSON.stringify(cloudName)} is not one of ${[...AZURE_CLOUDS.map((c) => c.name), AZURE_STACK_CLOUD].join(', ')}`);
   }
 
   // The Azure provider reads `tenantID` first and keeps `tenantId` for older classes.
   const tenantId = param('tenantID') || param('tenantId');
-  if (tenantId === '') throw invalidArgument('parameter tenantId is required');
-  if (!/^[-A-Za-z0-9.]{1,256}$/.test(tenantId)) throw invalidArgument('parameter tenantId must be a tenant id (GUID) or domain name');
+  if (tenantId !== '') checkTenantId('parameter tenantId', tenantId);
 
   const useAzureTokenProxy = parseBool('useAzureTokenProxy', param('useAzureTokenProxy'));
   if (useAzureTokenProxy && param('clientID') === '') {
     throw invalidArgument('parameter useAzureTokenProxy needs parameter clientID (the client id of the managed identity the AKS identity binding maps)');
   }
 
-  const vaultUrl = vaultUrlFrom(param('vaultUri'), param('keyvaultName'), cloud);
-  const objects = parseObjects(param('objects'), where, limits);
+  const parsed = parseObjects(param('objects'), where, limits, cloud);
+  // The class's vault and tenant are needed only by objects that name none of their own; the
+  // messages name the first such object, so a class whose objects all name theirs can omit them.
+  const needsVault = parsed.find((o) => o.own.url === undefined);
+  const needsTenant = parsed.find((o) => o.own.tenantId === undefined);
+  if (needsTenant && tenantId === '') throw invalidArgument(`parameter tenantId is required (${needsTenant.where} names no tenantId of its own)`);
+  const explicit = param('vaultUri') !== '';
+  const vaultUrl = needsVault || param('vaultUri') !== '' || param('keyvaultName') !== '' ? vaultUrlFrom(param('vaultUri'), param('keyvaultName'), cloud, needsVault?.where) : undefined;
+  const objects = parsed.map(({ object, own }): KeyVaultObject => ({
+    ...object,
+    vault: {
+      url: own.url ?? vaultUrl ?? '',
+      explicit: own.url !== undefined ? own.explicit : explicit,
+      tenantId: own.tenantId ?? tenantId,
+      source: own.url !== undefined ? own.source : `parameter ${explicit ? 'vaultUri' : 'keyvaultName'}`,
+      own: own.url !== undefined && own.url !== vaultUrl,
+    },
+  }));
+  const tenants = new Set(objects.map((o) => o.vault.tenantId));
+  if (tenants.size > MAX_CLASS_TENANTS) {
+    throw invalidArgument(`${where}: its objects name ${tenants.size} tenants, over the limit of ${MAX_CLASS_TENANTS} tenants per class`);
+  }
 
   return {
     vaultUrl,
-    vaultUrlExplicit: param('vaultUri') !== '',
+    vaultUrlExplicit: explicit,
     tenantId,
     cloud,
     identity: {
@@ -111,25 +165,49 @@ export function parseAzureParameters(
   };
 }
 
-function vaultUrlFrom(vaultUri: string, keyvaultName: string, cloud: AzureCloud): string {
+/**
+ * The vault URL from a `vaultUri` or `keyvaultName`; `field` names them in messages (`parameter`
+ * for the class's, `objects[i] (name): field` for an object's own), `neededBy` the object that
+ * needs the class's vault when neither is set.
+ */
+function vaultUrlFrom(vaultUri: string, keyvaultName: string, cloud: AzureCloud, neededBy?: string, field = 'parameter'): string {
   if (vaultUri !== '') {
     let url: URL;
     try {
       url = new URL(vaultUri);
     } catch {
-      throw invalidArgument(`parameter vaultUri ${JSON.stringify(vaultUri)} is not a URL`);
+      throw invalidArgument(`${field} vaultUri ${JSON.stringify(vaultUri)} is not a URL`);
     }
-    if (url.protocol !== 'https:') throw invalidArgument('parameter vaultUri must be an https:// URL');
+    if (url.protocol !== 'https:') throw invalidArgument(`${field} vaultUri must be an https:// URL`);
     if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
-      throw invalidArgument('parameter vaultUri must be the vault origin only (https://host[:port]), without path, query or credentials');
+      throw invalidArgument(`${field} vaultUri must be the vault origin only (https://host[:port]), without path, query or credentials`);
     }
     return url.origin;
   }
-  if (keyvaultName === '') throw invalidArgument('parameter keyvaultName is required (or vaultUri)');
+  if (keyvaultName === '') throw invalidArgument(`parameter keyvaultName is required (or vaultUri)${neededBy ? `: ${neededBy} names no vault of its own` : ''}`);
   if (!VAULT_NAME.test(keyvaultName)) {
-    throw invalidArgument(`parameter keyvaultName ${JSON.stringify(keyvaultName)} must be 3-24 letters, digits or dashes`);
+    throw invalidArgument(`${field} keyvaultName ${JSON.stringify(keyvaultName)} must be 3-24 letters, digits or dashes`);
   }
   return `https://${keyvaultName.toLowerCase()}.${cloud.vaultSuffix}`;
+}
+
+function checkTenantId(field: string, tenantId: string): void {
+  if (!/^[-A-Za-z0-9.]{1,256}$/.test(tenantId)) throw invalidArgument(`${field} must be a tenant id (GUID) or domain name`);
+}
+
+/** An object's own vault and tenant, as far as it names them (undefined: the class's). */
+interface OwnVault {
+  url?: string;
+  explicit: boolean;
+  source: string;
+  tenantId?: string;
+}
+
+interface ParsedObject {
+  object: Omit<KeyVaultObject, 'vault'>;
+  own: OwnVault;
+  /** `objects[i] (name)`, for messages. */
+  where: string;
 }
 
 function parseBool(name: string, value: string): boolean {
@@ -140,7 +218,7 @@ function parseBool(name: string, value: string): boolean {
   throw invalidArgument(`parameter ${name} must be "true" or "false", not ${JSON.stringify(value)}`);
 }
 
-function parseObjects(objectsYaml: string, where: string, limits: FetchLimits): KeyVaultObject[] {
+function parseObjects(objectsYaml: string, where: string, limits: FetchLimits, cloud: AzureCloud): ParsedObject[] {
   if (objectsYaml === '') throw invalidArgument('parameter objects is required');
   let outer: unknown;
   try {
@@ -154,9 +232,9 @@ function parseObjects(objectsYaml: string, where: string, limits: FetchLimits): 
   }
   checkObjectCount(where, array.length, limits);
 
-  const objects = array.map((entry, index) => parseObject(entry, index, limits, where));
+  const objects = array.map((entry, index) => parseObject(entry, index, limits, where, cloud));
   const byFile = new Map<string, number>();
-  objects.forEach((o, index) => {
+  objects.forEach(({ object: o }, index) => {
     const other = byFile.get(o.fileName);
     if (other !== undefined) {
       throw invalidArgument(`objects[${index}] (${o.objectName}): file name ${JSON.stringify(o.fileName)} is already used by objects[${other}]; set objectAlias`);
@@ -166,7 +244,7 @@ function parseObjects(objectsYaml: string, where: string, limits: FetchLimits): 
   return objects;
 }
 
-function parseObject(entry: unknown, index: number, limits: FetchLimits, className: string): KeyVaultObject {
+function parseObject(entry: unknown, index: number, limits: FetchLimits, className: string, cloud: AzureCloud): ParsedObject {
   const where = `objects[${index}]`;
   let value: unknown = entry;
   if (typeof entry === 'string') {
@@ -230,16 +308,36 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
     throw invalidArgument(`${className}: ${at}: field objectVersionHistory ${objectVersionHistory} is over the limit of ${limits.maxObjects} objects per class (${LIMIT_FLAGS.maxObjects})`);
   }
 
+  // --- The object's own vault and tenant (Azure provider issue #1088) ---------------------------
+  // `vaultUri` wins over `keyvaultName` and `tenantID` over `tenantId`, as at the class level; the
+  // origin rules (--allow-vault-uri, the Key Vault resource) are applied per object by the provider.
+  const own: OwnVault = { explicit: false, source: '' };
+  if ((raw.vaultUri ?? '') !== '' || (raw.keyvaultName ?? '') !== '') {
+    own.explicit = (raw.vaultUri ?? '') !== '';
+    own.url = vaultUrlFrom(raw.vaultUri ?? '', raw.keyvaultName ?? '', cloud, undefined, `${at}: field`);
+    own.source = `${at}: field ${own.explicit ? 'vaultUri' : 'keyvaultName'}`;
+  }
+  const ownTenant = raw.tenantID || raw.tenantId || '';
+  if (ownTenant !== '') {
+    checkTenantId(`${at}: field ${raw.tenantID ? 'tenantID' : 'tenantId'}`, ownTenant);
+    own.tenantId = ownTenant;
+  }
+  // --- end of the object's own vault ------------------------------------------------------------
+
   return {
-    objectName,
-    objectType,
-    objectVersion,
-    objectAlias,
-    objectEncoding: (encodingRaw || 'utf-8') as ObjectEncoding,
-    objectFormat: (formatRaw || 'pem') as ObjectFormat,
-    objectVersionHistory,
-    fileName,
-    mode,
+    object: {
+      objectName,
+      objectType,
+      objectVersion,
+      objectAlias,
+      objectEncoding: (encodingRaw || 'utf-8') as ObjectEncoding,
+      objectFormat: (formatRaw || 'pem') as ObjectFormat,
+      objectVersionHistory,
+      fileName,
+      mode,
+    },
+    own,
+    where: at,
   };
 }
 
