@@ -64,6 +64,10 @@ export function driverCommand(): Command {
     .option('--metrics-addr <host:port>', 'serve Prometheus metrics on /metrics and probes on /healthz and /readyz (off when absent)')
     .option('--pkcs12-max-iterations <n>', `refuse a PKCS#12 bundle whose MAC or key derivation asks for more iterations (default ${DEFAULT_PKCS12_MAX_ITERATIONS})`)
     .option('--pkcs12-time-limit <duration>', `refuse a PKCS#12 bundle not opened within this long; its worker thread is replaced (default ${DEFAULT_PKCS12_TIME_LIMIT})`)
+    // The Azure provider's flags, same names, meanings and defaults; a class's parameters
+    // writeCertAndKeyInSeparateFiles / constructPEMChain override them for that class.
+    .option('--write-cert-and-key-in-separate-files [bool]', 'also write <file>.crt (certificates) and <file>.key (private key) beside the combined file of a certificate-backed secret in PEM (default false)')
+    .option('--construct-pem-chain [bool]', 'order the certificates of a PKCS#12 certificate-backed secret leaf, intermediates, root; false keeps the bundle\'s order (default true)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

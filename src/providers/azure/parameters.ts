@@ -7,6 +7,9 @@ import type { FetchLimits } from '../fetch-limits.js';
 import { AZURE_CLOUDS, findCloud } from './clouds.js';
 import { parseObjectsYaml } from './objects-yaml.js';
 import type { AzureCloud } from './clouds.js';
+import { parseEnvName } from './env-file.js';
+import { parseJmesPath } from './field-extraction.js';
+import type { JmesPathField } from './field-extraction.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
 export type ObjectEncoding = 'utf-8' | 'hex' | 'base64';
@@ -26,6 +29,24 @@ export interface KeyVaultObject {
   fileName: string;
   /** File permission bits; 0o644 unless `filePermission` says otherwise. */
   mode: number;
+  // What the object becomes besides its own file (field-extraction.ts, env-file.ts).
+  /** `jmesPath`: one more file per field of a JSON or YAML secret. */
+  jmesPath: JmesPathField[];
+  /** `envName` in the class's envFile; undefined: derived from the file name; null (`-`): left out. */
+  envName: string | null | undefined;
+}
+
+/**
+ * Class parameters on the files objects become. The two certificate options override the driver's
+ * flags of the same names for this class; undefined: the flag decides.
+ */
+export interface FileOptions {
+  /** `writeCertAndKeyInSeparateFiles`: also `<file>.crt` and `<file>.key` for certificate-backed secrets. */
+  writeCertAndKeyInSeparateFiles?: boolean;
+  /** `constructPEMChain`: order a PKCS#12's certificates leaf → root (false: the bundle's order). */
+  constructPEMChain?: boolean;
+  /** `envFile`: the path of an env file in the volume. */
+  envFile?: string;
 }
 
 export interface AzureParameters {
@@ -37,6 +58,7 @@ export interface AzureParameters {
   cloud: AzureCloud;
   identity: IdentityParameters;
   objects: KeyVaultObject[];
+  files: FileOptions;
 }
 
 export const DEFAULT_FILE_MODE = 0o644;
@@ -102,7 +124,24 @@ export function parseAzureParameters(
       clientID: param('clientID'),
     },
     objects,
+    files: parseFileOptions(param),
   };
+}
+
+function parseFileOptions(param: (name: string) => string): FileOptions {
+  const optionalBool = (name: string): boolean | undefined => (param(name) === '' ? undefined : parseBool(name, param(name)));
+  const files: FileOptions = {};
+  const separate = optionalBool('writeCertAndKeyInSeparateFiles');
+  if (separate !== undefined) files.writeCertAndKeyInSeparateFiles = separate;
+  const chain = optionalBool('constructPEMChain');
+  if (chain !== undefined) files.constructPEMChain = chain;
+  const envFile = param('envFile');
+  if (envFile !== '') {
+    const problem = payloadPathProblem(envFile);
+    if (problem) throw invalidArgument(`parameter envFile ${problem}`);
+    files.envFile = envFile;
+  }
+  return files;
 }
 
 function vaultUrlFrom(vaultUri: string, keyvaultName: string, cloud: AzureCloud): string {
@@ -224,6 +263,14 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
     throw invalidArgument(`${className}: ${at}: field objectVersionHistory ${objectVersionHistory} is over the limit of ${limits.maxObjects} objects per class (${LIMIT_FLAGS.maxObjects})`);
   }
 
+  // What the object becomes besides its own file: jmesPath fields and its env file variable.
+  const fields = value as { jmesPath?: unknown; envName?: unknown };
+  const jmesPath = parseJmesPath(fields.jmesPath, at, objectType, objectVersionHistory, limits.maxObjects);
+  const envName = parseEnvName(fields.envName, at);
+  if (typeof envName === 'string' && objectVersionHistory > 1) {
+    throw invalidArgument(`${at}: field envName names one variable, but objectVersionHistory makes ${objectVersionHistory} files; leave it out to get one variable per file`);
+  }
+
   return {
     objectName,
     objectType,
@@ -234,6 +281,8 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
     objectVersionHistory,
     fileName,
     mode,
+    jmesPath,
+    envName,
   };
 }
 
