@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateChain, pfx } from './support/certs.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
+import { buildDriverConfig } from '../src/config/driver-config.js';
 import type { DriverFlags } from '../src/config/driver-config.js';
+import { driverCommand } from '../src/cli/driver-command.js';
+import { extractSecretFields } from '../src/untrusted/secret-fields.js';
 
 const run = promisify(execFile);
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -310,5 +313,30 @@ describe.skipIf(!isRoot)('envFile: environment variables without a Kubernetes Se
     expect(err.details).toMatch(/file name "app\.env" is produced twice \(secret\/db-user and parameter envFile\)/);
     err = await rpcError((await mount([{ objectName: 'db-user' }], { envFile: '../x.env' })).publish());
     expect(err.details).toMatch(/parameter envFile must not contain a '\.\.' segment/);
+  });
+});
+
+describe('the certificate flags as the Azure provider spells them', () => {
+  const config = (args: string[]) => {
+    const cmd = driverCommand();
+    cmd.parseOptions(args);
+    return buildDriverConfig({ ...(cmd.opts() as DriverFlags), standalone: '/tmp', nodeId: 'n' }, {});
+  };
+
+  it('defaults: no separate files, the chain constructed; bare, =true and =false as Go flags take them', () => {
+    expect(config([])).toMatchObject({ writeCertAndKeyInSeparateFiles: false, constructPEMChain: true });
+    expect(config(['--write-cert-and-key-in-separate-files', '--construct-pem-chain=false'])).toMatchObject({ writeCertAndKeyInSeparateFiles: true, constructPEMChain: false });
+    expect(config(['--write-cert-and-key-in-separate-files=true', '--construct-pem-chain=true'])).toMatchObject({ writeCertAndKeyInSeparateFiles: true, constructPEMChain: true });
+    expect(() => config(['--construct-pem-chain=maybe'])).toThrow(/--construct-pem-chain: "maybe" must be true or false/);
+  });
+});
+
+describe('field results are bounded while they are written', () => {
+  it('an expression that doubles the document 30 times is refused at the byte limit, at once', () => {
+    const doc = JSON.stringify({ db: { password: 'x'.repeat(1000) } });
+    const started = Date.now();
+    const [result] = extractSecretFields(doc, [Array(30).fill('[@, @]').join(' | ')], 128 * 1024) ?? [];
+    expect(result).toEqual({ ok: false, problem: 'selects more than 131072 bytes' });
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
