@@ -68,6 +68,10 @@ export function driverCommand(): Command {
     .option('--azure-token-proxy <url>', 'the node\'s AKS token proxy for useAzureTokenProxy classes (identity binding), https://host[/path] (env AZURE_KUBERNETES_TOKEN_PROXY; off when absent)')
     .option('--azure-token-proxy-ca-file <file>', 'PEM CA bundle the token proxy is verified against, re-read when it changes (env AZURE_KUBERNETES_CA_FILE; default: --ca-file, else the system roots)')
     .option('--azure-token-proxy-sni-name <name>', 'TLS server name presented to the token proxy and checked in its certificate (env AZURE_KUBERNETES_SNI_NAME)')
+    // The Azure provider's flags, same names, meanings and defaults; a class's parameters
+    // writeCertAndKeyInSeparateFiles / constructPEMChain override them for that class.
+    .option('--write-cert-and-key-in-separate-files [bool]', 'also write <file>.crt (certificates) and <file>.key (private key) beside the combined file of a certificate-backed secret in PEM (default false)')
+    .option('--construct-pem-chain [bool]', 'order the certificates of a PKCS#12 certificate-backed secret leaf, intermediates, root; false keeps the bundle\'s order (default true)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

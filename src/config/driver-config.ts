@@ -88,6 +88,9 @@ export interface DriverConfig {
   pkcs12TimeLimitMs: number;
   /** The node's AKS token proxy for `useAzureTokenProxy` classes (identity binding); none when absent. */
   azureTokenProxy?: TokenProxyConfig;
+  /** The Azure provider's flags of these names; a class's parameters override them. */
+  writeCertAndKeyInSeparateFiles: boolean;
+  constructPEMChain: boolean;
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -133,6 +136,9 @@ export interface DriverFlags {
   azureTokenProxy?: string;
   azureTokenProxyCaFile?: string;
   azureTokenProxySniName?: string;
+  /** `--flag`, `--flag=true` or `--flag=false`, as the Azure provider's Go flags take them. */
+  writeCertAndKeyInSeparateFiles?: string | boolean;
+  constructPemChain?: string | boolean;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -163,6 +169,14 @@ export const DEFAULT_VAULT_MAX_RETRY_AFTER = '60s';
  * young generation keeps the resident memory under 100 MiB at no measurable latency cost.
  */
 export const DRIVER_NODE_OPTIONS = '--max-semi-space-size=1';
+
+/** A Go-style boolean flag: bare (`true`), or `=true`/`=false` in strconv.ParseBool's spellings. */
+export function parseBoolFlag(value: string | boolean): boolean {
+  if (typeof value === 'boolean') return value;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
+  throw new Error(`${JSON.stringify(value)} must be true or false`);
+}
 
 /** `500ms`, `10s`, `2m` → milliseconds. */
 export function parseDuration(value: string): number {
@@ -233,10 +247,12 @@ const configSchema = z.object({
   metricsAddr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[-.A-Za-z0-9]*):\d{1,5}$/, 'must be host:port or :port').optional(),
   pkcs12MaxIterations: z.number().int().min(1).max(10_000_000),
   pkcs12TimeLimitMs: z.number().int().min(100).max(120_000),
+  writeCertAndKeyInSeparateFiles: z.boolean(),
+  constructPEMChain: z.boolean(),
 });
 
 export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): DriverConfig {
-  const parsed0 = <T>(flag: string, parse: (v: string) => T, value: string): T => {
+  const parsed0 = <T, V = string>(flag: string, parse: (v: V) => T, value: V): T => {
     try {
       return parse(value);
     } catch (err) {
@@ -283,6 +299,8 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     vaultMaxRetryAfterMs: parsed0('--vault-max-retry-after', parseDuration, flags.vaultMaxRetryAfter ?? DEFAULT_VAULT_MAX_RETRY_AFTER),
     pkcs12MaxIterations: Number(flags.pkcs12MaxIterations ?? DEFAULT_PKCS12_MAX_ITERATIONS),
     pkcs12TimeLimitMs: parsed0('--pkcs12-time-limit', parseDuration, flags.pkcs12TimeLimit ?? DEFAULT_PKCS12_TIME_LIMIT),
+    writeCertAndKeyInSeparateFiles: parsed0('--write-cert-and-key-in-separate-files', parseBoolFlag, flags.writeCertAndKeyInSeparateFiles ?? false),
+    constructPEMChain: parsed0('--construct-pem-chain', parseBoolFlag, flags.constructPemChain ?? true),
   };
   const azureTokenProxy = tokenProxyConfig(flags, env);
   const parsed = configSchema.safeParse(candidate);

@@ -132,6 +132,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
       },
       publishDeadlineMs: config.publishDeadlineMs,
       limits: { maxClassBytes: config.maxClassBytes, maxObjects: config.maxClassObjects, maxObjectBytes: config.maxObjectBytes, maxVolumeBytes: config.tmpfsSizeBytes },
+      certificateFiles: { writeCertAndKeyInSeparateFiles: config.writeCertAndKeyInSeparateFiles, constructPEMChain: config.constructPEMChain },
     }),
   ]);
   const node = new NodeService({

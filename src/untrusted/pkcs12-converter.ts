@@ -76,22 +76,26 @@ export class Pkcs12Converter {
     this.limits = limits;
   }
 
-  /** PEM of the bundle (private key, then certificates leaf → root); rejects with a PodvaultError. */
-  convert(pfx: Buffer, password: string): Promise<string> {
+  /**
+   * PEM of the bundle (private key, then certificates leaf → root, or in the bundle's order with
+   * `orderChain: false`); rejects with a PodvaultError.
+   */
+  convert(pfx: Buffer, password: string, options: { orderChain?: boolean } = {}): Promise<string> {
+    const orderChain = options.orderChain ?? true;
     if (pfx.length > MAX_PKCS12_BYTES) return Promise.reject(invalidArgument(`is refused: the PKCS#12 bundle is ${pfx.length} bytes, more than the ${MAX_PKCS12_BYTES} this node opens`));
     const { maxIterations, timeLimitMs } = this.limits;
-    const key = createHash('sha256').update(pfx).update('\0').update(password).update(`\0${maxIterations}\0${timeLimitMs}`).digest('hex');
+    const key = createHash('sha256').update(pfx).update('\0').update(password).update(`\0${maxIterations}\0${timeLimitMs}\0${orderChain}`).digest('hex');
     return this.recent.getOrCreate(key, () => {
-      const converted = this.enqueue(pfx, password);
+      const converted = this.enqueue(pfx, password, orderChain);
       converted.catch(() => this.recent.delete(key));
       return converted;
     });
   }
 
-  private enqueue(pfx: Buffer, password: string): Promise<string> {
+  private enqueue(pfx: Buffer, password: string, orderChain: boolean): Promise<string> {
     if (this.queue.length >= MAX_QUEUED) return Promise.reject(resourceExhausted(`could not be converted now: ${MAX_QUEUED} PKCS#12 bundles are waiting on this node; retry`));
     return new Promise((resolve, reject) => {
-      const job: Pkcs12Job = { id: this.nextId++, pfx: new Uint8Array(pfx), password, maxIterations: this.limits.maxIterations };
+      const job: Pkcs12Job = { id: this.nextId++, pfx: new Uint8Array(pfx), password, maxIterations: this.limits.maxIterations, orderChain };
       this.queue.push({ job, resolve, reject });
       this.pump();
     });

@@ -4,6 +4,8 @@ export interface Pkcs12Job {
   pfx: Uint8Array<ArrayBuffer>;
   password: string;
   maxIterations: number;
+  /** Order the certificates leaf → root (`--construct-pem-chain`); false: the bundle's order. */
+  orderChain: boolean;
 }
 
 export type Pkcs12Answer =

@@ -73,10 +73,11 @@ export function loadConverter(): void {
 /**
  * A PKCS#12 (PFX) bundle as PEM, the way the Azure provider converts a certificate-backed secret:
  * the private key as PKCS#8 (`PRIVATE KEY`, RSA or EC) first, then the certificates ordered leaf →
- * intermediates → root when they link up, else in the bundle's order (`orderChain`). Throws `Pkcs12Refusal` for a bundle over the iteration cap or without a
+ * intermediates → root when they link up, else in the bundle's order (`orderChain`); with
+ * `constructChain` false (`--construct-pem-chain=false`) always in the bundle's order. Throws `Pkcs12Refusal` for a bundle over the iteration cap or without a
  * key or certificate; any other error means it did not open (not PKCS#12, wrong password).
  */
-export function pkcs12ToPem(pfx: Buffer, password: string, maxIterations: number): string {
+export function pkcs12ToPem(pfx: Buffer, password: string, maxIterations: number, constructChain = true): string {
   const { forge, limit } = loadForge();
   limit.maxIterations = maxIterations;
   const open = (pass: string | null): forgeType.pkcs12.Pkcs12Pfx =>
@@ -105,5 +106,5 @@ export function pkcs12ToPem(pfx: Buffer, password: string, maxIterations: number
     .filter((b): b is forgeType.util.ByteStringBuffer => b !== undefined)
     .map((b) => Buffer.from(b.getBytes(), 'binary'));
   if (certs.length === 0) throw new Pkcs12Refusal('it holds no certificate');
-  return keys.join('') + orderChain(certs).map((der) => derToPem('CERTIFICATE', der)).join('');
+  return keys.join('') + (constructChain ? orderChain(certs) : certs).map((der) => derToPem('CERTIFICATE', der)).join('');
 }

@@ -12,7 +12,7 @@ loadConverter();
 parentPort?.on('message', (job: Pkcs12Job) => {
   let answer: Pkcs12Answer;
   try {
-    answer = { id: job.id, ok: true, pem: pkcs12ToPem(Buffer.from(job.pfx.buffer, job.pfx.byteOffset, job.pfx.byteLength), job.password, job.maxIterations) };
+    answer = { id: job.id, ok: true, pem: pkcs12ToPem(Buffer.from(job.pfx.buffer, job.pfx.byteOffset, job.pfx.byteLength), job.password, job.maxIterations, job.orderChain) };
   } catch (err) {
     answer = err instanceof Pkcs12Refusal ? { id: job.id, ok: false, refusal: err.message } : { id: job.id, ok: false };
   }

@@ -10,7 +10,12 @@ import { checkClassSize, checkObjectCount, checkObjectSize, classLabel, VolumeBu
 import { AZURE_STACK_CLOUD, loadCloudEnvFile } from './cloud-env-file.js';
 import type { FetchLimits } from '../fetch-limits.js';
 import { keyVaultError } from './errors.js';
-import { fetchRaw, formatObject, listVersions } from './object-fetchers.js';
+import { fetchRaw, formatObject, isPemCertificateSecret, listVersions } from './object-fetchers.js';
+import { CERT_FILE_SUFFIX, KEY_FILE_SUFFIX, splitCertAndKey } from './cert-and-key-files.js';
+import { envNameFromFile, renderEnvFile } from './env-file.js';
+import type { EnvEntry } from './env-file.js';
+import { extractFields } from './field-extraction.js';
+import { checkFileNames } from './file-names.js';
 import type { RawObject } from './object-fetchers.js';
 import { parseAzureParameters } from './parameters.js';
 import type { AzureParameters, KeyVaultObject, ObjectVault } from './parameters.js';
@@ -36,8 +41,18 @@ export interface KeyVaultProviderOptions {
   publishDeadlineMs: number;
   /** Bounds on what one publish may hold in memory (see fetch-limits.ts). */
   limits: FetchLimits;
+  /**
+   * `--write-cert-and-key-in-separate-files` (default off) and `--construct-pem-chain` (default
+   * on), as the Azure provider's flags; a class's parameters of the same names override them.
+   */
+  certificateFiles?: { writeCertAndKeyInSeparateFiles: boolean; constructPEMChain: boolean };
 }
 
+/** The Azure provider's defaults for its two certificate flags. */
+export const DEFAULT_CERTIFICATE_FILES = { writeCertAndKeyInSeparateFiles: false, constructPEMChain: true };
+
+/** The env file's mode when it holds no variable. */
+const DEFAULT_ENV_FILE_MODE = 0o644;
 /** The flag that caps a Retry-After wait, for the messages. */
 const RETRY_AFTER_FLAG = '--vault-max-retry-after';
 /** The objectVersion the provider reads as "the newest" when it lists versions (provider.go). */
@@ -56,6 +71,15 @@ interface FetchContext {
   startedAt: number;
   /** The volume's bytes so far, against --tmpfs-size. */
   budget: VolumeBudget;
+  /** The certificate options for this class: its parameters, else the driver's flags. */
+  writeCertAndKeyInSeparateFiles: boolean;
+  constructPEMChain: boolean;
+}
+
+/** The files one item became, and the env file variables they give. */
+interface ItemOutput {
+  files: ProviderFile[];
+  env: EnvEntry[];
 }
 
 /** One file to produce: an object at a version (empty: current) under a file name. */
@@ -76,7 +100,10 @@ interface FetchItem {
  *   4. fetches all items concurrently, whichever vault each is in; identical fetches (same vault, identity, object and
  *      version) of publishes running at the same time are made once (see SingleFlight);
  *   5. formats each into the bytes the Azure provider writes; each object's size is checked as it
- *      arrives and the volume's total as each is formatted, before anything is written.
+ *      arrives and the volume's total as each is formatted, before anything is written;
+ *   6. adds the extra files: `.crt`/`.key` of certificate-backed secrets, jmesPath fields and the
+ *      class's env file, each counted against the volume's budget; then checks that no two files
+ *      share a name.
  */
 export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
@@ -158,6 +185,8 @@ export class KeyVaultProvider implements Provider {
           log,
           startedAt,
           budget,
+          writeCertAndKeyInSeparateFiles: params.files.writeCertAndKeyInSeparateFiles ?? this.certificateFiles.writeCertAndKeyInSeparateFiles,
+          constructPEMChain: params.files.constructPEMChain ?? this.certificateFiles.constructPEMChain,
         };
         contexts.set(key, ctx);
       }
@@ -166,8 +195,25 @@ export class KeyVaultProvider implements Provider {
     const limit = this.options.fetchConcurrency;
     // The objects of every vault are expanded and fetched together, under the one concurrency limit.
     const items = (await mapLimit(params.objects, limit, (o) => this.expand(contextOf(o.vault), o))).flat();
-    checkObjectCount(where, items.length, this.options.limits, true);
-    return mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item));
+    // jmesPath fields are files too (the .crt/.key pairs depend on the vault's answer: the budget bounds them).
+    checkObjectCount(where, items.reduce((n, item) => n + 1 + item.object.jmesPath.length, 0), this.options.limits, true);
+    const outputs = await mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item));
+    const files = outputs.flatMap((o) => o.files);
+    const envFile = params.files.envFile;
+    if (envFile !== undefined) {
+      const included = outputs.flatMap((o) => o.env);
+      const contents = renderEnvFile(envFile, included);
+      budget.add(`the env file ${JSON.stringify(envFile)}`, contents.length);
+      // Never more readable than the least readable file it copies.
+      const mode = included.reduce((m, e) => m & e.mode, 0o777 as number);
+      files.push({ path: envFile, mode: included.length > 0 ? mode : DEFAULT_ENV_FILE_MODE, contents, objectId: `envFile/${envFile}`, version: '' });
+    }
+    checkFileNames(where, files);
+    return files;
+  }
+
+  private get certificateFiles(): { writeCertAndKeyInSeparateFiles: boolean; constructPEMChain: boolean } {
+    return this.options.certificateFiles ?? DEFAULT_CERTIFICATE_FILES;
   }
 
   /** One vault request under the node's retry policy and the host's limiter. */
@@ -197,7 +243,7 @@ export class KeyVaultProvider implements Provider {
     return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}` }));
   }
 
-  private async fetchItem(ctx: FetchContext, item: FetchItem): Promise<ProviderFile> {
+  private async fetchItem(ctx: FetchContext, item: FetchItem): Promise<ItemOutput> {
     const { object, version } = item;
     const { vaultUrl } = ctx;
     const what = `${object.objectType} ${JSON.stringify(object.objectName)}${version ? ` version ${version}` : ''}`;
@@ -209,15 +255,31 @@ export class KeyVaultProvider implements Provider {
     });
     let contents: Buffer;
     try {
-      contents = await formatObject(raw, object);
+      contents = await formatObject(raw, object, { constructPEMChain: ctx.constructPEMChain });
     } catch (err) {
       throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }
-    ctx.budget.add(`${what} (file ${JSON.stringify(item.fileName)})`, contents.length);
     // `<type>/<name>` as the Azure provider names it; an object of another vault than the class's
     // is prefixed by its vault's host, so two vaults' objects of one name are told apart.
     const objectId = `${object.vault.own ? `${new URL(vaultUrl).host}/` : ''}${object.objectType}/${object.objectName}`;
-    return { path: item.fileName, mode: object.mode, contents, objectId, version: raw.version };
+    const out: ItemOutput = { files: [], env: [] };
+    const add = (path: string, bytes: Buffer, envName: string | null | undefined, label: string): void => {
+      ctx.budget.add(`${what} (file ${JSON.stringify(path)})`, bytes.length);
+      out.files.push({ path, mode: object.mode, contents: bytes, objectId, version: raw.version });
+      if (envName !== null) out.env.push({ name: envName ?? envNameFromFile(path), value: bytes, mode: object.mode, what: label });
+    };
+    add(item.fileName, contents, object.envName, `${what} (file ${JSON.stringify(item.fileName)})`);
+    if (ctx.writeCertAndKeyInSeparateFiles && isPemCertificateSecret(raw, object)) {
+      // As the Azure provider: beside the combined file, not in the env file (the combined one is).
+      const { cert, key } = splitCertAndKey(contents.toString('utf8'));
+      add(item.fileName + CERT_FILE_SUFFIX, Buffer.from(cert, 'utf8'), null, '');
+      add(item.fileName + KEY_FILE_SUFFIX, Buffer.from(key, 'utf8'), null, '');
+    }
+    if (object.jmesPath.length > 0) {
+      const values = await extractFields(contents, object.jmesPath, `vault ${vaultUrl}: ${what}`, this.options.limits.maxObjectBytes);
+      object.jmesPath.forEach((field, i) => add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
+    }
+    return out;
   }
 
   /**

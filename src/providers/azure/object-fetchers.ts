@@ -4,6 +4,11 @@ import { derToPem, publicKeyPemFromJwk } from '../../util/pem.js';
 import type { KeyVaultObject, ObjectType } from './parameters.js';
 import type { VaultClients } from './vault-clients.js';
 
+/** Whether the Azure provider's `.crt`/`.key` split applies: a certificate-backed secret written as PEM. */
+export function isPemCertificateSecret(raw: RawObject, object: KeyVaultObject): boolean {
+  return object.objectType === 'secret' && raw.certificateBacked && object.objectFormat !== 'pfx';
+}
+
 /** What Key Vault returned for one object version, before it is formatted into a file. */
 export interface RawObject {
   version: string;
@@ -87,15 +92,16 @@ export async function listVersions(clients: VaultClients, type: ObjectType, name
  *   - application/x-pem-file is written as stored;
  *   - then objectEncoding (secrets only) decodes hex or base64 text.
  * The PKCS#12 conversion runs on the converter's worker thread (`src/untrusted/`): the vault
- * chooses the bundle, and with it how long opening it takes.
+ * chooses the bundle, and with it how long opening it takes. `constructPEMChain: false`
+ * (`--construct-pem-chain=false`) keeps the bundle's certificate order.
  */
-export async function formatObject(raw: RawObject, object: KeyVaultObject): Promise<Buffer> {
+export async function formatObject(raw: RawObject, object: KeyVaultObject, options: { constructPEMChain?: boolean } = {}): Promise<Buffer> {
   let text = raw.text;
   if (object.objectType === 'secret' && raw.certificateBacked) {
     if (raw.contentType === 'application/x-pkcs12') {
       if (object.objectFormat !== 'pfx') {
         try {
-          text = await pkcs12Converter.convert(Buffer.from(raw.text, 'base64'), '');
+          text = await pkcs12Converter.convert(Buffer.from(raw.text, 'base64'), '', { orderChain: options.constructPEMChain ?? true });
         } catch (err) {
           throw pkcs12Failure(err, 'the certificate-backed secret', 'invalid-argument');
         }

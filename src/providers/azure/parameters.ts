@@ -8,6 +8,9 @@ import { AZURE_CLOUDS, findCloud } from './clouds.js';
 import { parseObjectsYaml } from './objects-yaml.js';
 import { AZURE_STACK_CLOUD } from './cloud-env-file.js';
 import type { AzureCloud } from './clouds.js';
+import { parseEnvName } from './env-file.js';
+import { parseJmesPath } from './field-extraction.js';
+import type { JmesPathField } from './field-extraction.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
 export type ObjectEncoding = 'utf-8' | 'hex' | 'base64';
@@ -27,6 +30,11 @@ export interface KeyVaultObject {
   fileName: string;
   /** File permission bits; 0o644 unless `filePermission` says otherwise. */
   mode: number;
+  // What the object becomes besides its own file (field-extraction.ts, env-file.ts).
+  /** `jmesPath`: one more file per field of a JSON or YAML secret. */
+  jmesPath: JmesPathField[];
+  /** `envName` in the class's envFile; undefined: derived from the file name; null (`-`): left out. */
+  envName: string | null | undefined;
   /** The vault and tenant this object is read from: its own `keyvaultName`/`vaultUri`/`tenantId`, else the class's. */
   vault: ObjectVault;
 }
@@ -44,6 +52,19 @@ export interface ObjectVault {
   own: boolean;
 }
 
+/**
+ * Class parameters on the files objects become. The two certificate options override the driver's
+ * flags of the same names for this class; undefined: the flag decides.
+ */
+export interface FileOptions {
+  /** `writeCertAndKeyInSeparateFiles`: also `<file>.crt` and `<file>.key` for certificate-backed secrets. */
+  writeCertAndKeyInSeparateFiles?: boolean;
+  /** `constructPEMChain`: order a PKCS#12's certificates leaf → root (false: the bundle's order). */
+  constructPEMChain?: boolean;
+  /** `envFile`: the path of an env file in the volume. */
+  envFile?: string;
+}
+
 export interface AzureParameters {
   /**
    * The class's vault: `https://<vault>.<suffix>` or the `vaultUri` parameter, without a trailing
@@ -57,6 +78,7 @@ export interface AzureParameters {
   cloud: AzureCloud;
   identity: IdentityParameters;
   objects: KeyVaultObject[];
+  files: FileOptions;
 }
 
 export const DEFAULT_FILE_MODE = 0o644;
@@ -162,7 +184,24 @@ export function parseAzureParameters(
       useAzureTokenProxy,
     },
     objects,
+    files: parseFileOptions(param),
   };
+}
+
+function parseFileOptions(param: (name: string) => string): FileOptions {
+  const optionalBool = (name: string): boolean | undefined => (param(name) === '' ? undefined : parseBool(name, param(name)));
+  const files: FileOptions = {};
+  const separate = optionalBool('writeCertAndKeyInSeparateFiles');
+  if (separate !== undefined) files.writeCertAndKeyInSeparateFiles = separate;
+  const chain = optionalBool('constructPEMChain');
+  if (chain !== undefined) files.constructPEMChain = chain;
+  const envFile = param('envFile');
+  if (envFile !== '') {
+    const problem = payloadPathProblem(envFile);
+    if (problem) throw invalidArgument(`parameter envFile ${problem}`);
+    files.envFile = envFile;
+  }
+  return files;
 }
 
 /**
@@ -324,6 +363,15 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
   }
   // --- end of the object's own vault ------------------------------------------------------------
 
+  // What the object becomes besides its own file: jmesPath fields and its env file variable.
+  const fields = value as { jmesPath?: unknown; envName?: unknown };
+  const jmesPath = parseJmesPath(fields.jmesPath, at, objectType, objectVersionHistory, limits.maxObjects);
+  const envName = parseEnvName(fields.envName, at);
+  if (typeof envName === 'string' && objectVersionHistory > 1) {
+    throw invalidArgument(`${at}: field envName names one variable, but objectVersionHistory makes ${objectVersionHistory} files; leave it out to get one variable per file`);
+  }
+
+
   return {
     object: {
       objectName,
@@ -335,6 +383,8 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
       objectVersionHistory,
       fileName,
       mode,
+      jmesPath,
+      envName,
     },
     own,
     where: at,
