@@ -53,7 +53,7 @@ export interface RunningDriver {
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder }> {
+async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder; stop?: () => Promise<void> }> {
   const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
@@ -61,16 +61,21 @@ async function clusterSources(config: DriverConfig, log: Logger): Promise<{ clas
   }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }] = await Promise.all([
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }, { KubeCaches }] = await Promise.all([
     import('../kube/kube-class-source.js'),
     import('../kube/kube-identity-objects.js'),
     import('../kube/kube-service-account-keys.js'),
     import('../kube/kube-event-recorder.js'),
+    import('../kube/kube-caches.js'),
   ]);
   const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
+  // Watch-backed caches: after their first LIST a publish reads nothing from the API server.
+  const caches = new KubeCaches({ kubeConfig, nodeName: config.nodeId, maxClassBytes: config.maxClassBytes, log: log.child({ component: 'api-cache' }) });
+  caches.start();
   return {
-    classes: new KubeClassSource(kubeConfig),
-    objects: new KubeIdentityObjects(kubeConfig),
+    stop: () => caches.stop(),
+    classes: new KubeClassSource(kubeConfig, caches.classes),
+    objects: new KubeIdentityObjects(kubeConfig, caches),
     keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig),
     events: new KubeEventRecorder(kubeConfig, config.nodeId, log),
   };
@@ -93,7 +98,7 @@ async function timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects, keys, events } = await clusterSources(config, log);
+  const { classes, objects, keys, events, stop: stopSources } = await clusterSources(config, log);
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
@@ -202,6 +207,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
         });
       });
       await removeSocket(socketPath);
+      await stopSources?.();
       log.info('podvault driver stopped');
     },
   };
