@@ -215,7 +215,12 @@ export class KubeApiDouble {
       const [, prefix = '', plural = ''] = clusterList;
       const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v).filter(fieldSelected(url));
       if (isWatch(url)) return this.startWatch(res, url, `${prefix}/${plural}`, undefined, items);
-      return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
+      // Paged as the API server pages (`limit`, `continue`: here the offset of the next page).
+      const limit = Number(url.searchParams.get('limit') ?? 0);
+      const from = Number(url.searchParams.get('continue') ?? 0);
+      const page = limit > 0 ? items.slice(from, from + limit) : items;
+      const next = limit > 0 && from + limit < items.length ? { continue: String(from + limit) } : {};
+      return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion), ...next }, items: page });
     }
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!match) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
