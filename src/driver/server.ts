@@ -169,13 +169,18 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     NodeExpandVolume: unary('NodeExpandVolume', unimplemented('NodeExpandVolume'), log),
   });
 
-  await node.recover(log);
   const socketPath = socketPathOf(config.endpoint);
-  await prepareSocketPath(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-  });
-  await chmod(socketPath, 0o660);
+  try {
+    await node.recover(log);
+    await prepareSocketPath(socketPath);
+    await new Promise<void>((resolve, reject) => {
+      server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    });
+    await chmod(socketPath, 0o660);
+  } catch (err) {
+    await stopSources?.(); // the caches' watches would keep a failed start's process alive
+    throw err;
+  }
   identity.markReady();
   const health = config.metricsAddr ? await startHealthServer(config.metricsAddr, metrics, () => identity.isReady()) : undefined;
   // Volumes the kubelet does not republish (FlexVolume) rotate on this timer.

@@ -63,6 +63,7 @@ export class WatchedCache<T> {
   private readonly sizes = new Map<string, number>();
   private restartTimer?: NodeJS.Timeout;
   private restartMs = MIN_RESTART_MS;
+  private overBudget = false;
   private readonly synced: Promise<void>;
   private markSynced: () => void = () => undefined;
 
@@ -149,9 +150,12 @@ export class WatchedCache<T> {
     const bytes = entry.kind === 'value' ? JSON.stringify(entry.value).length : entry.kind === 'error' ? entry.error.message.length : 0;
     const { budget } = this.options;
     if (budget.used - (this.sizes.get(`${metadata.namespace}/${metadata.name}`) ?? 0) + bytes > budget.limit) {
-      this.options.log.warn({ cache: this.options.kind, object: `${metadata.namespace}/${metadata.name}`, limit: budget.limit }, 'API cache budget spent: this object is read from the API at each use');
+      // Once per cache until it fits again, not once per object of a flood.
+      if (!this.overBudget) this.options.log.warn({ cache: this.options.kind, object: `${metadata.namespace}/${metadata.name}`, limit: budget.limit }, 'API cache budget spent: objects that do not fit are read from the API at each use');
+      this.overBudget = true;
       return { metadata, entry: { kind: 'uncached' }, bytes: 0 };
     }
+    this.overBudget = false;
     return { metadata, entry, bytes };
   }
 
