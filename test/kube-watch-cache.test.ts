@@ -6,6 +6,9 @@ import { KubeApiDouble } from './support/kube-api-double.js';
 import type { KubeObject } from './support/kube-api-double.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
+import { KubeCaches } from '../src/kube/kube-caches.js';
+import { KubeClassSource, loadKubeConfig } from '../src/kube/kube-class-source.js';
+import { createLogger } from '../src/log.js';
 
 const VALUE_A = 'watch-cache-a-Qp3';
 const VALUE_B = 'watch-cache-b-Rt8';
@@ -157,5 +160,38 @@ describe.skipIf(!isRoot)('Kubernetes mode reads classes and identity objects fro
       api.failWith = undefined;
     }
     await until(() => WATCHED.every((path) => api.openWatches.includes(path)));
+  });
+});
+
+describe('the API caches stay within their byte budget', () => {
+  it('objects past the budget, and classes over --max-class-size, are read from the API at use, never refused', async () => {
+    const api = await new KubeApiDouble().start();
+    const kubeConfig = loadKubeConfig(await api.writeKubeconfig());
+    const logs: string[] = [];
+    const caches = new KubeCaches({ kubeConfig, nodeName: 'test-node', maxClassBytes: 2048, budgetBytes: 4096, log: createLogger({ level: 'warn', destination: { write: (line: string) => void logs.push(line) } }) });
+    try {
+      const objects = `array:\n  - |\n    objectName: ${'x'.repeat(200)}\n`;
+      for (let i = 0; i < 30; i++) api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: `c-${i}`, namespace: 'apps' }, spec: { provider: 'azure', parameters: { objects } } });
+      api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'huge', namespace: 'other' }, spec: { provider: 'azure', parameters: { objects: 'y'.repeat(4096) } } });
+      caches.start();
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => caches.classes.get('apps', `c-${i}`)));
+      const kept = answers.filter((a) => a.kind === 'value').length;
+      expect(answers.filter((a) => a.kind === 'uncached')).toHaveLength(30 - kept);
+      // A namespace holding an object not kept cannot be listed from the cache (the caller lists the API).
+      expect(await caches.classes.list('apps')).toBeUndefined();
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(30);
+      expect((await caches.classes.get('other', 'huge')).kind).toBe('uncached');
+      // Every class is still served: the ones not kept with a GET each.
+      const source = new KubeClassSource(kubeConfig, caches.classes);
+      const before = api.requests.length;
+      for (let i = 0; i < 30; i++) expect((await source.get('apps', `c-${i}`)).spec.parameters.objects).toBe(objects);
+      expect((await source.get('other', 'huge')).spec.parameters.objects).toHaveLength(4096);
+      expect(api.requests.slice(before).filter((r) => r.startsWith('GET /apis/secrets-store.csi.x-k8s.io/v1/namespaces/'))).toHaveLength(30 - kept + 1);
+      expect(logs.filter((l) => l.includes('API cache budget spent'))).toHaveLength(1);
+    } finally {
+      await caches.stop();
+      await api.close();
+    }
   });
 });

@@ -122,17 +122,23 @@ export class WatchedCache<T> {
     const items: CacheRecord<T>[] = [];
     let continueToken: string | undefined;
     let resourceVersion: string | undefined;
+    let pending = 0;
     do {
       const page = await this.options.listPage(PAGE_SIZE, continueToken);
-      for (const raw of page.items) items.push(this.record(raw));
+      for (const raw of page.items) {
+        // The informer stores (and this class accounts for) the LIST's records only once it is complete.
+        const record = this.record(raw, pending);
+        pending += record.bytes - (this.sizes.get(`${record.metadata.namespace}/${record.metadata.name}`) ?? 0);
+        items.push(record);
+      }
       continueToken = page.continueToken || undefined;
       resourceVersion = page.resourceVersion;
     } while (continueToken);
     return { metadata: { ...(resourceVersion ? { resourceVersion } : {}) }, items };
   }
 
-  /** @internal The record of an object from the LIST or a watch event. */
-  record(raw: unknown): CacheRecord<T> {
+  /** @internal The record of an object from the LIST or a watch event; `pending`: bytes of the LIST so far. */
+  record(raw: unknown, pending = 0): CacheRecord<T> {
     const meta = (raw as { metadata?: { name?: unknown; namespace?: unknown; resourceVersion?: unknown } } | null)?.metadata;
     const metadata = {
       name: typeof meta?.name === 'string' ? meta.name : '',
@@ -149,7 +155,7 @@ export class WatchedCache<T> {
     }
     const bytes = entry.kind === 'value' ? JSON.stringify(entry.value).length : entry.kind === 'error' ? entry.error.message.length : 0;
     const { budget } = this.options;
-    if (budget.used - (this.sizes.get(`${metadata.namespace}/${metadata.name}`) ?? 0) + bytes > budget.limit) {
+    if (budget.used + pending - (this.sizes.get(`${metadata.namespace}/${metadata.name}`) ?? 0) + bytes > budget.limit) {
       // Once per cache until it fits again, not once per object of a flood.
       if (!this.overBudget) this.options.log.warn({ cache: this.options.kind, object: `${metadata.namespace}/${metadata.name}`, limit: budget.limit }, 'API cache budget spent: objects that do not fit are read from the API at each use');
       this.overBudget = true;
