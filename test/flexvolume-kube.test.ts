@@ -66,7 +66,9 @@ describe.skipIf(!isRoot)('FlexVolume in Kubernetes mode: the pod comes from the 
     const { dir, result } = await mount('uid-app-0', 'app-secret');
     expect(result).toEqual({ status: 'Success' });
     expect(await readFile(join(dir, 'app-secret'), 'utf8')).toBe(APP_VALUE);
-    expect(api.requests).toContain('GET /api/v1/pods?fieldSelector=spec.nodeName%3Dtest-node');
+    // The node's pods come from one LIST and a watch, both filtered to this node.
+    expect(api.requests).toContain('GET /api/v1/pods?fieldSelector=spec.nodeName%3Dtest-node&limit=500');
+    expect(api.openWatches).toContain('/api/v1/pods');
     expect(await runFlexVolume(['unmount', dir], h.config.endpoint)).toEqual({ status: 'Success' });
   });
 

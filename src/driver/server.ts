@@ -55,7 +55,7 @@ export interface RunningDriver {
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink }> {
+async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink; stop?: () => Promise<void> }> {
   const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
@@ -63,17 +63,22 @@ async function clusterSources(config: DriverConfig, log: Logger): Promise<{ clas
   }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }, { KubePodStatusWriter }] = await Promise.all([
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }, { KubePodStatusWriter }, { KubeCaches }] = await Promise.all([
     import('../kube/kube-class-source.js'),
     import('../kube/kube-identity-objects.js'),
     import('../kube/kube-service-account-keys.js'),
     import('../kube/kube-event-recorder.js'),
     import('../kube/kube-pod-status-writer.js'),
+    import('../kube/kube-caches.js'),
   ]);
   const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
+  // Watch-backed caches: after their first LIST a publish reads nothing from the API server.
+  const caches = new KubeCaches({ kubeConfig, nodeName: config.nodeId, maxClassBytes: config.maxClassBytes, log: log.child({ component: 'api-cache' }) });
+  caches.start();
   return {
-    classes: new KubeClassSource(kubeConfig),
-    objects: new KubeIdentityObjects(kubeConfig),
+    stop: () => caches.stop(),
+    classes: new KubeClassSource(kubeConfig, caches.classes),
+    objects: new KubeIdentityObjects(kubeConfig, caches),
     keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig),
     events: new KubeEventRecorder(kubeConfig, config.nodeId, log),
     podStatus: new KubePodStatusWriter(kubeConfig, config.nodeId),
@@ -97,7 +102,7 @@ async function timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects, keys, events, podStatus } = await clusterSources(config, log);
+  const { classes, objects, keys, events, podStatus, stop: stopSources } = await clusterSources(config, log);
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
@@ -179,13 +184,18 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     NodeExpandVolume: unary('NodeExpandVolume', unimplemented('NodeExpandVolume'), log),
   });
 
-  await node.recover(log);
   const socketPath = socketPathOf(config.endpoint);
-  await prepareSocketPath(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-  });
-  await chmod(socketPath, 0o660);
+  try {
+    await node.recover(log);
+    await prepareSocketPath(socketPath);
+    await new Promise<void>((resolve, reject) => {
+      server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    });
+    await chmod(socketPath, 0o660);
+  } catch (err) {
+    await stopSources?.(); // the caches' watches would keep a failed start's process alive
+    throw err;
+  }
   identity.markReady();
   const health = config.metricsAddr ? await startHealthServer(config.metricsAddr, metrics, () => identity.isReady()) : undefined;
   // Volumes the kubelet does not republish (FlexVolume) rotate on this timer.
@@ -217,6 +227,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
         });
       });
       await removeSocket(socketPath);
+      await stopSources?.();
       log.info('podvault driver stopped');
     },
   };

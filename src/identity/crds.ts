@@ -102,15 +102,17 @@ export type SecretData = Readonly<Record<string, Buffer>>;
  * directory. A missing object is `undefined`; a malformed one throws a PodvaultError naming it.
  */
 export interface IdentityObjects {
-  getPod(namespace: string, name: string): Promise<PodObject | undefined>;
+  /** `uid`: the pod the kubelet reported; a cached pod of another uid (recreated) is re-read. */
+  getPod(namespace: string, name: string, uid?: string): Promise<PodObject | undefined>;
   /** The pod with this uid among the pods scheduled to `nodeName` (FlexVolume: the uid is the mount path's). */
   findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined>;
   /**
    * Bindings of one namespace, or of all namespaces when `namespace` is undefined. Malformed ones
-   * are returned apart, so the caller decides what a pod may be told about them.
+   * are returned apart, so the caller decides what a pod may be told about them. `direct`: past
+   * any cache (a denial for want of a binding is confirmed against the API).
    */
-  listBindings(namespace: string | undefined): Promise<BindingList>;
+  listBindings(namespace: string | undefined, options?: { direct?: boolean }): Promise<BindingList>;
   getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined>;
   getSecret(namespace: string, name: string): Promise<SecretData | undefined>;
 }

@@ -28,7 +28,7 @@ export interface PodIdentityOptions {
  */
 export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, options: PodIdentityOptions, log: Logger): Promise<BoundIdentity> {
   const who = `pod ${podRef(pod)}`;
-  const podObject = await objects.getPod(pod.namespace, pod.name);
+  const podObject = await objects.getPod(pod.namespace, pod.name, pod.uid);
   if (!podObject) throw permissionDenied(`no identity for ${who}: the pod does not exist in the Kubernetes API`);
   if (pod.uid !== '' && podObject.metadata.uid !== undefined && podObject.metadata.uid !== pod.uid) {
     // The API's uid is another pod's (a recreated one, or one a caller named): log it, never tell it.
@@ -41,7 +41,9 @@ export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, 
   if (!selector) throw permissionDenied(`no identity for ${who}: the pod has no ${POD_IDENTITY_LABEL} label`);
 
   const scope = options.clusterWideBindings ? undefined : pod.namespace;
-  const matches = (await listBindings(objects, scope, pod, log)).filter((b) => b.spec.selector === selector);
+  let matches = (await listBindings(objects, scope, pod, log)).filter((b) => b.spec.selector === selector);
+  // A binding created a moment before the pod may not have reached a cache yet: confirm a denial.
+  if (matches.length === 0) matches = (await listBindings(objects, scope, pod, log, true)).filter((b) => b.spec.selector === selector);
   if (matches.length === 0) {
     throw permissionDenied(
       `no identity for ${who}: no AzureIdentityBinding ${scope ? `in namespace ${scope} ` : ''}has selector ${JSON.stringify(selector)}`,
@@ -74,8 +76,8 @@ export async function findBoundIdentity(objects: IdentityObjects, pod: PodInfo, 
  * not stop every other tenant's publishes. A malformed one of the pod's namespace is refused,
  * named (its author is the pod's namespace).
  */
-async function listBindings(objects: IdentityObjects, scope: string | undefined, pod: PodInfo, log: Logger): Promise<AzureIdentityBinding[]> {
-  const { bindings, malformed } = await objects.listBindings(scope);
+async function listBindings(objects: IdentityObjects, scope: string | undefined, pod: PodInfo, log: Logger, direct = false): Promise<AzureIdentityBinding[]> {
+  const { bindings, malformed } = await objects.listBindings(scope, direct ? { direct } : {});
   for (const m of malformed) {
     if (m.namespace === pod.namespace) throw m.error;
     log.warn({ binding: `${m.namespace}/${m.name}`, cause: describeCause(m.error) }, 'skipping a malformed AzureIdentityBinding of another namespace');

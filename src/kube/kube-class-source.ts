@@ -3,6 +3,7 @@ import { notFound, unavailable } from '../errors/podvault-error.js';
 import { parseKubeObject } from './parse-object.js';
 import { SPC_GROUP, SPC_KIND, SPC_PLURAL, SPC_VERSION, classNotFoundMessage, secretProviderClassSchema } from './secret-provider-class.js';
 import type { ClassSource, SecretProviderClass } from './secret-provider-class.js';
+import type { WatchedCache } from './watched-cache.js';
 
 /** Load in-cluster config, or the given kubeconfig file. */
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
@@ -12,11 +13,18 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   return kc;
 }
 
-/** SecretProviderClass objects read from the Kubernetes API with @kubernetes/client-node. */
+/**
+ * SecretProviderClass objects from the Kubernetes API with @kubernetes/client-node: from the
+ * watch-backed cache when it holds the class, else (not live yet, watch broken, not cached, or
+ * absent: the cache never says "not found" itself) read with a GET.
+ */
 export class KubeClassSource implements ClassSource {
   private readonly api: CustomObjectsApi;
 
-  constructor(private readonly kubeConfig: KubeConfig) {
+  constructor(
+    private readonly kubeConfig: KubeConfig,
+    private readonly cache?: WatchedCache<SecretProviderClass>,
+  ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
@@ -25,6 +33,9 @@ export class KubeClassSource implements ClassSource {
   }
 
   async get(namespace: string, name: string): Promise<SecretProviderClass> {
+    const cached = await this.cache?.get(namespace, name);
+    if (cached?.kind === 'value') return cached.value;
+    if (cached?.kind === 'error') throw cached.error;
     let body: unknown;
     try {
       body = await this.api.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, name });

@@ -14,21 +14,32 @@ import {
 } from '../identity/crds.js';
 import type { AzureIdentity, BindingList, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
 import { parseKubeObject } from './parse-object.js';
+import type { KubeCaches } from './kube-caches.js';
+import type { CacheAnswer } from './watched-cache.js';
 
 /**
- * Identity objects from the Kubernetes API. Everything is read fresh on each publish, so a
- * deleted binding or a rotated identity secret takes effect at the next publish.
+ * Identity objects from the Kubernetes API. With `caches`, pods (of this node), service accounts,
+ * bindings and identities come from watch-backed caches, at most one watch event behind the API;
+ * the cache answers only what it holds: an object it lacks (a pod whose watch event has not
+ * arrived yet, an identity created a moment ago), a pod of another uid, or a cache not live, is
+ * read directly, and a denial for want of a binding is confirmed by a direct LIST. Secrets are
+ * always read directly, at each use: their values are not kept cluster-wide in this process.
  */
 export class KubeIdentityObjects implements IdentityObjects {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
 
-  constructor(kubeConfig: KubeConfig) {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly caches?: KubeCaches,
+  ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  async getPod(namespace: string, name: string): Promise<PodObject | undefined> {
+  async getPod(namespace: string, name: string, uid?: string): Promise<PodObject | undefined> {
+    const cached = value(await this.caches?.pods.get(namespace, name));
+    if (cached && (!uid || cached.metadata.uid === uid)) return cached;
     const pod = await orUndefined(`Pod ${namespace}/${name}`, () => this.core.readNamespacedPod({ namespace, name }));
     return pod && parseKubeObject(podSchema, pod, 'Pod');
   }
@@ -38,17 +49,31 @@ export class KubeIdentityObjects implements IdentityObjects {
    * has no lookup by uid, and only pods on this node can be the kubelet's FlexVolume callers.
    */
   async findPodByUid(uid: string, nodeName: string): Promise<PodObject | undefined> {
+    for (const { entry } of (await this.caches?.pods.list()) ?? []) {
+      if (entry.kind === 'value' && entry.value.metadata.uid === uid && entry.value.spec.nodeName === nodeName) return entry.value;
+    }
     const list = await orUndefined(`the pods of node ${nodeName}`, () => this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }));
     const pod = (list?.items ?? []).find((p) => p.metadata?.uid === uid && p.spec?.nodeName === nodeName);
     return pod && parseKubeObject(podSchema, pod, 'Pod');
   }
 
   async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined> {
+    const cached = value(await this.caches?.serviceAccounts.get(namespace, name));
+    if (cached) return cached;
     const sa = await orUndefined(`ServiceAccount ${namespace}/${name}`, () => this.core.readNamespacedServiceAccount({ namespace, name }));
     return sa && parseKubeObject(serviceAccountSchema, sa, 'ServiceAccount');
   }
 
-  async listBindings(namespace: string | undefined): Promise<BindingList> {
+  async listBindings(namespace: string | undefined, options: { direct?: boolean } = {}): Promise<BindingList> {
+    const cached = options.direct ? undefined : await this.caches?.bindings.list(namespace);
+    if (cached) {
+      const list: BindingList = { bindings: [], malformed: [] };
+      for (const { namespace: ns, name, entry } of cached) {
+        if (entry.kind === 'value') list.bindings.push(entry.value);
+        else if (entry.kind === 'error') list.malformed.push({ namespace: ns || 'default', name, error: entry.error });
+      }
+      return list;
+    }
     const group = AAD_POD_IDENTITY_GROUP;
     const version = AAD_POD_IDENTITY_VERSION;
     const plural = AZURE_IDENTITY_BINDING_PLURAL;
@@ -61,6 +86,8 @@ export class KubeIdentityObjects implements IdentityObjects {
   }
 
   async getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined> {
+    const cached = value(await this.caches?.identities.get(namespace, name));
+    if (cached) return cached;
     const body = await orUndefined(`AzureIdentity ${namespace}/${name}`, () =>
       this.custom.getNamespacedCustomObject({ group: AAD_POD_IDENTITY_GROUP, version: AAD_POD_IDENTITY_VERSION, namespace, plural: AZURE_IDENTITY_PLURAL, name }),
     );
@@ -74,6 +101,12 @@ export class KubeIdentityObjects implements IdentityObjects {
     for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64');
     return data;
   }
+}
+
+/** A cached object; a malformed one throws the error naming it; undefined: read the API. */
+function value<T>(answer: CacheAnswer<T> | undefined): T | undefined {
+  if (answer?.kind === 'error') throw answer.error;
+  return answer?.kind === 'value' ? answer.value : undefined;
 }
 
 /** The object, undefined on 404, UNAVAILABLE (retried by the kubelet) on any other failure. */

@@ -15,8 +15,19 @@ export interface KubeObject {
 
 interface Watcher {
   prefix: string;
-  namespace: string;
+  /** Undefined: a watch of all namespaces (`/apis/<group>/<version>/<plural>?watch=true`). */
+  namespace: string | undefined;
+  selected: (object: KubeObject) => boolean;
   res: ServerResponse;
+}
+
+/** One change, kept so that a watch resumed from a resourceVersion replays what it missed. */
+interface Change {
+  prefix: string;
+  namespace: string;
+  type: string;
+  object: KubeObject;
+  old?: KubeObject;
 }
 
 /**
@@ -28,6 +39,11 @@ interface Watcher {
 export class KubeApiDouble {
   private readonly objects = new Map<string, KubeObject>();
   private readonly watchers = new Set<Watcher>();
+  private readonly changes: Change[] = [];
+  /** Changes not yet sent to open watches (see pauseWatches). */
+  private held?: Change[];
+  /** Watches from an older resourceVersion get 410 Gone, as after etcd compaction. */
+  private compactedAt = 0;
   private server?: Server;
   private resourceVersion = 100;
   /** `METHOD path?query` of every request, in order. */
@@ -97,8 +113,43 @@ export class KubeApiDouble {
     const key = `${prefix}/namespaces/${ns}/${plural}/${object.metadata.name}`;
     const existed = this.objects.has(key);
     const stored = { ...object, metadata: { ...object.metadata, namespace: ns, resourceVersion: String(++this.resourceVersion) } };
+    const old = this.objects.get(key);
     this.objects.set(key, stored);
-    this.notify(`${prefix}/namespaces/${ns}/${plural}`, ns, existed ? 'MODIFIED' : 'ADDED', stored);
+    this.notify({ prefix: `${prefix}/namespaces/${ns}/${plural}`, namespace: ns, type: existed ? 'MODIFIED' : 'ADDED', object: stored, ...(old ? { old } : {}) });
+  }
+
+  /**
+   * End every open watch, as an API server restart or a load balancer does; `abort` resets the
+   * connections instead of ending the responses. Clients must watch again to see later changes.
+   */
+  dropWatches(abort = false): void {
+    for (const w of this.watchers) {
+      if (abort) w.res.socket?.destroy();
+      else w.res.end();
+    }
+    this.watchers.clear();
+  }
+
+  /** Hold back watch events (a slow watch: the kubelet may publish before the event arrives). */
+  pauseWatches(): void {
+    this.held ??= [];
+  }
+
+  resumeWatches(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const change of held) for (const w of this.watchers) this.send(w, change);
+  }
+
+  /** Forget the changes so far: a watch resumed from before now answers 410 Gone (too old). */
+  compact(): void {
+    this.compactedAt = this.resourceVersion;
+    this.changes.length = 0;
+  }
+
+  /** Paths of the open watches (`/apis/<group>/<version>/<plural>` for all namespaces). */
+  get openWatches(): string[] {
+    return [...this.watchers].map((w) => w.prefix);
   }
 
   delete(plural: string, apiVersion: string, namespace: string, name: string): void {
@@ -107,13 +158,45 @@ export class KubeApiDouble {
     const existing = this.objects.get(key);
     if (!existing) return;
     this.objects.delete(key);
-    this.notify(`${prefix}/namespaces/${namespace}/${plural}`, namespace, 'DELETED', existing);
+    // A deletion is a change too: it has a resourceVersion of its own, as in the API server.
+    const deleted = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.resourceVersion) } };
+    this.notify({ prefix: `${prefix}/namespaces/${namespace}/${plural}`, namespace, type: 'DELETED', object: deleted });
   }
 
-  private notify(prefix: string, namespace: string, type: string, object: KubeObject): void {
-    for (const w of this.watchers) {
-      if (w.prefix === prefix && w.namespace === namespace) w.res.write(`${JSON.stringify({ type, object })}\n`);
+  private notify(change: Change): void {
+    this.changes.push(change);
+    if (this.held) this.held.push(change);
+    else for (const w of this.watchers) this.send(w, change);
+  }
+
+  /**
+   * A change as a watcher sees it. A field-selected watch sees an object that starts matching as
+   * ADDED and one that stops matching as DELETED (a pod bound to the node, or moved off it).
+   */
+  private send(w: Watcher, change: Change): void {
+    const { prefix, namespace, object, old } = change;
+    if (w.namespace === undefined ? prefix.replace(/\/namespaces\/[^/]+\//, '/') !== w.prefix : prefix !== w.prefix || namespace !== w.namespace) return;
+    const now = change.type !== 'DELETED' && w.selected(object);
+    const before = change.type === 'DELETED' ? w.selected(object) : old !== undefined && w.selected(old);
+    const type = now ? (before ? change.type : 'ADDED') : before ? 'DELETED' : undefined;
+    if (type) w.res.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  private startWatch(res: ServerResponse, url: URL, prefix: string, namespace: string | undefined, current: KubeObject[]): void {
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    const since = Number(url.searchParams.get('resourceVersion') ?? 0);
+    const watcher: Watcher = { prefix, namespace, selected: fieldSelected(url), res };
+    if (since !== 0 && since < this.compactedAt) {
+      // What the API server sends for a resourceVersion it no longer has; then it ends the watch.
+      res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${since}`, reason: 'Expired', code: 410 } })}\n`);
+      return;
     }
+    // From resourceVersion 0: every current object as ADDED; from a later one: the changes since.
+    if (since === 0) for (const item of current) res.write(`${JSON.stringify({ type: 'ADDED', object: item })}\n`);
+    else for (const change of this.changes) if (Number(change.object.metadata.resourceVersion) > since) this.send(watcher, change);
+    this.watchers.add(watcher);
+    res.on('close', () => this.watchers.delete(watcher));
   }
 
   /**
@@ -177,7 +260,13 @@ export class KubeApiDouble {
     if (clusterList && clusterList[2] !== 'namespaces') {
       const [, prefix = '', plural = ''] = clusterList;
       const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v).filter(fieldSelected(url));
-      return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
+      if (isWatch(url)) return this.startWatch(res, url, `${prefix}/${plural}`, undefined, items);
+      // Paged as the API server pages (`limit`, `continue`: here the offset of the next page).
+      const limit = Number(url.searchParams.get('limit') ?? 0);
+      const from = Number(url.searchParams.get('continue') ?? 0);
+      const page = limit > 0 ? items.slice(from, from + limit) : items;
+      const next = limit > 0 && from + limit < items.length ? { continue: String(from + limit) } : {};
+      return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion), ...next }, items: page });
     }
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!match) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
@@ -189,18 +278,7 @@ export class KubeApiDouble {
     }
     const collection = `${prefix}/namespaces/${namespace}/${plural}`;
     const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${collection}/`)).map(([, v]) => v).filter(fieldSelected(url));
-    if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
-      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-      res.flushHeaders();
-      const since = Number(url.searchParams.get('resourceVersion') ?? 0);
-      for (const item of items) {
-        if (Number(item.metadata.resourceVersion) > since) res.write(`${JSON.stringify({ type: 'ADDED', object: item })}\n`);
-      }
-      const watcher = { prefix: collection, namespace, res };
-      this.watchers.add(watcher);
-      res.on('close', () => this.watchers.delete(watcher));
-      return undefined;
-    }
+    if (isWatch(url)) return this.startWatch(res, url, collection, namespace, items);
     return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
   }
 }
@@ -235,6 +313,10 @@ function fieldSelected(url: URL): (object: KubeObject) => boolean {
       for (const part of path.split('.')) at = at && typeof at === 'object' ? (at as Record<string, unknown>)[part] : undefined;
       return (typeof at === 'string' ? at : '') === value;
     });
+}
+
+function isWatch(url: URL): boolean {
+  return url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
 }
 
 function apiPrefix(apiVersion: string): string {

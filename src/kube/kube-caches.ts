@@ -1,0 +1,149 @@
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import { AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_BINDING_PLURAL, AZURE_IDENTITY_PLURAL, POD_IDENTITY_LABEL, azureIdentityBindingSchema, azureIdentitySchema, podSchema, serviceAccountSchema } from '../identity/crds.js';
+import type { AzureIdentity, AzureIdentityBinding, PodObject, ServiceAccountObject } from '../identity/crds.js';
+import { parametersBytes } from '../providers/fetch-limits.js';
+import { parseKubeObject } from './parse-object.js';
+import { SPC_GROUP, SPC_KIND, SPC_PLURAL, SPC_VERSION, secretProviderClassSchema } from './secret-provider-class.js';
+import type { SecretProviderClass } from './secret-provider-class.js';
+import { CacheBudget, WatchedCache } from './watched-cache.js';
+
+/** Bytes of records all API caches of a driver hold together; past it, objects are read at use. */
+export const API_CACHE_BUDGET_BYTES = 32 * 1024 * 1024;
+
+export interface KubeCachesOptions {
+  kubeConfig: KubeConfig;
+  /** This node: only its pods are watched (`fieldSelector=spec.nodeName=<node>`). */
+  nodeName: string;
+  /** --max-class-size: a class over it is never cached (its publish fails on the limit anyway). */
+  maxClassBytes: number;
+  log: Logger;
+  budgetBytes?: number;
+  syncWaitMs?: number;
+}
+
+/**
+ * The watch-backed caches of Kubernetes mode: SecretProviderClasses, AzureIdentities,
+ * AzureIdentityBindings and ServiceAccounts of the cluster, and the pods of this node. Each keeps
+ * only what podvault reads of an object (so a cluster of thousands of objects costs a few MiB);
+ * Secrets are never cached (see docs/security.md).
+ */
+export class KubeCaches {
+  readonly classes: WatchedCache<SecretProviderClass>;
+  readonly identities: WatchedCache<AzureIdentity>;
+  readonly bindings: WatchedCache<AzureIdentityBinding>;
+  readonly serviceAccounts: WatchedCache<ServiceAccountObject>;
+  readonly pods: WatchedCache<PodObject>;
+
+  constructor(options: KubeCachesOptions) {
+    const { kubeConfig, log } = options;
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const budget = new CacheBudget(options.budgetBytes ?? API_CACHE_BUDGET_BYTES);
+    const common = { kubeConfig, budget, log, ...(options.syncWaitMs === undefined ? {} : { syncWaitMs: options.syncWaitMs }) };
+    const customPage = (group: string, version: string, plural: string) => async (limit: number, token: string | undefined) => {
+      const list = (await custom.listClusterCustomObject({ group, version, plural, limit, ...(token ? { _continue: token } : {}) })) as { items?: unknown[]; metadata?: { resourceVersion?: string; continue?: string } };
+      return { items: list.items ?? [], ...pageMeta(list.metadata?.resourceVersion, list.metadata?.continue) };
+    };
+
+    this.classes = new WatchedCache({
+      ...common,
+      kind: 'SecretProviderClasses',
+      path: `/apis/${SPC_GROUP}/${SPC_VERSION}/${SPC_PLURAL}`,
+      listPage: customPage(SPC_GROUP, SPC_VERSION, SPC_PLURAL),
+      trim: (raw) => {
+        const spc = parseKubeObject(secretProviderClassSchema, raw, SPC_KIND);
+        if (parametersBytes(spc.spec.parameters) > options.maxClassBytes) return undefined;
+        return { metadata: nameOf(spc.metadata), spec: { provider: spc.spec.provider, parameters: spc.spec.parameters } };
+      },
+    });
+    this.identities = new WatchedCache({
+      ...common,
+      kind: 'AzureIdentities',
+      path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_PLURAL}`,
+      listPage: customPage(AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_PLURAL),
+      trim: (raw) => {
+        const identity = parseKubeObject(azureIdentitySchema, raw, 'AzureIdentity');
+        return { metadata: nameOf(identity.metadata), spec: identity.spec };
+      },
+    });
+    this.bindings = new WatchedCache({
+      ...common,
+      kind: 'AzureIdentityBindings',
+      path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`,
+      listPage: customPage(AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_BINDING_PLURAL),
+      trim: (raw) => {
+        const binding = parseKubeObject(azureIdentityBindingSchema, raw, 'AzureIdentityBinding');
+        return { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k.startsWith('podvault.dev/')) }, spec: binding.spec };
+      },
+    });
+    this.serviceAccounts = new WatchedCache({
+      ...common,
+      kind: 'ServiceAccounts',
+      path: '/api/v1/serviceaccounts',
+      listPage: async (limit, token) => {
+        const list = await core.listServiceAccountForAllNamespaces({ limit, ...(token ? { _continue: token } : {}) });
+        return { items: list.items, ...pageMeta(list.metadata?.resourceVersion, list.metadata?._continue) };
+      },
+      trim: (raw) => {
+        const sa = parseKubeObject(serviceAccountSchema, raw, 'ServiceAccount');
+        return { metadata: { ...nameOf(sa.metadata), ...picked('annotations', sa.metadata.annotations, (k) => k.startsWith('azure.workload.identity/')) } };
+      },
+    });
+    const fieldSelector = `spec.nodeName=${options.nodeName}`;
+    this.pods = new WatchedCache({
+      ...common,
+      kind: `pods of node ${options.nodeName}`,
+      path: '/api/v1/pods',
+      fieldSelector,
+      listPage: async (limit, token) => {
+        const list = await core.listPodForAllNamespaces({ fieldSelector, limit, ...(token ? { _continue: token } : {}) });
+        return { items: list.items, ...pageMeta(list.metadata?.resourceVersion, list.metadata?._continue) };
+      },
+      trim: (raw) => trimPod(parseKubeObject(podSchema, raw, 'Pod')),
+    });
+  }
+
+  private get all(): Array<WatchedCache<unknown>> {
+    return [this.classes, this.identities, this.bindings, this.serviceAccounts, this.pods] as Array<WatchedCache<unknown>>;
+  }
+
+  start(): void {
+    for (const cache of this.all) cache.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all.map((cache) => cache.stop()));
+  }
+}
+
+/** What FlexVolume and pod identity read of a pod: uid, the binding label, service account, flexVolumes, fsGroup. */
+function trimPod(pod: PodObject): PodObject {
+  const { spec } = pod;
+  const volumes = spec.volumes?.filter((v) => v.flexVolume !== undefined);
+  const fsGroup = spec.securityContext?.fsGroup;
+  return {
+    metadata: { ...nameOf(pod.metadata), ...(pod.metadata.uid === undefined ? {} : { uid: pod.metadata.uid }), ...picked('labels', pod.metadata.labels, (k) => k === POD_IDENTITY_LABEL) },
+    spec: {
+      ...(spec.serviceAccountName === undefined ? {} : { serviceAccountName: spec.serviceAccountName }),
+      ...(spec.nodeName === undefined ? {} : { nodeName: spec.nodeName }),
+      ...(volumes?.length ? { volumes } : {}),
+      ...(fsGroup === undefined ? {} : { securityContext: { fsGroup } }),
+    },
+  };
+}
+
+function nameOf(metadata: { name: string; namespace?: string | undefined }): { name: string; namespace?: string } {
+  return { name: metadata.name, ...(metadata.namespace === undefined ? {} : { namespace: metadata.namespace }) };
+}
+
+/** `{ [field]: only the keys podvault reads }`, or nothing when none is set. */
+function picked<F extends string>(field: F, from: Record<string, string> | undefined, keep: (key: string) => boolean): Partial<Record<F, Record<string, string>>> {
+  const kept = Object.entries(from ?? {}).filter(([k]) => keep(k));
+  return kept.length === 0 ? {} : ({ [field]: Object.fromEntries(kept) } as Partial<Record<F, Record<string, string>>>);
+}
+
+function pageMeta(resourceVersion: string | undefined, continueToken: string | undefined): { resourceVersion?: string; continueToken?: string } {
+  return { ...(resourceVersion ? { resourceVersion } : {}), ...(continueToken ? { continueToken } : {}) };
+}
