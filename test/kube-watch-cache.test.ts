@@ -57,7 +57,14 @@ describe.skipIf(!isRoot)('Kubernetes mode reads classes and identity objects fro
     await api?.close();
   });
 
-  /** Publish for a pod of this node (created in the API unless `create` is false); the file read and the API requests made meanwhile. */
+  /** The SecretProviderClassPodStatus the driver writes per volume: its only API traffic by design, apart from reads. */
+  const isStatusWrite = (r: string): boolean => r.includes('/secretproviderclasspodstatuses');
+  let statusRequests: string[] = [];
+
+  /**
+   * Publish (and unpublish) for a pod of this node (created in the API unless `create` is false);
+   * the file read and the API reads made meanwhile (status writes are kept in `statusRequests`).
+   */
   async function publish(className: string, options: { file?: string; create?: boolean; name?: string; uid?: string; secretRef?: boolean } = {}): Promise<{ text?: string; code?: number; details?: string; requests: string[] }> {
     pods += 1;
     const name = options.name ?? `watched-${pods}`;
@@ -68,20 +75,27 @@ describe.skipIf(!isRoot)('Kubernetes mode reads classes and identity objects fro
     }
     const v = await h.volume({ pod: name, namespace: 'apps', uid, className, ...(options.secretRef ? {} : { secrets: {} }) });
     const before = api.requests.length;
+    const made = (): string[] => {
+      const all = api.requests.slice(before);
+      statusRequests = all.filter(isStatusWrite);
+      return all.filter((r) => !isStatusWrite(r));
+    };
     try {
       await h.client.publish(v.request);
       const text = await readFile(join(v.targetPath, options.file ?? 'watch-a'), 'utf8');
       await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
-      return { text, requests: api.requests.slice(before) };
+      return { text, requests: made() };
     } catch (err) {
       const e = err as { code?: number; details?: string };
-      return { code: e.code ?? -1, details: e.details ?? '', requests: api.requests.slice(before) };
+      return { code: e.code ?? -1, details: e.details ?? '', requests: made() };
     }
   }
 
   it('after warm-up a publish makes no API request (pod identity binding, nodePublishSecretRef)', async () => {
     for (let i = 0; i < 3; i++) {
       expect(await publish('by-binding')).toEqual({ text: VALUE_A, requests: [] });
+      // Writes only: the volume's status is created (one POST) and, at unpublish, read and deleted.
+      expect(statusRequests.map((r) => r.split(' ')[0])).toEqual(['POST', 'GET', 'DELETE']);
       expect(await publish('by-secret-ref', { file: 'db-user', secretRef: true })).toMatchObject({ requests: [] });
     }
   });

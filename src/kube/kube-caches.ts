@@ -55,7 +55,9 @@ export class KubeCaches {
       trim: (raw) => {
         const spc = parseKubeObject(secretProviderClassSchema, raw, SPC_KIND);
         if (parametersBytes(spc.spec.parameters) > options.maxClassBytes) return undefined;
-        return { metadata: nameOf(spc.metadata), spec: { provider: spc.spec.provider, parameters: spc.spec.parameters } };
+        // secretObjects is kept only as "present and non-empty" (the publish raises an event for it).
+        const secretObjects = Array.isArray(spc.spec.secretObjects) && spc.spec.secretObjects.length > 0 ? { secretObjects: [{}] } : {};
+        return { metadata: nameOf(spc.metadata), spec: { provider: spc.spec.provider, parameters: spc.spec.parameters, ...secretObjects } };
       },
     });
     this.identities = new WatchedCache({

@@ -29,6 +29,13 @@ export class KubePodStatusWriter implements PodStatusSink {
     return this.bounded('write', status, log, async () => {
       const name = podStatusName(status);
       const where = { group: SPC_GROUP, version: SPC_VERSION, namespace: status.pod.namespace, plural: SPCPS_PLURAL };
+      // Create first: a new volume costs one request; only an existing object is read and replaced.
+      try {
+        await this.api.createNamespacedCustomObject({ ...where, body: podStatusBody(status, this.nodeName) });
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiException && err.code === 409)) throw err;
+      }
       const existing = await this.read(status);
       if (!existing) await this.api.createNamespacedCustomObject({ ...where, body: podStatusBody(status, this.nodeName) });
       else await this.api.replaceNamespacedCustomObject({ ...where, name, body: podStatusBody(status, this.nodeName, existing.metadata?.resourceVersion) });
