@@ -9,7 +9,8 @@
  * (mount(8), umount(8)) are reported apart (cutime+cstime).
  *
  * Prints a table and writes bench/results.json. Options (env): BENCH_LATENCY_MS (20),
- * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500).
+ * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500),
+ * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -79,13 +80,39 @@ async function cpuTimes(pid: number): Promise<CpuTimes> {
   return { selfMs: ((at(14) + at(15)) * 1000) / CLOCK_TICKS, childrenMs: ((at(16) + at(17)) * 1000) / CLOCK_TICKS };
 }
 
-/** CPU per cycle over `rounds` publish+unpublish cycles of `run`, plus their wall-time stats. */
-async function cpuPerPublish(pid: number, rounds: number, run: () => Promise<number>): Promise<{ driverCpuMs: number; childrenCpuMs: number; wall: Stats }> {
-  const before = await cpuTimes(pid);
+/** CPU time the driver spent inside publish and inside unpublish calls, summed over calls. */
+class CpuMeter {
+  readonly publish: CpuTimes = { selfMs: 0, childrenMs: 0 };
+  readonly unpublish: CpuTimes = { selfMs: 0, childrenMs: 0 };
+  constructor(readonly pid: number) {}
+
+  /** Run `call`, adding the driver's CPU time during it to `into`. */
+  async measure<T>(into: CpuTimes, call: () => Promise<T>): Promise<T> {
+    const before = await cpuTimes(this.pid);
+    const result = await call();
+    const after = await cpuTimes(this.pid);
+    into.selfMs += after.selfMs - before.selfMs;
+    into.childrenMs += after.childrenMs - before.childrenMs;
+    return result;
+  }
+}
+
+interface CpuCase {
+  /** Per call, ms: the driver's own CPU in NodePublishVolume, and its mount(8) children's. */
+  publishCpuMs: number;
+  publishChildrenCpuMs: number;
+  unpublishCpuMs: number;
+  unpublishChildrenCpuMs: number;
+  wall: Stats;
+}
+
+/** CPU per publish and per unpublish over `rounds` cycles of `run`, plus their wall-time stats. */
+async function cpuPerPublish(pid: number, rounds: number, run: (meter?: CpuMeter) => Promise<number>): Promise<CpuCase> {
+  const meter = new CpuMeter(pid);
   const samples: number[] = [];
-  for (let i = 0; i < rounds; i++) samples.push(await run());
-  const after = await cpuTimes(pid);
-  return { driverCpuMs: round((after.selfMs - before.selfMs) / rounds), childrenCpuMs: round((after.childrenMs - before.childrenMs) / rounds), wall: stats(samples) };
+  for (let i = 0; i < rounds; i++) samples.push(await run(meter));
+  const per = (ms: number): number => round(ms / rounds);
+  return { publishCpuMs: per(meter.publish.selfMs), publishChildrenCpuMs: per(meter.publish.childrenMs), unpublishCpuMs: per(meter.unpublish.selfMs), unpublishChildrenCpuMs: per(meter.unpublish.childrenMs), wall: stats(samples) };
 }
 
 /** `--standalone DIR` or `--kubeconfig FILE`: where the driver reads classes and identities. */
@@ -99,9 +126,9 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
     process.execPath,
     [join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, ...cluster, '--kubelet-dir', kubeletDir,
       '--ca-file', join(work, 'ca.pem'), '--authority-host', vaultUrl, '--allow-vault-uri', vaultUrl, '--log-level', 'warn', '--fetch-concurrency', String(fetchConcurrency)],
-    // The same V8 setting the DaemonSet uses: a 1 MiB young generation keeps the driver's resident
-    // memory under 100 MiB at no measurable latency cost (bench: 101 MiB → 94.5 MiB after 561 publishes).
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: DRIVER_NODE_OPTIONS } },
+    // The same V8 settings the DaemonSet uses (DRIVER_NODE_OPTIONS says why); BENCH_NODE_OPTIONS
+    // replaces them to compare others.
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS } },
   );
   const client = new CsiClient(endpoint);
   for (let i = 0; ; i++) {
@@ -137,7 +164,7 @@ type PodDirectory = string | KubeApiDouble;
  * `podIdentity`, the pod is described there with the label of the bench's AzureIdentityBinding
  * and the volume passes no secret (pod identity mode); otherwise it passes a nodePublishSecretRef.
  */
-async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentity?: PodDirectory): Promise<number> {
+async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentity?: PodDirectory, cpu?: CpuMeter): Promise<number> {
   // This call's own number: `podSeq` moves on while this call awaits (50 run at once), and reading
   // it after an await removed another pod's directory, mounted or not (the 50-pod stage's EBUSY).
   const seq = ++podSeq;
@@ -154,9 +181,10 @@ async function publishOnce(client: CsiClient, kubeletDir: string, className: str
   });
   await mkdir(join(v.targetPath, '..'), { recursive: true });
   const started = performance.now();
-  await client.publish(v.request);
+  await (cpu ? cpu.measure(cpu.publish, () => client.publish(v.request)) : client.publish(v.request));
   const ms = performance.now() - started;
-  await client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  const unpublish = (): Promise<unknown> => client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  await (cpu ? cpu.measure(cpu.unpublish, unpublish) : unpublish());
   await rm(join(kubeletDir, 'pods', pod.uid), { recursive: true, force: true }); // not podSeq: pods run concurrently
   if (podIdentity instanceof KubeApiDouble) podIdentity.delete('pods', 'v1', 'default', pod.name);
   return ms;
@@ -167,7 +195,7 @@ async function main(): Promise<void> {
   const vaultOptions: DevVaultOptions = { seed, latencyMs: LATENCY_MS };
   const vault = await startDevVault(vaultOptions);
   /** Driver CPU per publish+unpublish cycle of `run`, with a 0 ms vault. */
-  const cpuCase = async (pid: number, run: () => Promise<number>): Promise<Awaited<ReturnType<typeof cpuPerPublish>>> => {
+  const cpuCase = async (pid: number, run: (meter?: CpuMeter) => Promise<number>): Promise<CpuCase> => {
     vaultOptions.latencyMs = 0;
     try {
       await run(); // warm: the class and the credential are not what this measures
@@ -176,8 +204,8 @@ async function main(): Promise<void> {
       vaultOptions.latencyMs = LATENCY_MS;
     }
   };
-  const cpuLine = (label: string, c: Awaited<ReturnType<typeof cpuPerPublish>>): string =>
-    `${label}: driver CPU ${c.driverCpuMs} ms + mount/umount processes ${c.childrenCpuMs} ms per publish+unpublish (0 ms vault, wall median ${c.wall.median} ms)`;
+  const cpuLine = (label: string, c: CpuCase): string =>
+    `${label}, 0 ms vault: CPU per publish ${c.publishCpuMs} ms driver + ${c.publishChildrenCpuMs} ms mount(8); per unpublish ${c.unpublishCpuMs} ms + ${c.unpublishChildrenCpuMs} ms umount(8); publish wall median ${c.wall.median} ms`;
   const work = await mkdtemp('/dev/shm/podvault-bench-');
   await mkdir(join(work, 'classes'));
   await writeFile(join(work, 'ca.pem'), vault.caPem);
@@ -194,7 +222,7 @@ async function main(): Promise<void> {
   ];
   await writeFile(join(work, 'classes', 'cluster.yaml'), cluster.map(({ object }) => stringify(object)).join('---\n'));
 
-  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, node: process.version, date: new Date().toISOString() };
+  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS, node: process.version, date: new Date().toISOString() };
   const table: string[] = [];
   try {
     for (const concurrency of [DEFAULT_FETCH_CONCURRENCY, 1]) {
@@ -214,7 +242,7 @@ async function main(): Promise<void> {
         const entry: Record<string, unknown> = { firstPublishMs: round(firstMs), firstPublishRequests: firstRequests, rssAfterStartMiB: rssStart, ...perCase };
         if (concurrency !== 1) {
           for (const [label, className, pods] of [['1 object', 'objects-1'], ['10 objects', 'objects-10'], ['pod identity, 1 object', 'pod-identity-1', join(work, 'classes')]] as const) {
-            const c = await cpuCase(child.pid!, () => publishOnce(client, kubeletDir, className, pods));
+            const c = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, className, pods, meter));
             entry[`cpu_${className}`] = c;
             table.push(cpuLine(`standalone, ${label}`, c));
           }
@@ -261,8 +289,8 @@ async function main(): Promise<void> {
         const firstMs = await publishOnce(client, kubeletDir, 'pod-identity-1', api);
         const warm: number[] = [];
         for (let i = 0; i < ROUNDS; i++) warm.push(await publishOnce(client, kubeletDir, 'pod-identity-1', api));
-        const cpuPodIdentity = await cpuCase(child.pid!, () => publishOnce(client, kubeletDir, 'pod-identity-1', api));
-        const cpuObjects1 = await cpuCase(child.pid!, () => publishOnce(client, kubeletDir, 'objects-1'));
+        const cpuPodIdentity = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, 'pod-identity-1', api, meter));
+        const cpuObjects1 = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, 'objects-1', undefined, meter));
         for (let i = 0; i < MEMORY_PUBLISHES; i++) await publishOnce(client, kubeletDir, i % 2 ? 'pod-identity-1' : 'objects-10', i % 2 ? api : undefined);
         const entry = {
           rssAfterStartMiB: rssStart,
