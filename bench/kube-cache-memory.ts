@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { KubeApiDouble } from '../test/support/kube-api-double.js';
+import { KubeApiDouble } from '../src/devvault/kube-api-double.js';
 
 const OBJECTS = Number(process.env.BENCH_OBJECTS ?? 5000);
 

@@ -1,10 +1,16 @@
 /**
- * `npm run bench`: NodePublishVolume latency and driver memory, measured against dev-vault with
- * an injected per-request latency (default 20 ms, like a vault in a nearby region). The driver
- * runs as its own process, started through the CLI as the DaemonSet would, so its RSS is its own.
+ * `npm run bench`: NodePublishVolume latency, driver CPU and driver memory, measured against
+ * dev-vault with an injected per-request latency (default 20 ms, like a vault in a nearby region).
+ * The driver runs as its own process, started through the CLI as the DaemonSet would, so its RSS
+ * and CPU time are its own: standalone mode, and Kubernetes mode against the API double.
+ *
+ * CPU per publish is the driver's utime+stime (/proc/<pid>/stat) over a run of publish+unpublish
+ * cycles, divided by their number, with a 0 ms vault so vault latency is out of it; its children
+ * (mount(8), umount(8)) are reported apart (cutime+cstime).
  *
  * Prints a table and writes bench/results.json. Options (env): BENCH_LATENCY_MS (20),
- * BENCH_ROUNDS (30 publishes per case), BENCH_MEMORY_PUBLISHES (500).
+ * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500),
+ * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -12,6 +18,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startDevVault } from '../src/devvault/server.js';
+import type { DevVaultOptions } from '../src/devvault/server.js';
+import { KubeApiDouble } from '../src/devvault/kube-api-double.js';
+import type { KubeObject } from '../src/devvault/kube-api-double.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import { CsiClient } from '../src/driver/client.js';
 import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
@@ -20,9 +29,11 @@ import { DEFAULT_FETCH_CONCURRENCY, DRIVER_NODE_OPTIONS } from '../src/config/dr
 
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
+const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 100);
 const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? 500);
 const OBJECT_COUNTS = [1, 10] as const;
-
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI Node runs on). */
+const CLOCK_TICKS = 100;
 
 const seed = parseSeed(
   stringify({
@@ -52,17 +63,72 @@ async function rssMiB(pid: number): Promise<number> {
   return round(kb / 1024);
 }
 
-async function startDriverProcess(work: string, vaultUrl: string, fetchConcurrency: number): Promise<{ child: ChildProcess; client: CsiClient; kubeletDir: string }> {
+interface CpuTimes {
+  /** The driver's own user+system CPU time, ms. */
+  selfMs: number;
+  /** Its waited-for children's (mount(8), umount(8)), ms. */
+  childrenMs: number;
+}
+
+/** utime+stime and cutime+cstime of a process, from /proc/<pid>/stat. */
+async function cpuTimes(pid: number): Promise<CpuTimes> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, so split after its closing parenthesis):
+  // state is field 3, utime..cstime are fields 14..17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const at = (field: number): number => fields[field - 3] ?? NaN;
+  return { selfMs: ((at(14) + at(15)) * 1000) / CLOCK_TICKS, childrenMs: ((at(16) + at(17)) * 1000) / CLOCK_TICKS };
+}
+
+/** CPU time the driver spent inside publish and inside unpublish calls, summed over calls. */
+class CpuMeter {
+  readonly publish: CpuTimes = { selfMs: 0, childrenMs: 0 };
+  readonly unpublish: CpuTimes = { selfMs: 0, childrenMs: 0 };
+  constructor(readonly pid: number) {}
+
+  /** Run `call`, adding the driver's CPU time during it to `into`. */
+  async measure<T>(into: CpuTimes, call: () => Promise<T>): Promise<T> {
+    const before = await cpuTimes(this.pid);
+    const result = await call();
+    const after = await cpuTimes(this.pid);
+    into.selfMs += after.selfMs - before.selfMs;
+    into.childrenMs += after.childrenMs - before.childrenMs;
+    return result;
+  }
+}
+
+interface CpuCase {
+  /** Per call, ms: the driver's own CPU in NodePublishVolume, and its mount(8) children's. */
+  publishCpuMs: number;
+  publishChildrenCpuMs: number;
+  unpublishCpuMs: number;
+  unpublishChildrenCpuMs: number;
+  wall: Stats;
+}
+
+/** CPU per publish and per unpublish over `rounds` cycles of `run`, plus their wall-time stats. */
+async function cpuPerPublish(pid: number, rounds: number, run: (meter?: CpuMeter) => Promise<number>): Promise<CpuCase> {
+  const meter = new CpuMeter(pid);
+  const samples: number[] = [];
+  for (let i = 0; i < rounds; i++) samples.push(await run(meter));
+  const per = (ms: number): number => round(ms / rounds);
+  return { publishCpuMs: per(meter.publish.selfMs), publishChildrenCpuMs: per(meter.publish.childrenMs), unpublishCpuMs: per(meter.unpublish.selfMs), unpublishChildrenCpuMs: per(meter.unpublish.childrenMs), wall: stats(samples) };
+}
+
+/** `--standalone DIR` or `--kubeconfig FILE`: where the driver reads classes and identities. */
+type ClusterArgs = ['--standalone', string] | ['--kubeconfig', string];
+
+async function startDriverProcess(work: string, vaultUrl: string, fetchConcurrency: number, cluster: ClusterArgs): Promise<{ child: ChildProcess; client: CsiClient; kubeletDir: string }> {
   const kubeletDir = join(work, `kubelet-${fetchConcurrency}`);
   await mkdir(kubeletDir, { recursive: true });
   const endpoint = `unix://${join(work, `csi-${fetchConcurrency}.sock`)}`;
   const child = spawn(
     process.execPath,
-    [join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, '--standalone', join(work, 'classes'), '--kubelet-dir', kubeletDir,
+    [join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, ...cluster, '--kubelet-dir', kubeletDir,
       '--ca-file', join(work, 'ca.pem'), '--authority-host', vaultUrl, '--allow-vault-uri', vaultUrl, '--log-level', 'warn', '--fetch-concurrency', String(fetchConcurrency)],
-    // The same V8 setting the DaemonSet uses: a 1 MiB young generation keeps the driver's resident
-    // memory under 100 MiB at no measurable latency cost (bench: 101 MiB → 94.5 MiB after 561 publishes).
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: DRIVER_NODE_OPTIONS } },
+    // The same V8 settings the DaemonSet uses (DRIVER_NODE_OPTIONS says why); BENCH_NODE_OPTIONS
+    // replaces them to compare others.
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS } },
   );
   const client = new CsiClient(endpoint);
   for (let i = 0; ; i++) {
@@ -77,8 +143,8 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
 }
 
 /** Run `work` against a fresh driver process, then stop it. */
-async function withDriverProcess<T>(work: string, vaultUrl: string, fetchConcurrency: number, run: (d: { child: ChildProcess; client: CsiClient; kubeletDir: string }) => Promise<T>): Promise<T> {
-  const driver = await startDriverProcess(work, vaultUrl, fetchConcurrency);
+async function withDriverProcess<T>(work: string, vaultUrl: string, fetchConcurrency: number, run: (d: { child: ChildProcess; client: CsiClient; kubeletDir: string }) => Promise<T>, cluster: ClusterArgs = ['--standalone', join(work, 'classes')]): Promise<T> {
+  const driver = await startDriverProcess(work, vaultUrl, fetchConcurrency, cluster);
   try {
     return await run(driver);
   } finally {
@@ -90,75 +156,73 @@ async function withDriverProcess<T>(work: string, vaultUrl: string, fetchConcurr
 
 let podSeq = 0;
 
+/** Where the bench's pods are described for pod identity mode: the standalone directory or the API double. */
+type PodDirectory = string | KubeApiDouble;
+
 /**
  * One fresh pod volume published and unpublished; returns the publish time in ms. With
- * `podIdentityDir`, the pod is described there with the label of the bench's AzureIdentityBinding
+ * `podIdentity`, the pod is described there with the label of the bench's AzureIdentityBinding
  * and the volume passes no secret (pod identity mode); otherwise it passes a nodePublishSecretRef.
  */
-async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentityDir?: string): Promise<number> {
+async function publishOnce(client: CsiClient, kubeletDir: string, className: string, podIdentity?: PodDirectory, cpu?: CpuMeter): Promise<number> {
   // This call's own number: `podSeq` moves on while this call awaits (50 run at once), and reading
   // it after an await removed another pod's directory, mounted or not (the 50-pod stage's EBUSY).
   const seq = ++podSeq;
   const pod = { namespace: 'default', name: `bench-${seq}`, uid: `bench-uid-${seq}`, serviceAccount: 'default' };
-  const podFile = podIdentityDir ? join(podIdentityDir, 'bench-pod.yaml') : undefined;
-  if (podFile) {
-    await writeFile(podFile, stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.name, namespace: 'default', uid: pod.uid, labels: { aadpodidbinding: 'bench' } } }));
-  }
+  const podObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.name, namespace: 'default', uid: pod.uid, labels: { aadpodidbinding: 'bench' } }, spec: { serviceAccountName: 'default', containers: [{ name: 'app', image: 'app' }] } };
+  if (typeof podIdentity === 'string') await writeFile(join(podIdentity, 'bench-pod.yaml'), stringify(podObject));
+  else podIdentity?.put('pods', podObject);
   const v = ephemeralVolume({
     kubeletDir,
     pod,
     volumeName: 'secrets',
     className,
-    secrets: podFile ? {} : { clientid: 'bench-client', clientsecret: 'bench-secret' },
+    secrets: podIdentity ? {} : { clientid: 'bench-client', clientsecret: 'bench-secret' },
   });
   await mkdir(join(v.targetPath, '..'), { recursive: true });
   const started = performance.now();
-  await client.publish(v.request);
+  await (cpu ? cpu.measure(cpu.publish, () => client.publish(v.request)) : client.publish(v.request));
   const ms = performance.now() - started;
-  await client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  const unpublish = (): Promise<unknown> => client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  await (cpu ? cpu.measure(cpu.unpublish, unpublish) : unpublish());
   await rm(join(kubeletDir, 'pods', pod.uid), { recursive: true, force: true }); // not podSeq: pods run concurrently
+  if (podIdentity instanceof KubeApiDouble) podIdentity.delete('pods', 'v1', 'default', pod.name);
   return ms;
 }
 
 async function main(): Promise<void> {
-  const vault = await startDevVault({ seed, latencyMs: LATENCY_MS });
+  // dev-vault reads `latencyMs` at every request: the CPU cases set it to 0 for their run.
+  const vaultOptions: DevVaultOptions = { seed, latencyMs: LATENCY_MS };
+  const vault = await startDevVault(vaultOptions);
+  /** Driver CPU per publish+unpublish cycle of `run`, with a 0 ms vault. */
+  const cpuCase = async (pid: number, run: (meter?: CpuMeter) => Promise<number>): Promise<CpuCase> => {
+    vaultOptions.latencyMs = 0;
+    try {
+      await run(); // warm: the class and the credential are not what this measures
+      return await cpuPerPublish(pid, CPU_ROUNDS, run);
+    } finally {
+      vaultOptions.latencyMs = LATENCY_MS;
+    }
+  };
+  const cpuLine = (label: string, c: CpuCase): string =>
+    `${label}, 0 ms vault: CPU per publish ${c.publishCpuMs} ms driver + ${c.publishChildrenCpuMs} ms mount(8); per unpublish ${c.unpublishCpuMs} ms + ${c.unpublishChildrenCpuMs} ms umount(8); publish wall median ${c.wall.median} ms`;
   const work = await mkdtemp('/dev/shm/podvault-bench-');
   await mkdir(join(work, 'classes'));
   await writeFile(join(work, 'ca.pem'), vault.caPem);
-  await writeFile(
-    join(work, 'classes', 'identity.yaml'),
-    [
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'bench-sp' }, stringData: { clientSecret: 'bench-secret' } },
-      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'bench-id' }, spec: { type: 1, tenantID: vault.tenantId, clientID: 'bench-client', clientPassword: { name: 'bench-sp', namespace: 'default' } } },
-      { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'bench-binding' }, spec: { azureIdentity: 'bench-id', selector: 'bench' } },
-      {
-        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-        kind: 'SecretProviderClass',
-        metadata: { name: 'pod-identity-1' },
-        spec: { provider: 'azure', parameters: { usePodIdentity: 'true', vaultUri: vault.url, tenantId: vault.tenantId, objects: stringify({ array: [stringify({ objectName: 'bench-0', objectType: 'secret' })] }) } },
-      },
-    ].map((o) => stringify(o)).join('---\n'),
-  );
-  for (const n of OBJECT_COUNTS) {
-    await writeFile(
-      join(work, 'classes', `objects-${n}.yaml`),
-      stringify({
-        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
-        kind: 'SecretProviderClass',
-        metadata: { name: `objects-${n}` },
-        spec: {
-          provider: 'azure',
-          parameters: {
-            vaultUri: vault.url,
-            tenantId: vault.tenantId,
-            objects: stringify({ array: Array.from({ length: n }, (_, i) => stringify({ objectName: `bench-${i}`, objectType: 'secret' })) }),
-          },
-        },
-      }),
-    );
-  }
+  // The cluster the driver sees, in both modes: an identity with its binding and secret, a pod
+  // identity class and nodePublishSecretRef classes of 1 and 10 objects, all in namespace default.
+  const objectsParameter = (n: number): string => stringify({ array: Array.from({ length: n }, (_, i) => stringify({ objectName: `bench-${i}`, objectType: 'secret' })) });
+  const spc = (name: string, parameters: Record<string, string>): KubeObject => ({ apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name }, spec: { provider: 'azure', parameters: { vaultUri: vault.url, tenantId: vault.tenantId, ...parameters } } });
+  const cluster: Array<{ plural: string; object: KubeObject }> = [
+    { plural: 'secrets', object: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'bench-sp' }, data: { clientSecret: Buffer.from('bench-secret').toString('base64') } } },
+    { plural: 'azureidentities', object: { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentity', metadata: { name: 'bench-id' }, spec: { type: 1, tenantID: vault.tenantId, clientID: 'bench-client', clientPassword: { name: 'bench-sp', namespace: 'default' } } } },
+    { plural: 'azureidentitybindings', object: { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'bench-binding' }, spec: { azureIdentity: 'bench-id', selector: 'bench' } } },
+    { plural: 'secretproviderclasses', object: spc('pod-identity-1', { usePodIdentity: 'true', objects: objectsParameter(1) }) },
+    ...OBJECT_COUNTS.map((n) => ({ plural: 'secretproviderclasses', object: spc(`objects-${n}`, { objects: objectsParameter(n) }) })),
+  ];
+  await writeFile(join(work, 'classes', 'cluster.yaml'), cluster.map(({ object }) => stringify(object)).join('---\n'));
 
-  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, node: process.version, date: new Date().toISOString() };
+  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS, node: process.version, date: new Date().toISOString() };
   const table: string[] = [];
   try {
     for (const concurrency of [DEFAULT_FETCH_CONCURRENCY, 1]) {
@@ -177,6 +241,11 @@ async function main(): Promise<void> {
         }
         const entry: Record<string, unknown> = { firstPublishMs: round(firstMs), firstPublishRequests: firstRequests, rssAfterStartMiB: rssStart, ...perCase };
         if (concurrency !== 1) {
+          for (const [label, className, pods] of [['1 object', 'objects-1'], ['10 objects', 'objects-10'], ['pod identity, 1 object', 'pod-identity-1', join(work, 'classes')]] as const) {
+            const c = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, className, pods, meter));
+            entry[`cpu_${className}`] = c;
+            table.push(cpuLine(`standalone, ${label}`, c));
+          }
           for (let i = 0; i < MEMORY_PUBLISHES; i++) await publishOnce(client, kubeletDir, i % 2 ? 'objects-1' : 'objects-10');
           entry.rssAfterPublishesMiB = await rssMiB(child.pid!);
           entry.publishesForRss = MEMORY_PUBLISHES + 1 + ROUNDS * OBJECT_COUNTS.length;
@@ -209,6 +278,38 @@ async function main(): Promise<void> {
         results.podIdentity_1object = entry;
         table.push(`pod identity, 1 object: cold token ${entry.coldTokenMs} ms, warm median ${entry.warm.median} ms p99 ${entry.warm.p99} ms; ${entry.tokenRequests} token request(s) for ${ROUNDS + 1} publishes`);
     });
+    // Kubernetes mode: the driver reads the pods, classes and identity objects from the API double
+    // through @kubernetes/client-node, as in a cluster; half the publishes use pod identity.
+    const api = await new KubeApiDouble().start();
+    try {
+      for (const { plural, object } of cluster) api.put(plural, object);
+      const kubeconfig = await api.writeKubeconfig();
+      await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 3, async ({ child, client, kubeletDir }) => {
+        const rssStart = await rssMiB(child.pid!);
+        const firstMs = await publishOnce(client, kubeletDir, 'pod-identity-1', api);
+        const warm: number[] = [];
+        for (let i = 0; i < ROUNDS; i++) warm.push(await publishOnce(client, kubeletDir, 'pod-identity-1', api));
+        const cpuPodIdentity = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, 'pod-identity-1', api, meter));
+        const cpuObjects1 = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, 'objects-1', undefined, meter));
+        for (let i = 0; i < MEMORY_PUBLISHES; i++) await publishOnce(client, kubeletDir, i % 2 ? 'pod-identity-1' : 'objects-10', i % 2 ? api : undefined);
+        const entry = {
+          rssAfterStartMiB: rssStart,
+          firstPublishMs: round(firstMs),
+          podIdentityWarm: stats(warm),
+          cpu_podIdentity1: cpuPodIdentity,
+          cpu_objects1: cpuObjects1,
+          rssAfterPublishesMiB: await rssMiB(child.pid!),
+          publishesForRss: MEMORY_PUBLISHES + 3 + ROUNDS + 2 * CPU_ROUNDS,
+        };
+        results.kubernetes = entry;
+        table.push(`kubernetes mode, pod identity 1 object: first ${entry.firstPublishMs} ms, warm median ${entry.podIdentityWarm.median} ms p99 ${entry.podIdentityWarm.p99} ms`);
+        table.push(cpuLine('kubernetes mode, pod identity 1 object', cpuPodIdentity));
+        table.push(cpuLine('kubernetes mode, 1 object', cpuObjects1));
+        table.push(`kubernetes mode: RSS after start ${entry.rssAfterStartMiB} MiB, after ${entry.publishesForRss} publishes ${entry.rssAfterPublishesMiB} MiB`);
+      }, ['--kubeconfig', kubeconfig]);
+    } finally {
+      await api.close();
+    }
     const concurrent = (results[`fetchConcurrency_${DEFAULT_FETCH_CONCURRENCY}`] as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     const sequential = (results.fetchConcurrency_1 as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     results.sequentialOverConcurrent_10objects = round(sequential / concurrent);
