@@ -1,12 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { internal, invalidArgument, resourceExhausted } from '../errors/podvault-error.js';
-import type { PodvaultError } from '../errors/podvault-error.js';
-import { packageRoot } from '../package-info.js';
+import { invalidArgument } from '../errors/podvault-error.js';
 import type { FieldAnswer, FieldJob } from './field-extraction-protocol.js';
 import type { FieldResult } from './secret-fields.js';
+import { WorkerQueue } from './worker-queue.js';
 
 /** A value not parsed and searched within this long is refused and its worker replaced. */
 export const FIELD_EXTRACTION_TIME_LIMIT_MS = 5000;
@@ -17,108 +12,40 @@ const IDLE_MS = 60_000;
 /** A 128 KiB document and its parse tree fit easily; a value that needs more is refused. */
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4, stackSizeMb: 4 };
 
-interface Pending {
-  job: FieldJob;
-  resolve(fields: FieldResult[]): void;
-  reject(err: PodvaultError): void;
-}
-
-/** The built worker script, as for the PKCS#12 converter (see `pkcs12-converter.ts`). */
-function workerScript(): URL {
-  const sibling = new URL('./field-extraction-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(sibling))) return sibling;
-  return pathToFileURL(join(packageRoot, 'dist', 'src', 'untrusted', 'field-extraction-worker.js'));
-}
-
 /**
- * Parses JSON/YAML secrets and evaluates JMESPath on them off the serving thread: one worker,
- * started on first use, ended after a minute idle, one value at a time. A value over the time
- * limit (or the worker's memory) gets its worker terminated; the next value gets a fresh one.
+ * Parses JSON/YAML secrets and evaluates JMESPath on them off the serving thread, on one worker
+ * (see WorkerQueue): a value over the time limit or the worker's memory gets the worker replaced.
  * Rejections are podvault's words only (`is refused: …`), never the value's.
  */
 export class FieldExtractor {
-  private worker: Worker | undefined;
-  private running: (Pending & { timer: NodeJS.Timeout }) | undefined;
-  private readonly queue: Pending[] = [];
-  private nextId = 1;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly worker = new WorkerQueue<FieldJob, FieldAnswer, FieldResult[]>({
+    script: 'field-extraction-worker.js',
+    limits: WORKER_LIMITS,
+    maxQueued: MAX_QUEUED,
+    idleMs: IDLE_MS,
+    messages: {
+      busy: `could not be parsed now: ${MAX_QUEUED} secrets are waiting for field extraction on this node; retry`,
+      outOfMemory: "is refused: parsing it needed more than the field extractor's memory",
+      failedVerb: 'could not be parsed',
+      worker: 'field-extraction worker',
+      owner: 'field extractor',
+    },
+    settle: (answer) => (answer.fields ? { value: answer.fields } : { error: invalidArgument('is neither JSON nor YAML (jmesPath needs one of them)') }),
+  });
 
   constructor(private readonly timeLimitMs = FIELD_EXTRACTION_TIME_LIMIT_MS) {}
 
   /** One result per path; rejects with INVALID_ARGUMENT when the value is neither JSON nor YAML. */
   extract(text: string, paths: readonly string[], maxBytes: number): Promise<FieldResult[]> {
-    if (this.queue.length >= MAX_QUEUED) return Promise.reject(resourceExhausted(`could not be parsed now: ${MAX_QUEUED} secrets are waiting for field extraction on this node; retry`));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ job: { id: this.nextId++, text, paths: [...paths], maxBytes }, resolve, reject });
-      this.pump();
-    });
+    return this.worker.run(
+      { text, paths: [...paths], maxBytes },
+      { timeLimitMs: this.timeLimitMs, timeoutMessage: `is refused: parsing it and evaluating jmesPath took more than ${this.timeLimitMs} ms` },
+    );
   }
 
   /** Ends the worker and fails what waits for it (tests; a driver process just exits). */
-  async close(): Promise<void> {
-    clearTimeout(this.idleTimer);
-    const worker = this.worker;
-    this.worker = undefined;
-    const waiting = [...(this.running ? [this.running] : []), ...this.queue.splice(0)];
-    this.finish();
-    for (const p of waiting) p.reject(internal('could not be parsed: the field extractor was closed'));
-    await worker?.terminate();
-  }
-
-  private pump(): void {
-    if (this.running) return;
-    const next = this.queue.shift();
-    clearTimeout(this.idleTimer);
-    if (!next) {
-      if (this.worker) this.idleTimer = setTimeout(() => void this.close(), IDLE_MS).unref();
-      return;
-    }
-    let worker: Worker;
-    try {
-      worker = this.worker ??= this.spawn();
-    } catch (err) {
-      next.reject(internal('could not be parsed: the field-extraction worker did not start; see the driver log', err));
-      this.pump();
-      return;
-    }
-    const timer = setTimeout(() => this.fail(worker, invalidArgument(`is refused: parsing it and evaluating jmesPath took more than ${this.timeLimitMs} ms`)), this.timeLimitMs);
-    this.running = { ...next, timer };
-    worker.ref();
-    worker.postMessage(next.job);
-  }
-
-  private spawn(): Worker {
-    const worker = new Worker(workerScript(), { resourceLimits: WORKER_LIMITS });
-    worker.unref();
-    worker.on('message', (answer: FieldAnswer) => {
-      const running = this.running;
-      if (worker !== this.worker || !running || answer.id !== running.job.id) return;
-      this.finish();
-      worker.unref();
-      if (answer.fields) running.resolve(answer.fields);
-      else running.reject(invalidArgument('is neither JSON nor YAML (jmesPath needs one of them)'));
-      this.pump();
-    });
-    worker.on('error', (err: Error & { code?: unknown }) =>
-      this.fail(worker, err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? invalidArgument('is refused: parsing it needed more than the field extractor\'s memory') : internal('could not be parsed: the field-extraction worker failed; see the driver log', err)),
-    );
-    worker.on('exit', () => this.fail(worker, internal('could not be parsed: the field-extraction worker stopped')));
-    return worker;
-  }
-
-  private finish(): void {
-    if (this.running) clearTimeout(this.running.timer);
-    this.running = undefined;
-  }
-
-  private fail(worker: Worker, err: PodvaultError): void {
-    if (worker !== this.worker) return;
-    this.worker = undefined;
-    void worker.terminate();
-    const running = this.running;
-    this.finish();
-    running?.reject(err);
-    this.pump();
+  close(): Promise<void> {
+    return this.worker.close();
   }
 }
 

@@ -1,13 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { PodvaultError, internal, invalidArgument, resourceExhausted } from '../errors/podvault-error.js';
+import { PodvaultError, internal, invalidArgument } from '../errors/podvault-error.js';
 import type { ErrorKind } from '../errors/podvault-error.js';
-import { packageRoot } from '../package-info.js';
 import { LruCache } from '../util/lru-cache.js';
 import type { Pkcs12Answer, Pkcs12Job } from './pkcs12-protocol.js';
+import { WorkerQueue } from './worker-queue.js';
 
 export interface Pkcs12Limits {
   /** Highest iteration count of any key derivation (MAC, PBE, PBKDF2) a bundle may ask for. */
@@ -38,37 +34,27 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 2,
  */
 const RECENT_CONVERSIONS = 32;
 
-interface Pending {
-  job: Pkcs12Job;
-  resolve(pem: string): void;
-  reject(err: PodvaultError): void;
-}
-
 /**
- * The built worker script. From `dist/` it sits beside this module. From the TypeScript sources
- * (vitest) a worker cannot load a `.ts` file, so the build's copy is used; the tests' global
- * setup (`test/support/build-worker.ts`) rebuilds it when a source is newer.
- */
-function workerScript(): URL {
-  const sibling = new URL('./pkcs12-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(sibling))) return sibling;
-  return pathToFileURL(join(packageRoot, 'dist', 'src', 'untrusted', 'pkcs12-worker.js'));
-}
-
-/**
- * Opens PKCS#12 bundles off the serving thread. One worker, started on first use and reused
- * until it has been idle for a minute, converts one bundle at a time; the time limit starts when a bundle reaches it, so a
- * slow bundle is charged for its own time only. A bundle over the limit gets its worker
- * terminated (V8 stops it mid-derivation) and the next bundle gets a fresh one. The worker does
- * not keep the process alive while idle.
+ * Opens PKCS#12 bundles off the serving thread, on one worker (see WorkerQueue): a bundle over
+ * `--pkcs12-time-limit` or the worker's heap gets the worker replaced. Recent conversions are kept.
  */
 export class Pkcs12Converter {
-  private worker: Worker | undefined;
-  private running: (Pending & { timer: NodeJS.Timeout }) | undefined;
-  private readonly queue: Pending[] = [];
-  private nextId = 1;
-  private idleTimer: NodeJS.Timeout | undefined;
   private readonly recent = new LruCache<Promise<string>>(RECENT_CONVERSIONS);
+  private readonly worker = new WorkerQueue<Pkcs12Job, Pkcs12Answer, string>({
+    script: 'pkcs12-worker.js',
+    limits: WORKER_LIMITS,
+    maxQueued: MAX_QUEUED,
+    idleMs: IDLE_MS,
+    messages: {
+      busy: `could not be converted now: ${MAX_QUEUED} PKCS#12 bundles are waiting on this node; retry`,
+      outOfMemory: "is refused: opening the PKCS#12 bundle needed more than the converter's memory",
+      failedVerb: 'could not be converted',
+      worker: 'PKCS#12 worker',
+      owner: 'PKCS#12 converter',
+    },
+    settle: (answer) =>
+      answer.ok ? { value: answer.pem } : { error: invalidArgument(answer.refusal ? `is refused: ${answer.refusal}` : 'is not a PKCS#12 bundle that opens with its password') },
+  });
 
   constructor(private limits: Pkcs12Limits) {}
 
@@ -86,91 +72,20 @@ export class Pkcs12Converter {
     const { maxIterations, timeLimitMs } = this.limits;
     const key = createHash('sha256').update(pfx).update('\0').update(password).update(`\0${maxIterations}\0${timeLimitMs}\0${orderChain}`).digest('hex');
     return this.recent.getOrCreate(key, () => {
-      const converted = this.enqueue(pfx, password, orderChain);
+      const bytes = new Uint8Array(pfx);
+      const converted = this.worker.run(
+        { pfx: bytes, password, maxIterations, orderChain },
+        { timeLimitMs, timeoutMessage: `is refused: the PKCS#12 bundle did not open within ${timeLimitMs} ms (--pkcs12-time-limit)` },
+        [bytes.buffer],
+      );
       converted.catch(() => this.recent.delete(key));
       return converted;
     });
   }
 
-  private enqueue(pfx: Buffer, password: string, orderChain: boolean): Promise<string> {
-    if (this.queue.length >= MAX_QUEUED) return Promise.reject(resourceExhausted(`could not be converted now: ${MAX_QUEUED} PKCS#12 bundles are waiting on this node; retry`));
-    return new Promise((resolve, reject) => {
-      const job: Pkcs12Job = { id: this.nextId++, pfx: new Uint8Array(pfx), password, maxIterations: this.limits.maxIterations, orderChain };
-      this.queue.push({ job, resolve, reject });
-      this.pump();
-    });
-  }
-
   /** Ends the worker and fails what waits for it (tests; a driver process just exits). */
-  async close(): Promise<void> {
-    clearTimeout(this.idleTimer);
-    const worker = this.worker;
-    this.worker = undefined;
-    const waiting = [...(this.running ? [this.running] : []), ...this.queue.splice(0)];
-    this.finish();
-    for (const p of waiting) p.reject(internal('could not be converted: the PKCS#12 converter was closed'));
-    await worker?.terminate();
-  }
-
-  private pump(): void {
-    if (this.running) return;
-    const next = this.queue.shift();
-    clearTimeout(this.idleTimer);
-    if (!next) {
-      if (this.worker) this.idleTimer = setTimeout(() => void this.close(), IDLE_MS).unref();
-      return;
-    }
-    let worker: Worker;
-    try {
-      worker = this.worker ??= this.spawn();
-    } catch (err) {
-      next.reject(internal('could not be converted: the PKCS#12 worker did not start; see the driver log', err));
-      this.pump();
-      return;
-    }
-    const timer = setTimeout(() => this.fail(worker, invalidArgument(`is refused: the PKCS#12 bundle did not open within ${this.limits.timeLimitMs} ms (--pkcs12-time-limit)`)), this.limits.timeLimitMs);
-    this.running = { ...next, timer };
-    worker.ref();
-    worker.postMessage(next.job, [next.job.pfx.buffer]);
-  }
-
-  private spawn(): Worker {
-    const worker = new Worker(workerScript(), { resourceLimits: WORKER_LIMITS });
-    worker.unref();
-    worker.on('message', (answer: Pkcs12Answer) => {
-      const running = this.running;
-      if (worker !== this.worker || !running || answer.id !== running.job.id) return;
-      this.finish();
-      worker.unref();
-      if (answer.ok) running.resolve(answer.pem);
-      else running.reject(invalidArgument(answer.refusal ? `is refused: ${answer.refusal}` : 'is not a PKCS#12 bundle that opens with its password'));
-      this.pump();
-    });
-    // Out of its heap: the bundle in hand is what needed it. Anything else is ours.
-    worker.on('error', (err: Error & { code?: unknown }) =>
-      this.fail(
-        worker,
-        err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? invalidArgument("is refused: opening the PKCS#12 bundle needed more than the converter's memory") : internal('could not be converted: the PKCS#12 worker failed; see the driver log', err),
-      ),
-    );
-    worker.on('exit', () => this.fail(worker, internal('could not be converted: the PKCS#12 worker stopped')));
-    return worker;
-  }
-
-  private finish(): void {
-    if (this.running) clearTimeout(this.running.timer);
-    this.running = undefined;
-  }
-
-  /** The worker is done for: the bundle in hand fails, a fresh worker serves the next. */
-  private fail(worker: Worker, err: PodvaultError): void {
-    if (worker !== this.worker) return;
-    this.worker = undefined;
-    void worker.terminate();
-    const running = this.running;
-    this.finish();
-    running?.reject(err);
-    this.pump();
+  close(): Promise<void> {
+    return this.worker.close();
   }
 }
 
