@@ -20,6 +20,10 @@ import { FieldExtractor } from '../src/untrusted/field-extractor.js';
 const run = promisify(execFile);
 const objectsYaml = (entries: readonly object[]): string => stringify({ array: entries.map((e) => stringify({ objectType: 'secret', ...e })) });
 const base = { vaultUri: 'https://127.0.0.1:8443', tenantId: 'tenant' };
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Three nested filters over the document's 2,000-element array: 8·10⁹ steps, minutes of CPU. */
+const SLOW_PATH = 'length(a[?length($.a[?length($.a[?@ > `1`]) > `0`]) > `0`])';
+const SLOW_DOC = JSON.stringify({ a: Array.from({ length: 2000 }, (_, i) => i) });
 
 describe('class YAML on the serving thread', () => {
   it('an object entry of 7,000 keys (a 63 KiB class) parses at once: no quadratic duplicate-key check', () => {
@@ -55,6 +59,30 @@ describe('jmesPath results a class builds from a vault value', () => {
     try {
       const [result] = await extractor.extract(value, [`join('', [${Array(500).fill('a').join(',')}])`], 128 * 1024);
       expect(result).toEqual({ ok: false, problem: 'selects more than 131072 bytes' });
+    } finally {
+      await extractor.close();
+    }
+  });
+});
+
+describe('the one field-extraction worker, shared by every tenant of the node', () => {
+  it('a value whose publish gave up leaves the queue, or frees the worker at once', async () => {
+    const extractor = new FieldExtractor();
+    try {
+      const first = new AbortController();
+      const second = new AbortController();
+      const running = extractor.extract(SLOW_DOC, [SLOW_PATH], 1024, first.signal);
+      const queued = extractor.extract(SLOW_DOC, [SLOW_PATH], 1024, second.signal);
+      const other = extractor.extract('{"a": 1}', ['a'], 1024);
+      await wait(300);
+      const started = Date.now();
+      second.abort();
+      first.abort();
+      await expect(queued).rejects.toThrow(/was not parsed: the publish ended/);
+      await expect(running).rejects.toThrow(/was not parsed: the publish ended/);
+      await expect(other).resolves.toEqual([{ ok: true, text: '1' }]);
+      // Before: the other value waited for both slow ones to reach the 5 s time limit.
+      expect(Date.now() - started).toBeLessThan(3000);
     } finally {
       await extractor.close();
     }
@@ -142,4 +170,38 @@ describe.skipIf(!isRoot)('a tenant against a running driver', () => {
     expect(Buffer.compare(stdout, await readFile(join(v.targetPath, 'raw-bytes')))).toBe(0);
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
+});
+
+describe.skipIf(!isRoot)('a class whose jmesPath expressions hold the field-extraction worker', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ publishDeadline: '8s' });
+    h.vault.store.putClient({ clientId: 'ac-app', clientSecret: 'ac-secret-0001', managedIdentity: false, read: ['*'] });
+    h.vault.store.setSecret('slow-json', SLOW_DOC);
+    h.vault.store.setSecret('fast-json', JSON.stringify({ db: { password: 'fast-pw' } }));
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('16 slow objects of one publish take one place in line: another tenant\'s jmesPath publish is served meanwhile', async () => {
+    const volume = async (name: string, objects: readonly object[]) => {
+      await h.writeClass(name, { vaultUri: h.vault.url, tenantId: h.vault.tenantId, objects: objectsYaml(objects) });
+      return h.volume({ className: name, secrets: { clientid: 'ac-app', clientsecret: 'ac-secret-0001' } });
+    };
+    const attacker = await volume('slow-fields', Array.from({ length: 16 }, (_, i) => ({ objectName: 'slow-json', objectAlias: `s${i}`, jmesPath: [{ path: SLOW_PATH, objectAlias: `f${i}` }] })));
+    const victim = await volume('fast-fields', [{ objectName: 'fast-json', jmesPath: [{ path: 'db.password', objectAlias: 'pw' }] }]);
+    const attack = rpcError(h.client.publish(attacker.request));
+    await wait(500);
+    const started = Date.now();
+    await h.client.publish(victim.request);
+    // Behind one slow value (the 5 s time limit), not 16 (80 s).
+    expect(Date.now() - started).toBeLessThan(7500);
+    expect((await readFile(join(victim.targetPath, 'pw'))).toString()).toBe('fast-pw');
+    const err = await attack;
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/secret "slow-json": the value is refused: parsing it and evaluating jmesPath took more than 5000 ms/);
+    expect(err.details).not.toContain('1999');
+    await h.client.unpublish({ volumeId: victim.volumeId, targetPath: victim.targetPath });
+  }, 30_000);
 });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { internal, invalidArgument, resourceExhausted } from '../errors/podvault-error.js';
+import { internal, invalidArgument, resourceExhausted, unavailable } from '../errors/podvault-error.js';
 import type { PodvaultError } from '../errors/podvault-error.js';
 import { packageRoot } from '../package-info.js';
 import type { FieldAnswer, FieldJob } from './field-extraction-protocol.js';
@@ -45,13 +45,38 @@ export class FieldExtractor {
 
   constructor(private readonly timeLimitMs = FIELD_EXTRACTION_TIME_LIMIT_MS) {}
 
-  /** One result per path; rejects with INVALID_ARGUMENT when the value is neither JSON nor YAML. */
-  extract(text: string, paths: readonly string[], maxBytes: number): Promise<FieldResult[]> {
+  /**
+   * One result per path; rejects with INVALID_ARGUMENT when the value is neither JSON nor YAML.
+   * When `signal` aborts (the publish's deadline or cancellation) the value leaves the queue, or,
+   * if it is being parsed, its worker is replaced: a publish that gave up holds the node's one
+   * worker no longer (an expression nesting three filters over one 2,000-element array runs for
+   * minutes; each such value would otherwise hold it for the whole time limit).
+   */
+  extract(text: string, paths: readonly string[], maxBytes: number, signal?: AbortSignal): Promise<FieldResult[]> {
+    if (signal?.aborted) return Promise.reject(abandoned());
     if (this.queue.length >= MAX_QUEUED) return Promise.reject(resourceExhausted(`could not be parsed now: ${MAX_QUEUED} secrets are waiting for field extraction on this node; retry`));
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { id: this.nextId++, text, paths: [...paths], maxBytes }, resolve, reject });
+      const id = this.nextId++;
+      const onAbort = (): void => this.abandon(id);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const detach = (): void => signal?.removeEventListener('abort', onAbort);
+      this.queue.push({
+        job: { id, text, paths: [...paths], maxBytes },
+        resolve: (fields) => (detach(), resolve(fields)),
+        reject: (err) => (detach(), reject(err)),
+      });
       this.pump();
     });
+  }
+
+  /** The value `id`'s publish gave up: drop it from the queue, or stop parsing it. */
+  private abandon(id: number): void {
+    const queued = this.queue.findIndex((p) => p.job.id === id);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1)[0]?.reject(abandoned());
+      return;
+    }
+    if (this.running?.job.id === id && this.worker) this.fail(this.worker, abandoned());
   }
 
   /** Ends the worker and fails what waits for it (tests; a driver process just exits). */
@@ -120,6 +145,10 @@ export class FieldExtractor {
     running?.reject(err);
     this.pump();
   }
+}
+
+function abandoned(): PodvaultError {
+  return unavailable('was not parsed: the publish ended (its deadline or the caller) before field extraction finished; will retry');
 }
 
 /** The node's extractor. */
