@@ -97,6 +97,14 @@ describe('what a class can make of a vault origin or a tenant', () => {
     }
   });
 
+  it('objects naming many vaults (a client, a connection and a challenge each, in node-wide pools) are bounded per class', () => {
+    const objects = (n: number) => objectsYaml(Array.from({ length: n }, (_, i) => ({ objectName: 'db-user', objectAlias: `u${i}`, keyvaultName: `vault-${i}` })));
+    expect(parseAzureParameters({ ...base, objects: objects(16) }).objects).toHaveLength(16);
+    expect(() => parseAzureParameters({ ...base, objects: objects(17) }, { where: 'SecretProviderClass ns/many' })).toThrow(
+      'SecretProviderClass ns/many: its objects name 17 vaults, over the limit of 16 vaults per class',
+    );
+  });
+
   it('a vaultUri with userinfo, a path or a query is refused, however spelled', () => {
     for (const vaultUri of ['https://user@collector.example', 'https://:pw@collector.example', 'https://collector.example/secrets', 'https://collector.example?x=1', 'https://collector.example#x', 'https://collector.example\\x']) {
       expect(() => parseAzureParameters({ ...base, vaultUri, objects: objectsYaml([{ objectName: 'db-user' }]) })).toThrow(/vaultUri must be the vault origin only/);
