@@ -5,12 +5,15 @@ import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isRoot, rpcError, startHarness } from './support/harness.js';
+import { isRoot, objectsParameter, rpcError, startHarness, TEST_SEED } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 import { parseAzureParameters } from '../src/providers/azure/parameters.js';
 import { loadCloudEnvFile } from '../src/providers/azure/cloud-env-file.js';
 import { extractSecretFields } from '../src/untrusted/secret-fields.js';
 import { FieldExtractor } from '../src/untrusted/field-extractor.js';
+import { startDevVault } from '../src/devvault/server.js';
+import type { DevVault } from '../src/devvault/server.js';
+import { parseSeed } from '../src/devvault/seed.js';
 
 /**
  * A tenant attacking the class-author features: several vaults per class, jmesPath fields, the
@@ -212,4 +215,35 @@ describe.skipIf(!isRoot)('a class whose jmesPath expressions hold the field-extr
     expect(err.details).not.toContain('1999');
     await h.client.unpublish({ volumeId: victim.volumeId, targetPath: victim.targetPath });
   }, 30_000);
+});
+
+describe.skipIf(!isRoot)('a class sending the pod\'s token for one tenant to another tenant\'s vault', () => {
+  const OTHER_TENANT = '0b1c2d3e-0000-4000-8000-00000000c0de';
+  let h: Harness;
+  let other: DevVault;
+  beforeAll(async () => {
+    other = await startDevVault({ seed: parseSeed(`tenantId: ${OTHER_TENANT}\n${TEST_SEED}`, 'other tenant vault') });
+    other.store.setSecret('db-user', 'other-tenant-user');
+    h = await startHarness({}, { otherTenants: [OTHER_TENANT], extraVaults: [other] });
+    other.trustTokensOf(h.vault);
+  });
+  afterAll(async () => {
+    await h?.close();
+    await other?.close();
+  });
+
+  it('an object of that vault without its tenant is refused: no token of the class\'s tenant reaches the vault', async () => {
+    await h.writeClass('cross-tenant', { ...h.vaultParameters([]), objects: objectsParameter([{ objectName: 'db-user', vaultUri: other.url }]) });
+    const v = await h.volume({ className: 'cross-tenant' });
+    const tenantsBefore = h.vault.tokenTenants.length;
+    const err = await rpcError(h.client.publish(v.request));
+    // A refusal naming the parameter, not UNAVAILABLE ("could not get a token"), retried forever.
+    expect(err.code).toBe(status.PERMISSION_DENIED);
+    expect(err.details).toBe(`vault ${other.url}: secret "db-user": the vault's authentication challenge names tenant ${OTHER_TENANT}, not the tenant of the object's identity; set tenantId (the object's own, or the class's) to the vault's tenant`);
+    expect(other.requests['bad-token'] ?? 0).toBe(0);
+    expect(other.requests.secret ?? 0).toBe(0);
+    // Nor was a token of the vault's tenant asked for with the class's credential.
+    expect(h.vault.tokenTenants.slice(tenantsBefore)).not.toContain(OTHER_TENANT);
+    await expect(readFile(join(v.targetPath, 'db-user'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
