@@ -93,8 +93,8 @@ describe('the one field-extraction worker, shared by every tenant of the node', 
 });
 
 describe('what a class can make of a vault origin or a tenant', () => {
-  it('a tenantId cannot carry a path, a host or userinfo into the authority URL', () => {
-    for (const tenantId of ['evil.example/x', 'a@evil.example', 'evil.example:443', 'a?b', 'a#b', 'a%2fb', 't enant']) {
+  it('a tenantId cannot carry a path, a dot segment, a host or userinfo into the authority URL', () => {
+    for (const tenantId of ['evil.example/x', 'a@evil.example', 'evil.example:443', 'a?b', 'a#b', 'a%2fb', 't enant', '..', '.', 'a..b', '.contoso.com', 'contoso.com.']) {
       expect(() => parseAzureParameters({ ...base, tenantId })).toThrow(/parameter tenantId must be a tenant id/);
       expect(() => parseAzureParameters({ ...base, objects: objectsYaml([{ objectName: 'db-user', tenantId }]) })).toThrow(/objects\[0\] \(db-user\): field tenantId must be a tenant id/);
     }

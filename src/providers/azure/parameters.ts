@@ -243,7 +243,8 @@ function vaultUrlFrom(vaultUri: string, keyvaultName: string, cloud: AzureCloud,
 }
 
 function checkTenantId(field: string, tenantId: string): void {
-  if (!/^[-A-Za-z0-9.]{1,256}$/.test(tenantId)) throw invalidArgument(`${field} must be a tenant id (GUID) or domain name`);
+  // Labels of letters, digits and `-`: `.` or `..` would be a path segment of the authority URL.
+  if (tenantId.length > 256 || !/^[-A-Za-z0-9]+(\.[-A-Za-z0-9]+)*$/.test(tenantId)) throw invalidArgument(`${field} must be a tenant id (GUID) or domain name`);
 }
 
 /** An object's own vault and tenant, as far as it names them (undefined: the class's). */
