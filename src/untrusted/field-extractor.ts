@@ -1,4 +1,5 @@
-import { invalidArgument } from '../errors/podvault-error.js';
+import { invalidArgument, unavailable } from '../errors/podvault-error.js';
+import type { PodvaultError } from '../errors/podvault-error.js';
 import type { FieldAnswer, FieldJob } from './field-extraction-protocol.js';
 import type { FieldResult } from './secret-fields.js';
 import { WorkerQueue } from './worker-queue.js';
@@ -35,11 +36,19 @@ export class FieldExtractor {
 
   constructor(private readonly timeLimitMs = FIELD_EXTRACTION_TIME_LIMIT_MS) {}
 
-  /** One result per path; rejects with INVALID_ARGUMENT when the value is neither JSON nor YAML. */
-  extract(text: string, paths: readonly string[], maxBytes: number): Promise<FieldResult[]> {
+  /**
+   * One result per path; rejects with INVALID_ARGUMENT when the value is neither JSON nor YAML.
+   * When `signal` aborts (the publish's deadline or cancellation) the value leaves the queue, or,
+   * if it is being parsed, its worker is replaced: a publish that gave up holds the node's one
+   * worker no longer (an expression nesting three filters over one 2,000-element array runs for
+   * minutes; each such value would otherwise hold it for the whole time limit).
+   */
+  extract(text: string, paths: readonly string[], maxBytes: number, signal?: AbortSignal): Promise<FieldResult[]> {
     return this.worker.run(
       { text, paths: [...paths], maxBytes },
       { timeLimitMs: this.timeLimitMs, timeoutMessage: `is refused: parsing it and evaluating jmesPath took more than ${this.timeLimitMs} ms` },
+      [],
+      signal && { signal, error: abandoned },
     );
   }
 
@@ -47,6 +56,10 @@ export class FieldExtractor {
   close(): Promise<void> {
     return this.worker.close();
   }
+}
+
+function abandoned(): PodvaultError {
+  return unavailable('was not parsed: the publish ended (its deadline or the caller) before field extraction finished; will retry');
 }
 
 /** The node's extractor. */

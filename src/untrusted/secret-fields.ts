@@ -47,13 +47,15 @@ export function parseSecretDocument(text: string): JSONValue | undefined {
 }
 
 /**
- * A result as the file's text: strings as they are; numbers and booleans as JSON writes them
+ * A result as the file's text, at most `maxBytes` long: strings as they are; numbers and booleans as JSON writes them
  * (`5432`, `true`); objects and arrays as compact JSON, at most `maxBytes` long — counted while
  * it is written, so a result that repeats the document (`[@, @]` nested) is refused early.
  */
 export function fieldText(value: JSONValue, maxBytes: number): FieldResult {
   if (value === null) return { ok: false, problem: 'selects nothing (null)' };
-  if (typeof value === 'string') return { ok: true, text: value };
+  // A string may be built by the expression (`join('', [a, a, …])`: 51 MB from a 100 KiB value),
+  // so it is bounded too, here in the worker, before it is sent to the serving thread.
+  if (typeof value === 'string') return value.length > maxBytes || Buffer.byteLength(value, 'utf8') > maxBytes ? { ok: false, problem: `selects more than ${maxBytes} bytes` } : { ok: true, text: value };
   if (typeof value === 'number' || typeof value === 'boolean') return { ok: true, text: String(value) };
   let budget = maxBytes;
   const tooBig = new Error('too big');

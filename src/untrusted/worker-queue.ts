@@ -70,13 +70,44 @@ export class WorkerQueue<Job extends { id: number }, Answer extends { id: number
 
   constructor(private readonly options: WorkerQueueOptions<Answer, Result>) {}
 
-  /** Queue a job (its id is assigned here); past `maxQueued` waiting, RESOURCE_EXHAUSTED. */
-  run(job: Omit<Job, 'id'>, limit: { timeLimitMs: number; timeoutMessage: string }, transfer: readonly Transferable[] = []): Promise<Result> {
+  /**
+   * Queue a job (its id is assigned here); past `maxQueued` waiting, RESOURCE_EXHAUSTED. When
+   * `cancel.signal` aborts (the caller's deadline or cancellation) the job leaves the queue, or, if
+   * it is running, its worker is replaced: a caller that gave up holds the node's one worker no
+   * longer. Only for jobs one caller owns (a shared result must not end with one of its callers).
+   */
+  run(
+    job: Omit<Job, 'id'>,
+    limit: { timeLimitMs: number; timeoutMessage: string },
+    transfer: readonly Transferable[] = [],
+    cancel?: { signal: AbortSignal; error: () => PodvaultError },
+  ): Promise<Result> {
+    if (cancel?.signal.aborted) return Promise.reject(cancel.error());
     if (this.queue.length >= this.options.maxQueued) return Promise.reject(resourceExhausted(this.options.messages.busy));
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { ...job, id: this.nextId++ } as Job, transfer, ...limit, resolve, reject });
+      const id = this.nextId++;
+      const onAbort = (): void => this.abandon(id, cancel?.error ?? (() => internal('abandoned')));
+      cancel?.signal.addEventListener('abort', onAbort, { once: true });
+      const detach = (): void => cancel?.signal.removeEventListener('abort', onAbort);
+      this.queue.push({
+        job: { ...job, id } as Job,
+        transfer,
+        ...limit,
+        resolve: (result) => (detach(), resolve(result)),
+        reject: (err) => (detach(), reject(err)),
+      });
       this.pump();
     });
+  }
+
+  /** Job `id`'s caller gave up: drop it from the queue, or stop the worker running it. */
+  private abandon(id: number, error: () => PodvaultError): void {
+    const queued = this.queue.findIndex((p) => p.job.id === id);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1)[0]?.reject(error());
+      return;
+    }
+    if (this.running?.job.id === id && this.worker) this.fail(this.worker, error());
   }
 
   /** Ends the worker and fails what waits for it (tests; a driver process just exits). */

@@ -9,6 +9,7 @@ import { PodvaultError } from '../../errors/podvault-error.js';
  *   404                        -> NOT_FOUND
  *   429, 5xx, network, timeout -> UNAVAILABLE (the kubelet retries with backoff)
  *   credential failures        -> PERMISSION_DENIED when Entra refused, else UNAVAILABLE
+ *   a challenge of another tenant -> PERMISSION_DENIED naming tenantId
  *   403 on a disabled/expired object -> FAILED_PRECONDITION
  */
 export function keyVaultError(err: unknown, vaultUrl: string, what: string): PodvaultError {
@@ -22,6 +23,14 @@ export function keyVaultError(err: unknown, vaultUrl: string, what: string): Pod
 
   if (name === 'RequestTimeoutError') return new PodvaultError('unavailable', `${at}: Key Vault did not answer in time (${e.message as string}); will retry`, { cause: err });
   if (name === 'AbortError' || name === 'TimeoutError') return new PodvaultError('deadline-exceeded', `${at}: the publish deadline passed before Key Vault answered`, { cause: err });
+  // The vault's challenge names another tenant than the credential's (an object of another
+  // tenant's vault without that tenant's tenantId): the SDK refuses before any token is asked for.
+  // Retrying cannot help, so it is a refusal naming the parameter; the tenant is the origin's text.
+  const otherTenant = name === 'CredentialUnavailableError' && typeof e.message === 'string' ? /^The current credential is not configured to acquire tokens for tenant (\S*)\./.exec(e.message)?.[1] : undefined;
+  if (otherTenant !== undefined) {
+    const shown = /^[-A-Za-z0-9.]{1,64}$/.test(otherTenant) ? ` ${otherTenant}` : '';
+    return new PodvaultError('permission-denied', `${at}: the vault's authentication challenge names tenant${shown}, not the tenant of the object's identity; set tenantId (the object's own, or the class's) to the vault's tenant`, { cause: err });
+  }
   if (name === 'AuthenticationError' || name === 'CredentialUnavailableError' || name === 'AuthenticationRequiredError') {
     const entra = entraErrorCodes(err);
     const refused = (statusCode !== undefined && statusCode >= 400 && statusCode < 500) || (entra.error !== undefined && ENTRA_REFUSALS.has(entra.error));

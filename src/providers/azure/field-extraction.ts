@@ -59,12 +59,12 @@ export function parseJmesPath(value: unknown, at: string, objectType: string, ob
 
 /**
  * The bytes of each field of `contents` (the object's file, as UTF-8 text); `what` names the
- * object in the errors, which never quote the value.
+ * object in the errors, which never quote the value; `signal` ends the wait (see FieldExtractor).
  */
-export async function extractFields(contents: Buffer, fields: readonly JmesPathField[], what: string, maxBytes: number): Promise<Buffer[]> {
+export async function extractFields(contents: Buffer, fields: readonly JmesPathField[], what: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer[]> {
   let results;
   try {
-    results = await fieldExtractor.extract(contents.toString('utf8'), fields.map((f) => f.path), maxBytes);
+    results = await fieldExtractor.extract(contents.toString('utf8'), fields.map((f) => f.path), maxBytes, signal);
   } catch (err) {
     throw err instanceof PodvaultError ? new PodvaultError(err.kind, `${what}: the value ${err.message}`, { cause: err.cause }) : err;
   }

@@ -74,6 +74,8 @@ interface FetchContext {
   /** The certificate options for this class: its parameters, else the driver's flags. */
   writeCertAndKeyInSeparateFiles: boolean;
   constructPEMChain: boolean;
+  /** Runs the publish's jmesPath extractions one after another (see fetchAll). */
+  oneExtractionAtATime: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 /** The files one item became, and the env file variables they give. */
@@ -168,6 +170,16 @@ export class KeyVaultProvider implements Provider {
   private async fetchAll(params: AzureParameters, identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
     const budget = new VolumeBudget(where, this.options.limits);
     const retry = { ...this.options.retry, deadline };
+    // The node has one field-extraction worker and one queue for every tenant: a publish's
+    // objects fetched 16 at a time would each queue a value, so 4 volumes filled the queue
+    // (others: RESOURCE_EXHAUSTED) and held the worker for 64 time limits. One value at a time
+    // per publish puts each publish in line once.
+    let extractions: Promise<unknown> = Promise.resolve();
+    const oneExtractionAtATime = <T>(work: () => Promise<T>): Promise<T> => {
+      const turn = extractions.then(work, work);
+      extractions = turn.catch(() => undefined);
+      return turn;
+    };
     // One context per vault and tenant; all of them share the publish's signal, deadline and budget.
     const contexts = new Map<string, FetchContext>();
     const contextOf = (vault: ObjectVault): FetchContext => {
@@ -187,6 +199,7 @@ export class KeyVaultProvider implements Provider {
           budget,
           writeCertAndKeyInSeparateFiles: params.files.writeCertAndKeyInSeparateFiles ?? this.certificateFiles.writeCertAndKeyInSeparateFiles,
           constructPEMChain: params.files.constructPEMChain ?? this.certificateFiles.constructPEMChain,
+          oneExtractionAtATime,
         };
         contexts.set(key, ctx);
       }
@@ -276,7 +289,7 @@ export class KeyVaultProvider implements Provider {
       add(item.fileName + KEY_FILE_SUFFIX, Buffer.from(key, 'utf8'), null, '');
     }
     if (object.jmesPath.length > 0) {
-      const values = await extractFields(contents, object.jmesPath, `vault ${vaultUrl}: ${what}`, this.options.limits.maxObjectBytes);
+      const values = await ctx.oneExtractionAtATime(() => extractFields(contents, object.jmesPath, `vault ${vaultUrl}: ${what}`, this.options.limits.maxObjectBytes, ctx.signal));
       object.jmesPath.forEach((field, i) => add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
     }
     return out;

@@ -92,6 +92,14 @@ const VAULT_NAME = /^[-A-Za-z0-9]{3,24}$/;
  */
 export const MAX_CLASS_TENANTS = 8;
 
+/**
+ * Distinct vaults one class may name through its objects' `keyvaultName`/`vaultUri`. Each is an
+ * SDK client, a connection (TLS handshake) and an authentication challenge per identity, held in
+ * node-wide pools of 256 clients and 64 connection pools: 256 objects in 256 vaults would evict
+ * every other tenant's clients at each publish.
+ */
+export const MAX_CLASS_VAULTS = 16;
+
 const trimmed = z.preprocess((v) => (typeof v === 'string' ? v.trim() : v === null ? undefined : v), z.string().optional());
 
 /** One object as written in the class; every field a string, as in the Azure provider. */
@@ -170,6 +178,10 @@ export function parseAzureParameters(
   if (tenants.size > MAX_CLASS_TENANTS) {
     throw invalidArgument(`${where}: its objects name ${tenants.size} tenants, over the limit of ${MAX_CLASS_TENANTS} tenants per class`);
   }
+  const vaults = new Set(objects.map((o) => o.vault.url));
+  if (vaults.size > MAX_CLASS_VAULTS) {
+    throw invalidArgument(`${where}: its objects name ${vaults.size} vaults, over the limit of ${MAX_CLASS_VAULTS} vaults per class`);
+  }
 
   return {
     vaultUrl,
@@ -231,7 +243,8 @@ function vaultUrlFrom(vaultUri: string, keyvaultName: string, cloud: AzureCloud,
 }
 
 function checkTenantId(field: string, tenantId: string): void {
-  if (!/^[-A-Za-z0-9.]{1,256}$/.test(tenantId)) throw invalidArgument(`${field} must be a tenant id (GUID) or domain name`);
+  // Labels of letters, digits and `-`: `.` or `..` would be a path segment of the authority URL.
+  if (tenantId.length > 256 || !/^[-A-Za-z0-9]+(\.[-A-Za-z0-9]+)*$/.test(tenantId)) throw invalidArgument(`${field} must be a tenant id (GUID) or domain name`);
 }
 
 /** An object's own vault and tenant, as far as it names them (undefined: the class's). */
