@@ -1,4 +1,3 @@
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_BINDING_PLURAL, AZURE_IDENTITY_PLURAL, POD_IDENTITY_LABEL, azureIdentityBindingSchema, azureIdentitySchema, podSchema, serviceAccountSchema } from '../identity/crds.js';
@@ -8,6 +7,7 @@ import { parseKubeObject } from './parse-object.js';
 import { SPC_GROUP, SPC_KIND, SPC_PLURAL, SPC_VERSION, secretProviderClassSchema } from './secret-provider-class.js';
 import type { SecretProviderClass } from './secret-provider-class.js';
 import { CacheBudget, WatchedCache } from './watched-cache.js';
+import { listPageBounded } from './bounded-list.js';
 
 /** Bytes of records all API caches of a driver hold together; past it, objects are read at use. */
 export const API_CACHE_BUDGET_BYTES = 32 * 1024 * 1024;
@@ -38,20 +38,16 @@ export class KubeCaches {
 
   constructor(options: KubeCachesOptions) {
     const { kubeConfig, log } = options;
-    const core = kubeConfig.makeApiClient(CoreV1Api);
-    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const budget = new CacheBudget(options.budgetBytes ?? API_CACHE_BUDGET_BYTES);
     const common = { kubeConfig, budget, log, ...(options.syncWaitMs === undefined ? {} : { syncWaitMs: options.syncWaitMs }) };
-    const customPage = (group: string, version: string, plural: string) => async (limit: number, token: string | undefined) => {
-      const list = (await custom.listClusterCustomObject({ group, version, plural, limit, ...(token ? { _continue: token } : {}) })) as { items?: unknown[]; metadata?: { resourceVersion?: string; continue?: string } };
-      return { items: list.items ?? [], ...pageMeta(list.metadata?.resourceVersion, list.metadata?.continue) };
-    };
+    // Every LIST page is read with a byte bound (bounded-list.ts): a page's limit counts objects only.
+    const page = (path: string, fieldSelector?: string) => (limit: number, continueToken: string | undefined) => listPageBounded(kubeConfig, path, { limit, continueToken, fieldSelector });
 
     this.classes = new WatchedCache({
       ...common,
       kind: 'SecretProviderClasses',
       path: `/apis/${SPC_GROUP}/${SPC_VERSION}/${SPC_PLURAL}`,
-      listPage: customPage(SPC_GROUP, SPC_VERSION, SPC_PLURAL),
+      listPage: page(`/apis/${SPC_GROUP}/${SPC_VERSION}/${SPC_PLURAL}`),
       trim: (raw) => {
         const spc = parseKubeObject(secretProviderClassSchema, raw, SPC_KIND);
         if (parametersBytes(spc.spec.parameters) > options.maxClassBytes) return undefined;
@@ -64,7 +60,7 @@ export class KubeCaches {
       ...common,
       kind: 'AzureIdentities',
       path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_PLURAL}`,
-      listPage: customPage(AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_PLURAL),
+      listPage: page(`/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_PLURAL}`),
       trim: (raw) => {
         const identity = parseKubeObject(azureIdentitySchema, raw, 'AzureIdentity');
         return { metadata: nameOf(identity.metadata), spec: identity.spec };
@@ -74,20 +70,14 @@ export class KubeCaches {
       ...common,
       kind: 'AzureIdentityBindings',
       path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`,
-      listPage: customPage(AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_BINDING_PLURAL),
-      trim: (raw) => {
-        const binding = parseKubeObject(azureIdentityBindingSchema, raw, 'AzureIdentityBinding');
-        return { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k.startsWith('podvault.dev/')) }, spec: binding.spec };
-      },
+      listPage: page(`/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`),
+      trim: (raw) => trimBinding(parseKubeObject(azureIdentityBindingSchema, raw, 'AzureIdentityBinding')),
     });
     this.serviceAccounts = new WatchedCache({
       ...common,
       kind: 'ServiceAccounts',
       path: '/api/v1/serviceaccounts',
-      listPage: async (limit, token) => {
-        const list = await core.listServiceAccountForAllNamespaces({ limit, ...(token ? { _continue: token } : {}) });
-        return { items: list.items, ...pageMeta(list.metadata?.resourceVersion, list.metadata?._continue) };
-      },
+      listPage: page('/api/v1/serviceaccounts'),
       trim: (raw) => {
         const sa = parseKubeObject(serviceAccountSchema, raw, 'ServiceAccount');
         return { metadata: { ...nameOf(sa.metadata), ...picked('annotations', sa.metadata.annotations, (k) => k.startsWith('azure.workload.identity/')) } };
@@ -99,10 +89,7 @@ export class KubeCaches {
       kind: `pods of node ${options.nodeName}`,
       path: '/api/v1/pods',
       fieldSelector,
-      listPage: async (limit, token) => {
-        const list = await core.listPodForAllNamespaces({ fieldSelector, limit, ...(token ? { _continue: token } : {}) });
-        return { items: list.items, ...pageMeta(list.metadata?.resourceVersion, list.metadata?._continue) };
-      },
+      listPage: page('/api/v1/pods', fieldSelector),
       trim: (raw) => trimPod(parseKubeObject(podSchema, raw, 'Pod')),
     });
   }
@@ -118,6 +105,11 @@ export class KubeCaches {
   async stop(): Promise<void> {
     await Promise.all(this.all.map((cache) => cache.stop()));
   }
+}
+
+/** What pod identity reads of a binding: its name, spec and `podvault.dev/` annotations. */
+export function trimBinding(binding: AzureIdentityBinding): AzureIdentityBinding {
+  return { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k.startsWith('podvault.dev/')) }, spec: binding.spec };
 }
 
 /** What FlexVolume and pod identity read of a pod: uid, the binding label, service account, flexVolumes, fsGroup. */
@@ -144,8 +136,4 @@ function nameOf(metadata: { name: string; namespace?: string | undefined }): { n
 function picked<F extends string>(field: F, from: Record<string, string> | undefined, keep: (key: string) => boolean): Partial<Record<F, Record<string, string>>> {
   const kept = Object.entries(from ?? {}).filter(([k]) => keep(k));
   return kept.length === 0 ? {} : ({ [field]: Object.fromEntries(kept) } as Partial<Record<F, Record<string, string>>>);
-}
-
-function pageMeta(resourceVersion: string | undefined, continueToken: string | undefined): { resourceVersion?: string; continueToken?: string } {
-  return { ...(resourceVersion ? { resourceVersion } : {}), ...(continueToken ? { continueToken } : {}) };
 }

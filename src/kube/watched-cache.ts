@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { PodvaultError } from '../errors/podvault-error.js';
 import { describeCause } from '../errors/describe-cause.js';
 import type { Logger } from '../log.js';
+import { LIST_PAGE_SIZE } from './bounded-list.js';
 
 /**
  * What a cache holds for one object: the few fields podvault uses (`value`), the error that names
@@ -33,8 +34,12 @@ export interface WatchedCacheOptions<T> {
   /** The collection's watch path, e.g. `/api/v1/pods`. */
   path: string;
   fieldSelector?: string;
-  /** One page of the LIST (`limit`/`continue`), so a big collection never arrives in one body. */
-  listPage(limit: number, continueToken: string | undefined): Promise<{ items: unknown[]; resourceVersion?: string; continueToken?: string }>;
+  /**
+   * One page of the LIST (`limit`/`continue`), so a big collection never arrives in one body;
+   * `limit` in the answer: the one the page was read with (smaller when a page of that many
+   * objects was over the byte bound, `listPageBounded`), from which the next page grows back.
+   */
+  listPage(limit: number, continueToken: string | undefined): Promise<{ items: unknown[]; resourceVersion?: string; continueToken?: string; limit?: number }>;
   /** The small record of an object, as it arrives; throws a PodvaultError for a malformed one; undefined: do not cache. */
   trim(raw: unknown): T | undefined;
   budget: CacheBudget;
@@ -43,7 +48,6 @@ export interface WatchedCacheOptions<T> {
   syncWaitMs?: number;
 }
 
-const PAGE_SIZE = 500;
 const MIN_RESTART_MS = 500;
 const MAX_RESTART_MS = 30_000;
 
@@ -123,8 +127,10 @@ export class WatchedCache<T> {
     let continueToken: string | undefined;
     let resourceVersion: string | undefined;
     let pending = 0;
+    let limit = LIST_PAGE_SIZE;
     do {
-      const page = await this.options.listPage(PAGE_SIZE, continueToken);
+      const page = await this.options.listPage(limit, continueToken);
+      limit = Math.min(LIST_PAGE_SIZE, (page.limit ?? limit) * 2);
       for (const raw of page.items) {
         // The informer stores (and this class accounts for) the LIST's records only once it is complete.
         const record = this.record(raw, pending);

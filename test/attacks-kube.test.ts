@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeApiDouble } from './support/kube-api-double.js';
+import { KubeCaches } from '../src/kube/kube-caches.js';
+import { KubeClassSource, loadKubeConfig } from '../src/kube/kube-class-source.js';
+import { KubeIdentityObjects } from '../src/kube/kube-identity-objects.js';
+import { MAX_LIST_PAGE_BYTES } from '../src/kube/bounded-list.js';
+import { createLogger } from '../src/log.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+/** ~700 KiB per object: 40 of them are 28 MiB, far more than a socket buffers, in one page of 500. */
+const FILLER = 'f'.repeat(700 * 1024);
+const FLOOD = 40;
+
+/**
+ * A tenant fills their own namespace with objects as large as the API server stores. A LIST page
+ * counts objects, not bytes: read whole, one page of them would be the driver's whole memory limit
+ * (256 MiB) on every node, at start and at each re-list.
+ */
+describe('a tenant namespace of huge objects', () => {
+  let api: KubeApiDouble;
+  let kubeConfig: KubeConfig;
+  beforeAll(async () => {
+    api = await new KubeApiDouble().start();
+    kubeConfig = loadKubeConfig(await api.writeKubeconfig());
+    for (let i = 0; i < FLOOD; i++) {
+      api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: `big-${i}`, namespace: 'flood' }, spec: { provider: 'azure', parameters: { objects: FILLER } } });
+      api.put('azureidentitybindings', { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: `big-${i}`, namespace: 'flood', annotations: { filler: FILLER } }, spec: { azureIdentity: 'mi', selector: `s-${i}` } });
+      api.put('pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: `big-${i}`, namespace: 'flood', uid: `uid-big-${i}`, annotations: { filler: FILLER } }, spec: { nodeName: 'test-node' } });
+    }
+    api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'app', namespace: 'apps' }, spec: { provider: 'azure', parameters: { objects: 'array: []' } } });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  const isList = (request: string): boolean => request.startsWith('GET ') && request.includes('limit=') && !request.includes('watch=');
+
+  /**
+   * Since request `from`: LISTs were made, and every LIST answer over the byte bound that the
+   * double sent in full (a socket buffers some MiB of an answer its reader dropped) was dropped by
+   * the driver: its next request of that collection asks for the same page with a smaller limit.
+   */
+  function expectPagesWithinBound(from: number, minLists: number): void {
+    const requests = api.requests.slice(from).filter(isList);
+    expect(requests.length).toBeGreaterThanOrEqual(minLists);
+    const seen = new Set(requests);
+    const over = api.responses.filter((r) => seen.has(r.request) && r.bytes > MAX_LIST_PAGE_BYTES);
+    for (const big of over) {
+      const url = new URL(big.request.slice(4), 'http://double');
+      const at = requests.indexOf(big.request);
+      const next = requests.slice(at + 1).map((r) => new URL(r.slice(4), 'http://double')).find((u) => u.pathname === url.pathname);
+      expect({ request: big.request, continue: next?.searchParams.get('continue') ?? null }).toEqual({ request: big.request, continue: url.searchParams.get('continue') });
+      expect(Number(next?.searchParams.get('limit'))).toBeLessThan(Number(url.searchParams.get('limit')));
+    }
+  }
+
+  it('the caches read every LIST page within the byte bound, go live and still cache the other namespaces\' objects', async () => {
+    const from = api.requests.length;
+    const caches = new KubeCaches({ kubeConfig, nodeName: 'test-node', maxClassBytes: 64 * 1024, log: createLogger({ level: 'error' }) });
+    try {
+      caches.start();
+      expect(await caches.classes.get('apps', 'app')).toMatchObject({ kind: 'value' });
+      expect(await caches.bindings.get('flood', 'big-3')).toMatchObject({ kind: 'value', value: { spec: { selector: 's-3' } } });
+      expect(await caches.pods.get('flood', `big-${FLOOD - 1}`)).toMatchObject({ kind: 'value', value: { metadata: { uid: `uid-big-${FLOOD - 1}` } } });
+      expectPagesWithinBound(from, 5);
+      // The tenant's classes (over --max-class-size, never cached) are still served, with a GET each.
+      expect((await new KubeClassSource(kubeConfig, caches.classes).get('flood', 'big-7')).spec.parameters.objects).toBe(FILLER);
+    } finally {
+      await caches.stop();
+    }
+  });
+
+  it('the direct LISTs of a publish (bindings to confirm a denial, the node\'s pods by uid) are paged within the bound and keep only what they need', async () => {
+    const objects = new KubeIdentityObjects(kubeConfig);
+    const from = api.requests.length;
+    const { bindings, malformed } = await objects.listBindings('flood', { direct: true });
+    expect(malformed).toEqual([]);
+    expect(bindings.map((b) => b.spec.selector).sort()).toEqual(Array.from({ length: FLOOD }, (_, i) => `s-${i}`).sort());
+    // Cut to what pod identity reads as each page arrives: no filler is held.
+    expect(JSON.stringify(bindings).length).toBeLessThan(64 * 1024);
+    expect((await objects.findPodByUid(`uid-big-${FLOOD - 1}`, 'test-node'))?.metadata.name).toBe(`big-${FLOOD - 1}`);
+    expect(await objects.findPodByUid('uid-nobody', 'test-node')).toBeUndefined();
+    expectPagesWithinBound(from, 3);
+  });
+});
