@@ -83,3 +83,38 @@ describe('a tenant namespace of huge objects', () => {
     expectPagesWithinBound(from, 3);
   });
 });
+
+/**
+ * A tenant makes a few of their objects huge (a long annotation of a key the driver keeps, or of
+ * any other key): the cache budget is shared by all tenants, so without a cap per record these few
+ * objects spent it, and every other tenant's later objects were read from the API at each use.
+ */
+describe('a tenant\'s few huge identity objects', () => {
+  it('are not kept (read at use), so the shared budget still holds other tenants\' objects', async () => {
+    const api = await new KubeApiDouble().start();
+    const kubeConfig = loadKubeConfig(await api.writeKubeconfig());
+    const caches = new KubeCaches({ kubeConfig, nodeName: 'test-node', maxClassBytes: 64 * 1024, budgetBytes: 512 * 1024, log: createLogger({ level: 'error' }) });
+    const huge = 'x'.repeat(100 * 1024);
+    try {
+      for (let i = 0; i < 6; i++) {
+        api.put('serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: `sa-${i}`, namespace: 'flood', annotations: { 'azure.workload.identity/client-id': huge, 'azure.workload.identity/junk': huge } } });
+        api.put('azureidentitybindings', { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: `b-${i}`, namespace: 'flood', annotations: { 'podvault.dev/allowed-objects': huge, 'podvault.dev/junk': huge } }, spec: { azureIdentity: 'mi', selector: 'x' } });
+      }
+      caches.start();
+      expect((await caches.serviceAccounts.get('flood', 'sa-0')).kind).toBe('uncached');
+      // Objects of other tenants created afterwards are still kept.
+      api.put('serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'web', namespace: 'apps', annotations: { 'azure.workload.identity/client-id': 'c-1', 'kubectl.kubernetes.io/last-applied-configuration': huge } } });
+      api.put('azureidentitybindings', { apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name: 'web', namespace: 'apps', annotations: { 'podvault.dev/allowed-objects': 'kv/*', 'podvault.dev/junk': huge } }, spec: { azureIdentity: 'mi', selector: 'web' } });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await caches.serviceAccounts.get('apps', 'web')).toEqual({ kind: 'value', value: { metadata: { name: 'web', namespace: 'apps', annotations: { 'azure.workload.identity/client-id': 'c-1' } } } });
+      expect(await caches.bindings.get('apps', 'web')).toEqual({ kind: 'value', value: { metadata: { name: 'web', namespace: 'apps', annotations: { 'podvault.dev/allowed-objects': 'kv/*' } }, spec: { azureIdentity: 'mi', selector: 'web' } } });
+      // The huge ones still work: read with a GET at use.
+      const objects = new KubeIdentityObjects(kubeConfig, caches);
+      expect((await objects.getServiceAccount('flood', 'sa-1'))?.metadata.annotations?.['azure.workload.identity/client-id']).toBe(huge);
+      expect((await objects.listBindings('flood')).bindings).toHaveLength(6);
+    } finally {
+      await caches.stop();
+      await api.close();
+    }
+  });
+});

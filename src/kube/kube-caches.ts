@@ -2,6 +2,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_BINDING_PLURAL, AZURE_IDENTITY_PLURAL, POD_IDENTITY_LABEL, azureIdentityBindingSchema, azureIdentitySchema, podSchema, serviceAccountSchema } from '../identity/crds.js';
 import type { AzureIdentity, AzureIdentityBinding, PodObject, ServiceAccountObject } from '../identity/crds.js';
+import { ALLOWED_OBJECTS_ANNOTATION, ALLOWED_SERVICE_ACCOUNTS_ANNOTATION } from '../identity/binding-policy.js';
+import { WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION, WORKLOAD_IDENTITY_TENANT_ID_ANNOTATION } from '../identity/identity-resolver.js';
 import { parametersBytes } from '../providers/fetch-limits.js';
 import { parseKubeObject } from './parse-object.js';
 import { SPC_GROUP, SPC_KIND, SPC_PLURAL, SPC_VERSION, secretProviderClassSchema } from './secret-provider-class.js';
@@ -11,6 +13,13 @@ import { listPageBounded } from './bounded-list.js';
 
 /** Bytes of records all API caches of a driver hold together; past it, objects are read at use. */
 export const API_CACHE_BUDGET_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Largest record of an identity, binding, service account or pod that is kept (classes are bounded
+ * by --max-class-size): ordinary ones are a few hundred bytes, and without a cap 32 objects of
+ * 1 MiB (a long annotation of a key podvault reads) spent the whole budget of every node.
+ */
+export const MAX_RECORD_BYTES = 16 * 1024;
 
 export interface KubeCachesOptions {
   kubeConfig: KubeConfig;
@@ -58,6 +67,7 @@ export class KubeCaches {
     });
     this.identities = new WatchedCache({
       ...common,
+      maxRecordBytes: MAX_RECORD_BYTES,
       kind: 'AzureIdentities',
       path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_PLURAL}`,
       listPage: page(`/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_PLURAL}`),
@@ -68,6 +78,7 @@ export class KubeCaches {
     });
     this.bindings = new WatchedCache({
       ...common,
+      maxRecordBytes: MAX_RECORD_BYTES,
       kind: 'AzureIdentityBindings',
       path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`,
       listPage: page(`/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`),
@@ -75,17 +86,19 @@ export class KubeCaches {
     });
     this.serviceAccounts = new WatchedCache({
       ...common,
+      maxRecordBytes: MAX_RECORD_BYTES,
       kind: 'ServiceAccounts',
       path: '/api/v1/serviceaccounts',
       listPage: page('/api/v1/serviceaccounts'),
       trim: (raw) => {
         const sa = parseKubeObject(serviceAccountSchema, raw, 'ServiceAccount');
-        return { metadata: { ...nameOf(sa.metadata), ...picked('annotations', sa.metadata.annotations, (k) => k.startsWith('azure.workload.identity/')) } };
+        return { metadata: { ...nameOf(sa.metadata), ...picked('annotations', sa.metadata.annotations, (k) => k === WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION || k === WORKLOAD_IDENTITY_TENANT_ID_ANNOTATION) } };
       },
     });
     const fieldSelector = `spec.nodeName=${options.nodeName}`;
     this.pods = new WatchedCache({
       ...common,
+      maxRecordBytes: MAX_RECORD_BYTES,
       kind: `pods of node ${options.nodeName}`,
       path: '/api/v1/pods',
       fieldSelector,
@@ -107,9 +120,9 @@ export class KubeCaches {
   }
 }
 
-/** What pod identity reads of a binding: its name, spec and `podvault.dev/` annotations. */
+/** What pod identity reads of a binding: its name, spec and the two `podvault.dev/` annotations. */
 export function trimBinding(binding: AzureIdentityBinding): AzureIdentityBinding {
-  return { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k.startsWith('podvault.dev/')) }, spec: binding.spec };
+  return { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k === ALLOWED_SERVICE_ACCOUNTS_ANNOTATION || k === ALLOWED_OBJECTS_ANNOTATION) }, spec: binding.spec };
 }
 
 /** What FlexVolume and pod identity read of a pod: uid, the binding label, service account, flexVolumes, fsGroup. */

@@ -43,6 +43,11 @@ export interface WatchedCacheOptions<T> {
   /** The small record of an object, as it arrives; throws a PodvaultError for a malformed one; undefined: do not cache. */
   trim(raw: unknown): T | undefined;
   budget: CacheBudget;
+  /**
+   * A record bigger than this is not kept (read from the API at each use), so that a few objects
+   * made huge by their authors cannot spend the budget all tenants' objects share.
+   */
+  maxRecordBytes?: number;
   log: Logger;
   /** How long a lookup waits for the first LIST before asking the API directly. */
   syncWaitMs?: number;
@@ -160,6 +165,7 @@ export class WatchedCache<T> {
       entry = { kind: 'error', error: err };
     }
     const bytes = entry.kind === 'value' ? JSON.stringify(entry.value).length : entry.kind === 'error' ? entry.error.message.length : 0;
+    if (bytes > (this.options.maxRecordBytes ?? Infinity)) return { metadata, entry: { kind: 'uncached' }, bytes: 0 };
     const { budget } = this.options;
     if (budget.used + pending - (this.sizes.get(`${metadata.namespace}/${metadata.name}`) ?? 0) + bytes > budget.limit) {
       // Once per cache until it fits again, not once per object of a flood.
