@@ -118,3 +118,39 @@ describe('a tenant\'s few huge identity objects', () => {
     }
   });
 });
+
+/**
+ * The first LIST can take minutes (a big cluster; a tenant's flood of large objects read a page at
+ * a time). Lookups wait for it at most `syncWaitMs` in all, never that long each: a publish makes
+ * five lookups one after another, and every publish on the node meanwhile would wait them all.
+ */
+describe('a first LIST that does not finish', () => {
+  it('holds lookups for the sync wait once, counted from the start; later lookups read the API at once', async () => {
+    const api = await new KubeApiDouble().start();
+    const kubeConfig = loadKubeConfig(await api.writeKubeconfig());
+    api.put('serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'web', namespace: 'apps', annotations: { 'azure.workload.identity/client-id': 'c-1' } } });
+    api.stallLists = true;
+    const caches = new KubeCaches({ kubeConfig, nodeName: 'test-node', maxClassBytes: 64 * 1024, syncWaitMs: 1500, log: createLogger({ level: 'error' }) });
+    const objects = new KubeIdentityObjects(kubeConfig, caches);
+    try {
+      caches.start();
+      const first = Date.now();
+      expect((await objects.getServiceAccount('apps', 'web'))?.metadata.annotations).toEqual({ 'azure.workload.identity/client-id': 'c-1' });
+      expect(Date.now() - first).toBeGreaterThanOrEqual(1400);
+      // Every cache is past its wait now: each lookup is a direct read, without another wait.
+      const later = Date.now();
+      for (let i = 0; i < 3; i++) {
+        expect((await caches.classes.get('apps', 'x')).kind).toBe('unknown');
+        expect(await objects.getServiceAccount('apps', 'web')).toBeDefined();
+        expect((await objects.listBindings('apps')).bindings).toEqual([]);
+      }
+      expect(Date.now() - later).toBeLessThan(1000);
+      api.releaseLists();
+      for (let i = 0; i < 100 && (await caches.serviceAccounts.get('apps', 'web')).kind !== 'value'; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await caches.serviceAccounts.get('apps', 'web')).kind).toBe('value');
+    } finally {
+      await caches.stop();
+      await api.close();
+    }
+  });
+});

@@ -49,7 +49,11 @@ export interface WatchedCacheOptions<T> {
    */
   maxRecordBytes?: number;
   log: Logger;
-  /** How long a lookup waits for the first LIST before asking the API directly. */
+  /**
+   * How long lookups wait for the first LIST before asking the API directly, counted once from
+   * `start()`: a first LIST that takes minutes (a big cluster, a tenant's flood of large objects)
+   * must not add this wait to every lookup of every publish meanwhile.
+   */
   syncWaitMs?: number;
 }
 
@@ -75,6 +79,8 @@ export class WatchedCache<T> {
   private overBudget = false;
   private readonly synced: Promise<void>;
   private markSynced: () => void = () => undefined;
+  /** Until when lookups wait for the first LIST (set by `start`). */
+  private syncDeadline = 0;
 
   constructor(private readonly options: WatchedCacheOptions<T>) {
     this.synced = new Promise((resolve) => (this.markSynced = resolve));
@@ -94,6 +100,7 @@ export class WatchedCache<T> {
   }
 
   start(): void {
+    this.syncDeadline = Date.now() + (this.options.syncWaitMs ?? 5000);
     void this.informer.start();
   }
 
@@ -118,9 +125,10 @@ export class WatchedCache<T> {
   }
 
   private async isLive(): Promise<boolean> {
-    if (this.state === 'starting') {
+    const waitMs = this.syncDeadline - Date.now();
+    if (this.state === 'starting' && waitMs > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.synced, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.syncWaitMs ?? 5000)))]);
+      await Promise.race([this.synced, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);
     }
     return this.state === 'live';

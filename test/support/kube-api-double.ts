@@ -54,6 +54,9 @@ export class KubeApiDouble {
   readonly created: object[] = [];
   /** When set, every request answers this HTTP status (an API server outage). */
   failWith?: number;
+  /** When set, LISTs (GETs of a collection, not watches) are not answered until it is cleared (a slow first LIST). */
+  stallLists?: boolean;
+  private stalledLists: Array<() => void> = [];
   /** When set, writes (POST/PUT/PATCH/DELETE) of `writablePlurals` answer this HTTP status (RBAC missing, etcd trouble). */
   failWritesWith?: number;
   /** When set, those writes are never answered (a hung API server). */
@@ -134,6 +137,12 @@ export class KubeApiDouble {
       else w.res.end();
     }
     this.watchers.clear();
+  }
+
+  /** Answer the LISTs held back by `stallLists`, and serve LISTs again. */
+  releaseLists(): void {
+    this.stallLists = false;
+    for (const answer of this.stalledLists.splice(0)) answer();
   }
 
   /** Hold back watch events (a slow watch: the kubelet may publish before the event arrives). */
@@ -267,6 +276,7 @@ export class KubeApiDouble {
       const [, prefix = '', plural = ''] = clusterList;
       const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v).filter(fieldSelected(url));
       if (isWatch(url)) return this.startWatch(res, url, `${prefix}/${plural}`, undefined, items);
+      if (this.stallLists) return void this.stalledLists.push(() => sendJson(res, 200, this.page(url, items)));
       return sendJson(res, 200, this.page(url, items));
     }
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
