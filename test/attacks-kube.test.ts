@@ -5,6 +5,8 @@ import { KubeClassSource, loadKubeConfig } from '../src/kube/kube-class-source.j
 import { KubeIdentityObjects } from '../src/kube/kube-identity-objects.js';
 import { MAX_LIST_PAGE_BYTES } from '../src/kube/bounded-list.js';
 import { createLogger } from '../src/log.js';
+import { isRoot, startHarness } from './support/harness.js';
+import type { Harness } from './support/harness.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 /** ~700 KiB per object: 40 of them are 28 MiB, far more than a socket buffers, in one page of 500. */
@@ -152,5 +154,45 @@ describe('a first LIST that does not finish', () => {
       await caches.stop();
       await api.close();
     }
+  });
+});
+
+/**
+ * A tenant who may write SecretProviderClassPodStatuses in their namespace creates the one a pod
+ * of that namespace will get, owned by another pod and saying something else, to make the driver
+ * keep the lie, write into another object, or delete the wrong one.
+ */
+describe.skipIf(!isRoot)('a SecretProviderClassPodStatus made before the driver writes it', () => {
+  const SPC = 'secrets-store.csi.x-k8s.io/v1';
+  const PLURAL = 'secretproviderclasspodstatuses';
+  let api: KubeApiDouble;
+  let h: Harness;
+  beforeAll(async () => {
+    api = await new KubeApiDouble().start();
+    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig() });
+    api.put('secretproviderclasses', { apiVersion: SPC, kind: 'SecretProviderClass', metadata: { name: 'app', namespace: 'default' }, spec: { provider: 'azure', parameters: h.vaultParameters([{ objectName: 'db-user' }]) } });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await api?.close();
+  });
+
+  it('is replaced whole by the truth (owner, node, objects); the unpublish deletes only that name, and a status the tenant re-pointed is left to garbage collection', async () => {
+    const v = await h.volume({ pod: 'victim' });
+    const uid = v.request.volumeContext?.['csi.storage.k8s.io/pod.uid'];
+    const lie = { podName: 'victim', secretProviderClassName: 'app', mounted: true, targetPath: v.targetPath, objects: [{ id: 'secret/db-user', version: 'forged' }] };
+    api.put(PLURAL, { apiVersion: SPC, kind: 'SecretProviderClassPodStatus', metadata: { name: 'victim-default-app', namespace: 'default', labels: { 'internal.secrets-store.csi.k8s.io/node-name': 'other-node' }, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'other', uid: 'uid-other' }] }, status: lie });
+    api.put(PLURAL, { apiVersion: SPC, kind: 'SecretProviderClassPodStatus', metadata: { name: 'bystander', namespace: 'default' }, status: { ...lie, podName: 'bystander' } });
+    await h.client.publish(v.request);
+    const written = api.get(PLURAL, SPC, 'default', 'victim-default-app');
+    expect(written?.metadata).toMatchObject({ labels: { 'internal.secrets-store.csi.k8s.io/node-name': 'test-node' }, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'victim', uid }] });
+    expect((written?.metadata.ownerReferences as unknown[]).length).toBe(1);
+    expect(written?.status).toEqual({ ...lie, objects: [{ id: 'secret/db-user', version: h.vault.store.get('secrets', 'db-user')?.version }] });
+    // The tenant now points the status at another target: the unpublish no longer deletes it.
+    api.put(PLURAL, { ...written!, status: { ...lie, targetPath: '/elsewhere' } });
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+    expect(api.get(PLURAL, SPC, 'default', 'victim-default-app')).toBeDefined();
+    expect(api.get(PLURAL, SPC, 'default', 'bystander')).toBeDefined();
+    expect(api.requests.filter((r) => r.startsWith('DELETE ') || r.startsWith('PUT ')).every((r) => r.includes('/victim-default-app'))).toBe(true);
   });
 });

@@ -76,7 +76,7 @@ async function getPage(kubeConfig: KubeConfig, path: string, query: { limit: num
         }
         chunks.push(chunk);
       });
-      res.on('end', () => resolve({ code: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => (bytes > maxBytes ? reject(new PageTooLarge(`LIST page over ${maxBytes} bytes`)) : resolve({ code: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })));
       res.on('error', reject);
     });
     req.on('error', reject);
