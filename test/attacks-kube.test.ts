@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeApiDouble } from './support/kube-api-double.js';
-import { KubeCaches } from '../src/kube/kube-caches.js';
+import { KubeCaches, MAX_RECORD_BYTES } from '../src/kube/kube-caches.js';
 import { KubeClassSource, loadKubeConfig } from '../src/kube/kube-class-source.js';
 import { KubeIdentityObjects } from '../src/kube/kube-identity-objects.js';
 import { MAX_LIST_PAGE_BYTES } from '../src/kube/bounded-list.js';
@@ -92,7 +92,7 @@ describe('a tenant namespace of huge objects', () => {
  * objects spent it, and every other tenant's later objects were read from the API at each use.
  */
 describe('a tenant\'s few huge identity objects', () => {
-  it('are not kept (read at use), so the shared budget still holds other tenants\' objects', async () => {
+  it('are not kept (a service account is read at use, a binding is malformed), so the shared budget still holds other tenants\' objects', async () => {
     const api = await new KubeApiDouble().start();
     const kubeConfig = loadKubeConfig(await api.writeKubeconfig());
     const caches = new KubeCaches({ kubeConfig, nodeName: 'test-node', maxClassBytes: 64 * 1024, budgetBytes: 512 * 1024, log: createLogger({ level: 'error' }) });
@@ -110,10 +110,15 @@ describe('a tenant\'s few huge identity objects', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(await caches.serviceAccounts.get('apps', 'web')).toEqual({ kind: 'value', value: { metadata: { name: 'web', namespace: 'apps', annotations: { 'azure.workload.identity/client-id': 'c-1' } } } });
       expect(await caches.bindings.get('apps', 'web')).toEqual({ kind: 'value', value: { metadata: { name: 'web', namespace: 'apps', annotations: { 'podvault.dev/allowed-objects': 'kv/*' } }, spec: { azureIdentity: 'mi', selector: 'web' } } });
-      // The huge ones still work: read with a GET at use.
+      // The huge service accounts still work: read with a GET at use.
       const objects = new KubeIdentityObjects(kubeConfig, caches);
       expect((await objects.getServiceAccount('flood', 'sa-1'))?.metadata.annotations?.['azure.workload.identity/client-id']).toBe(huge);
-      expect((await objects.listBindings('flood')).bindings).toHaveLength(6);
+      // A binding too big to keep is malformed, from the cache as from the API: one such binding
+      // must not make every publish list the namespace's (or the cluster's) bindings from the API.
+      const listed = await objects.listBindings(undefined);
+      expect(listed.bindings.map((b) => b.metadata.name)).toEqual(['web']);
+      expect(listed.malformed.map((m) => m.error.message)).toContain(`AzureIdentityBinding flood/b-0 is malformed: its spec and annotations podvault.dev/allowed-service-accounts and podvault.dev/allowed-objects are over ${MAX_RECORD_BYTES} bytes`);
+      expect((await objects.listBindings('flood', { direct: true })).malformed).toHaveLength(6);
     } finally {
       await caches.stop();
       await api.close();

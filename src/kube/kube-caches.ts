@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { invalidArgument } from '../errors/podvault-error.js';
 import type { Logger } from '../log.js';
 import { AAD_POD_IDENTITY_GROUP, AAD_POD_IDENTITY_VERSION, AZURE_IDENTITY_BINDING_PLURAL, AZURE_IDENTITY_PLURAL, POD_IDENTITY_LABEL, azureIdentityBindingSchema, azureIdentitySchema, podSchema, serviceAccountSchema } from '../identity/crds.js';
 import type { AzureIdentity, AzureIdentityBinding, PodObject, ServiceAccountObject } from '../identity/crds.js';
@@ -15,9 +16,10 @@ import { listPageBounded } from './bounded-list.js';
 export const API_CACHE_BUDGET_BYTES = 32 * 1024 * 1024;
 
 /**
- * Largest record of an identity, binding, service account or pod that is kept (classes are bounded
- * by --max-class-size): ordinary ones are a few hundred bytes, and without a cap 32 objects of
- * 1 MiB (a long annotation of a key podvault reads) spent the whole budget of every node.
+ * Largest record of an identity, service account or pod that is kept (classes are bounded by
+ * --max-class-size; a binding over it is malformed, see trimBinding): ordinary ones are a few
+ * hundred bytes, and without a cap 32 objects of 1 MiB (a long annotation of a key podvault
+ * reads) spent the whole budget of every node.
  */
 export const MAX_RECORD_BYTES = 16 * 1024;
 
@@ -78,7 +80,6 @@ export class KubeCaches {
     });
     this.bindings = new WatchedCache({
       ...common,
-      maxRecordBytes: MAX_RECORD_BYTES,
       kind: 'AzureIdentityBindings',
       path: `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`,
       listPage: page(`/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${AZURE_IDENTITY_BINDING_PLURAL}`),
@@ -120,9 +121,19 @@ export class KubeCaches {
   }
 }
 
-/** What pod identity reads of a binding: its name, spec and the two `podvault.dev/` annotations. */
+/**
+ * What pod identity reads of a binding: its name, spec and the two `podvault.dev/` annotations,
+ * at most MAX_RECORD_BYTES of them, or it is malformed (in the cache and in a direct LIST alike).
+ * A binding too big to keep cannot be left out of the cache as other objects are: one such
+ * binding would make every publish list the bindings of its namespace from the API, or with
+ * --cluster-wide-bindings those of the whole cluster.
+ */
 export function trimBinding(binding: AzureIdentityBinding): AzureIdentityBinding {
-  return { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k === ALLOWED_SERVICE_ACCOUNTS_ANNOTATION || k === ALLOWED_OBJECTS_ANNOTATION) }, spec: binding.spec };
+  const trimmed = { metadata: { ...nameOf(binding.metadata), ...picked('annotations', binding.metadata.annotations, (k) => k === ALLOWED_SERVICE_ACCOUNTS_ANNOTATION || k === ALLOWED_OBJECTS_ANNOTATION) }, spec: binding.spec };
+  if (JSON.stringify(trimmed).length > MAX_RECORD_BYTES) {
+    throw invalidArgument(`AzureIdentityBinding ${binding.metadata.namespace ?? 'default'}/${binding.metadata.name} is malformed: its spec and annotations ${ALLOWED_SERVICE_ACCOUNTS_ANNOTATION} and ${ALLOWED_OBJECTS_ANNOTATION} are over ${MAX_RECORD_BYTES} bytes`);
+  }
+  return trimmed;
 }
 
 /** What FlexVolume and pod identity read of a pod: uid, the binding label, service account, flexVolumes, fsGroup. */
