@@ -201,3 +201,24 @@ describe.skipIf(!isRoot)('a SecretProviderClassPodStatus made before the driver 
     expect(api.requests.filter((r) => r.startsWith('DELETE ') || r.startsWith('PUT ')).every((r) => r.includes('/victim-default-app'))).toBe(true);
   });
 });
+
+describe('a malformed class with thousands of bad parameters', () => {
+  it('is kept as its error cut to 1,024 characters, not as big as the class', async () => {
+    const api = await new KubeApiDouble().start();
+    const kubeConfig = loadKubeConfig(await api.writeKubeconfig());
+    const caches = new KubeCaches({ kubeConfig, nodeName: 'test-node', maxClassBytes: 64 * 1024, log: createLogger({ level: 'error' }) });
+    try {
+      const parameters = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`bad-parameter-key-${i}`, i]));
+      api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name: 'bad', namespace: 'flood' }, spec: { provider: 'azure', parameters } });
+      caches.start();
+      const answer = await caches.classes.get('flood', 'bad');
+      expect(answer.kind).toBe('error');
+      const message = answer.kind === 'error' ? answer.error.message : '';
+      expect(message).toMatch(/^SecretProviderClass flood\/bad is malformed: spec\.parameters\.bad-parameter-key-0: /);
+      expect(message.length).toBeLessThan(1100);
+    } finally {
+      await caches.stop();
+      await api.close();
+    }
+  });
+});

@@ -57,6 +57,8 @@ export interface WatchedCacheOptions<T> {
   syncWaitMs?: number;
 }
 
+/** Longest error message kept for a malformed object. */
+const MAX_ERROR_CHARS = 1024;
 const MIN_RESTART_MS = 500;
 const MAX_RESTART_MS = 30_000;
 
@@ -170,7 +172,9 @@ export class WatchedCache<T> {
       entry = value === undefined ? { kind: 'uncached' } : { kind: 'value', value };
     } catch (err) {
       if (!(err instanceof PodvaultError)) throw err;
-      entry = { kind: 'error', error: err };
+      // A malformed object's error lists each bad field, so its author could make it as big as the
+      // object (thousands of bad keys), past the size checks a valid object meets: it is cut.
+      entry = { kind: 'error', error: err.message.length > MAX_ERROR_CHARS ? new PodvaultError(err.kind, `${err.message.slice(0, MAX_ERROR_CHARS)}… (cut at ${MAX_ERROR_CHARS} characters)`) : err };
     }
     const bytes = entry.kind === 'value' ? JSON.stringify(entry.value).length : entry.kind === 'error' ? entry.error.message.length : 0;
     if (bytes > (this.options.maxRecordBytes ?? Infinity)) return { metadata, entry: { kind: 'uncached' }, bytes: 0 };
