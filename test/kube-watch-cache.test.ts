@@ -105,8 +105,8 @@ describe.skipIf(!isRoot)('Kubernetes mode reads classes and identity objects fro
     await sleep(50);
     const refused = await publish('by-binding');
     expect(refused).toMatchObject({ code: status.PERMISSION_DENIED, details: 'no identity for pod apps/watched-' + pods + ': no AzureIdentityBinding in namespace apps has selector "watched"' });
-    // A denial for want of a binding is confirmed by one direct LIST of the namespace.
-    expect(refused.requests).toEqual(['GET /apis/aadpodidentity.k8s.io/v1/namespaces/apps/azureidentitybindings']);
+    // A denial for want of a binding is confirmed by one direct LIST of the namespace (paged, bounded in bytes).
+    expect(refused.requests).toEqual(['GET /apis/aadpodidentity.k8s.io/v1/namespaces/apps/azureidentitybindings?limit=500']);
     api.put('azureidentitybindings', binding);
     await sleep(50);
     expect(await publish('by-binding')).toEqual({ text: VALUE_A, requests: [] });

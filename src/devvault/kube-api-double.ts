@@ -49,10 +49,15 @@ export class KubeApiDouble {
   private resourceVersion = 100;
   /** `METHOD path?query` of every request, in order. */
   readonly requests: string[] = [];
+  /** `METHOD path?query` and the body bytes of every answer (not a watch stream) that was sent in full, in order. */
+  readonly responses: Array<{ request: string; bytes: number }> = [];
   /** Bodies of the objects clients created with POST (Events). */
   readonly created: object[] = [];
   /** When set, every request answers this HTTP status (an API server outage). */
   failWith?: number;
+  /** When set, LISTs (GETs of a collection, not watches) are not answered until it is cleared (a slow first LIST). */
+  stallLists?: boolean;
+  private stalledLists: Array<() => void> = [];
   /** When set, writes (POST/PUT/PATCH/DELETE) of `writablePlurals` answer this HTTP status (RBAC missing, etcd trouble). */
   failWritesWith?: number;
   /** When set, those writes are never answered (a hung API server). */
@@ -67,6 +72,10 @@ export class KubeApiDouble {
   async start(): Promise<this> {
     this.tmpDir = await mkdtemp('/dev/shm/podvault-api-double-');
     this.server = createServer((req, res) => {
+      res.on('finish', () => {
+        const length = res.getHeader('content-length');
+        if (length !== undefined) this.responses.push({ request: `${req.method ?? 'GET'} ${req.url ?? '/'}`, bytes: Number(length) });
+      });
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -129,6 +138,12 @@ export class KubeApiDouble {
       else w.res.end();
     }
     this.watchers.clear();
+  }
+
+  /** Answer the LISTs held back by `stallLists`, and serve LISTs again. */
+  releaseLists(): void {
+    this.stallLists = false;
+    for (const answer of this.stalledLists.splice(0)) answer();
   }
 
   /** Hold back watch events (a slow watch: the kubelet may publish before the event arrives). */
@@ -262,12 +277,8 @@ export class KubeApiDouble {
       const [, prefix = '', plural = ''] = clusterList;
       const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${prefix}/namespaces/`) && k.split('/').at(-2) === plural).map(([, v]) => v).filter(fieldSelected(url));
       if (isWatch(url)) return this.startWatch(res, url, `${prefix}/${plural}`, undefined, items);
-      // Paged as the API server pages (`limit`, `continue`: here the offset of the next page).
-      const limit = Number(url.searchParams.get('limit') ?? 0);
-      const from = Number(url.searchParams.get('continue') ?? 0);
-      const page = limit > 0 ? items.slice(from, from + limit) : items;
-      const next = limit > 0 && from + limit < items.length ? { continue: String(from + limit) } : {};
-      return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion), ...next }, items: page });
+      if (this.stallLists) return void this.stalledLists.push(() => sendJson(res, 200, this.page(url, items)));
+      return sendJson(res, 200, this.page(url, items));
     }
     const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!match) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
@@ -280,7 +291,16 @@ export class KubeApiDouble {
     const collection = `${prefix}/namespaces/${namespace}/${plural}`;
     const items = [...this.objects.entries()].filter(([k]) => k.startsWith(`${collection}/`)).map(([, v]) => v).filter(fieldSelected(url));
     if (isWatch(url)) return this.startWatch(res, url, collection, namespace, items);
-    return sendJson(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion) }, items });
+    return sendJson(res, 200, this.page(url, items));
+  }
+
+  /** A LIST answer, paged as the API server pages (`limit`, `continue`: here the offset of the next page). */
+  private page(url: URL, items: KubeObject[]): object {
+    const limit = Number(url.searchParams.get('limit') ?? 0);
+    const from = Number(url.searchParams.get('continue') ?? 0);
+    const page = limit > 0 ? items.slice(from, from + limit) : items;
+    const next = limit > 0 && from + limit < items.length ? { continue: String(from + limit) } : {};
+    return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.resourceVersion), ...next }, items: page };
   }
 }
 
@@ -325,9 +345,26 @@ function apiPrefix(apiVersion: string): string {
 }
 
 function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  const text = Buffer.from(JSON.stringify(body));
+  // setHeader, not writeHead's headers: the double reads content-length back to record the answer's size.
+  res.statusCode = code;
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-length', text.length);
+  // Written with backpressure, as the API server streams a LIST: a client that stops reading (and
+  // drops the connection) stops the answer, which is then never recorded as finished.
+  let at = 0;
+  const next = (): void => {
+    while (at < text.length) {
+      const chunk = text.subarray(at, at + 256 * 1024);
+      at += chunk.length;
+      if (!res.write(chunk)) {
+        res.once('drain', next);
+        return;
+      }
+    }
+    res.end();
+  };
+  next();
 }
 
 function sendStatus(res: ServerResponse, code: number, reason: string, message: string): void {

@@ -14,7 +14,9 @@ import {
 } from '../identity/crds.js';
 import type { AzureIdentity, BindingList, IdentityObjects, PodObject, SecretData, ServiceAccountObject } from '../identity/crds.js';
 import { parseKubeObject } from './parse-object.js';
+import { trimBinding } from './kube-caches.js';
 import type { KubeCaches } from './kube-caches.js';
+import { forEachListed } from './bounded-list.js';
 import type { CacheAnswer } from './watched-cache.js';
 
 /**
@@ -30,7 +32,7 @@ export class KubeIdentityObjects implements IdentityObjects {
   private readonly custom: CustomObjectsApi;
 
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeConfig,
     private readonly caches?: KubeCaches,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -52,9 +54,17 @@ export class KubeIdentityObjects implements IdentityObjects {
     for (const { entry } of (await this.caches?.pods.list()) ?? []) {
       if (entry.kind === 'value' && entry.value.metadata.uid === uid && entry.value.spec.nodeName === nodeName) return entry.value;
     }
-    const list = await orUndefined(`the pods of node ${nodeName}`, () => this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }));
-    const pod = (list?.items ?? []).find((p) => p.metadata?.uid === uid && p.spec?.nodeName === nodeName);
-    return pod && parseKubeObject(podSchema, pod, 'Pod');
+    // Paged with a byte bound, keeping only the match: the node's pods may be many and large.
+    let found: unknown;
+    await orUndefined(`the pods of node ${nodeName}`, () =>
+      forEachListed(this.kubeConfig, '/api/v1/pods', `spec.nodeName=${nodeName}`, (items) => {
+        found ??= items.find((p) => {
+          const pod = p as { metadata?: { uid?: unknown }; spec?: { nodeName?: unknown } } | null;
+          return pod?.metadata?.uid === uid && pod.spec?.nodeName === nodeName;
+        });
+      }),
+    );
+    return found === undefined ? undefined : parseKubeObject(podSchema, found, 'Pod');
   }
 
   async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountObject | undefined> {
@@ -74,15 +84,18 @@ export class KubeIdentityObjects implements IdentityObjects {
       }
       return list;
     }
-    const group = AAD_POD_IDENTITY_GROUP;
-    const version = AAD_POD_IDENTITY_VERSION;
-    const plural = AZURE_IDENTITY_BINDING_PLURAL;
-    const list = (await orUndefined(`AzureIdentityBindings in ${namespace ?? 'all namespaces'}`, () =>
-      namespace === undefined
-        ? this.custom.listClusterCustomObject({ group, version, plural })
-        : this.custom.listNamespacedCustomObject({ group, version, namespace, plural }),
-    )) as { items?: unknown[] } | undefined;
-    return sortBindings(list?.items ?? [], (item) => parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding'));
+    // Paged with a byte bound, each binding cut to what pod identity reads as its page arrives: a
+    // namespace's bindings are its tenant's to make many and large, and this runs per publish.
+    const path = `/apis/${AAD_POD_IDENTITY_GROUP}/${AAD_POD_IDENTITY_VERSION}/${namespace === undefined ? '' : `namespaces/${namespace}/`}${AZURE_IDENTITY_BINDING_PLURAL}`;
+    const list: BindingList = { bindings: [], malformed: [] };
+    await orUndefined(`AzureIdentityBindings in ${namespace ?? 'all namespaces'}`, () =>
+      forEachListed(this.kubeConfig, path, undefined, (items) => {
+        const page = sortBindings(items, (item) => trimBinding(parseKubeObject(azureIdentityBindingSchema, item, 'AzureIdentityBinding')));
+        list.bindings.push(...page.bindings);
+        list.malformed.push(...page.malformed);
+      }),
+    );
+    return list;
   }
 
   async getIdentity(namespace: string, name: string): Promise<AzureIdentity | undefined> {

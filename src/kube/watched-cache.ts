@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { PodvaultError } from '../errors/podvault-error.js';
 import { describeCause } from '../errors/describe-cause.js';
 import type { Logger } from '../log.js';
+import { LIST_PAGE_SIZE } from './bounded-list.js';
 
 /**
  * What a cache holds for one object: the few fields podvault uses (`value`), the error that names
@@ -33,17 +34,31 @@ export interface WatchedCacheOptions<T> {
   /** The collection's watch path, e.g. `/api/v1/pods`. */
   path: string;
   fieldSelector?: string;
-  /** One page of the LIST (`limit`/`continue`), so a big collection never arrives in one body. */
-  listPage(limit: number, continueToken: string | undefined): Promise<{ items: unknown[]; resourceVersion?: string; continueToken?: string }>;
+  /**
+   * One page of the LIST (`limit`/`continue`), so a big collection never arrives in one body;
+   * `limit` in the answer: the one the page was read with (smaller when a page of that many
+   * objects was over the byte bound, `listPageBounded`), from which the next page grows back.
+   */
+  listPage(limit: number, continueToken: string | undefined): Promise<{ items: unknown[]; resourceVersion?: string; continueToken?: string; limit?: number }>;
   /** The small record of an object, as it arrives; throws a PodvaultError for a malformed one; undefined: do not cache. */
   trim(raw: unknown): T | undefined;
   budget: CacheBudget;
+  /**
+   * A record bigger than this is not kept (read from the API at each use), so that a few objects
+   * made huge by their authors cannot spend the budget all tenants' objects share.
+   */
+  maxRecordBytes?: number;
   log: Logger;
-  /** How long a lookup waits for the first LIST before asking the API directly. */
+  /**
+   * How long lookups wait for the first LIST before asking the API directly, counted once from
+   * `start()`: a first LIST that takes minutes (a big cluster, a tenant's flood of large objects)
+   * must not add this wait to every lookup of every publish meanwhile.
+   */
   syncWaitMs?: number;
 }
 
-const PAGE_SIZE = 500;
+/** Longest error message kept for a malformed object. */
+const MAX_ERROR_CHARS = 1024;
 const MIN_RESTART_MS = 500;
 const MAX_RESTART_MS = 30_000;
 
@@ -66,6 +81,8 @@ export class WatchedCache<T> {
   private overBudget = false;
   private readonly synced: Promise<void>;
   private markSynced: () => void = () => undefined;
+  /** Until when lookups wait for the first LIST (set by `start`). */
+  private syncDeadline = 0;
 
   constructor(private readonly options: WatchedCacheOptions<T>) {
     this.synced = new Promise((resolve) => (this.markSynced = resolve));
@@ -85,6 +102,7 @@ export class WatchedCache<T> {
   }
 
   start(): void {
+    this.syncDeadline = Date.now() + (this.options.syncWaitMs ?? 5000);
     void this.informer.start();
   }
 
@@ -109,9 +127,10 @@ export class WatchedCache<T> {
   }
 
   private async isLive(): Promise<boolean> {
-    if (this.state === 'starting') {
+    const waitMs = this.syncDeadline - Date.now();
+    if (this.state === 'starting' && waitMs > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.synced, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.syncWaitMs ?? 5000)))]);
+      await Promise.race([this.synced, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);
     }
     return this.state === 'live';
@@ -123,8 +142,10 @@ export class WatchedCache<T> {
     let continueToken: string | undefined;
     let resourceVersion: string | undefined;
     let pending = 0;
+    let limit = LIST_PAGE_SIZE;
     do {
-      const page = await this.options.listPage(PAGE_SIZE, continueToken);
+      const page = await this.options.listPage(limit, continueToken);
+      limit = Math.min(LIST_PAGE_SIZE, (page.limit ?? limit) * 2);
       for (const raw of page.items) {
         // The informer stores (and this class accounts for) the LIST's records only once it is complete.
         const record = this.record(raw, pending);
@@ -151,9 +172,12 @@ export class WatchedCache<T> {
       entry = value === undefined ? { kind: 'uncached' } : { kind: 'value', value };
     } catch (err) {
       if (!(err instanceof PodvaultError)) throw err;
-      entry = { kind: 'error', error: err };
+      // A malformed object's error lists each bad field, so its author could make it as big as the
+      // object (thousands of bad keys), past the size checks a valid object meets: it is cut.
+      entry = { kind: 'error', error: err.message.length > MAX_ERROR_CHARS ? new PodvaultError(err.kind, `${err.message.slice(0, MAX_ERROR_CHARS)}… (cut at ${MAX_ERROR_CHARS} characters)`) : err };
     }
     const bytes = entry.kind === 'value' ? JSON.stringify(entry.value).length : entry.kind === 'error' ? entry.error.message.length : 0;
+    if (bytes > (this.options.maxRecordBytes ?? Infinity)) return { metadata, entry: { kind: 'uncached' }, bytes: 0 };
     const { budget } = this.options;
     if (budget.used + pending - (this.sizes.get(`${metadata.namespace}/${metadata.name}`) ?? 0) + bytes > budget.limit) {
       // Once per cache until it fits again, not once per object of a flood.
