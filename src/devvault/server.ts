@@ -10,6 +10,10 @@ import type { DevTokenProxy } from './token-proxy.js';
 import { VaultStore } from './store.js';
 import type { ObjectKind, StoredVersion } from './store.js';
 import { createTestCa } from './test-ca.js';
+import { readBody, sendJson } from './http-io.js';
+
+/** Largest request body dev-vault reads (token requests are a few KiB). */
+const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 
 export const KEYVAULT_API_VERSION = '7.6';
 
@@ -142,7 +146,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     }],
     [/^\/([^/]+)\/oauth2\/v2\.0\/token$/, 'POST', async (req, res, url) => {
       count('token');
-      const form = new URLSearchParams(await readBody(req));
+      const form = new URLSearchParams(await readBody(req, MAX_REQUEST_BODY_BYTES));
       tokenScopes.push(form.get('scope') ?? '');
       const tenant = url.pathname.split('/')[1] ?? '';
       tokenTenants.push(tenant);
@@ -355,21 +359,4 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       }
     },
   };
-}
-
-function sendJson(res: ServerResponse, statusCode: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > 1024 * 1024) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -1,6 +1,5 @@
 import { createPublicKey } from 'node:crypto';
 import { createServer } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
 import { IDENTITY_BINDING_AUDIENCE } from '../identity/token-proxy-config.js';
@@ -9,6 +8,7 @@ import type { DevEntra } from './entra.js';
 import type { TokenProxySeed } from './seed.js';
 import type { VaultStore } from './store.js';
 import { createTestCa } from './test-ca.js';
+import { readBody, sendJson } from './http-io.js';
 
 const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const CLOCK_SKEW_S = 60;
@@ -65,7 +65,7 @@ export async function startTokenProxy(options: {
     }
     if (req.method === 'POST' && token) {
       count('proxy-token');
-      readBody(req)
+      readBody(req, MAX_BODY_BYTES)
         .then((body) => {
           const form = new URLSearchParams(body);
           options.tokenScopes.push(form.get('scope') ?? '');
@@ -126,21 +126,4 @@ export async function startTokenProxy(options: {
 
 function oauthError(error: string, description: string): { body: { error: string; error_description: string; error_codes: number[] } } {
   return { body: { error, error_description: description, error_codes: [Number(/AADSTS(\d+)/.exec(description)?.[1] ?? 0)] } };
-}
-
-function sendJson(res: ServerResponse, statusCode: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
