@@ -70,7 +70,7 @@ export class Pkcs12Converter {
     const orderChain = options.orderChain ?? true;
     if (pfx.length > MAX_PKCS12_BYTES) return Promise.reject(invalidArgument(`is refused: the PKCS#12 bundle is ${pfx.length} bytes, more than the ${MAX_PKCS12_BYTES} this node opens`));
     const { maxIterations, timeLimitMs } = this.limits;
-    const key = createHash('sha256').update(pfx).update('\0').update(password).update(`\0${maxIterations}\0${timeLimitMs}\0${orderChain}`).digest('hex');
+    const key = createHash('sha256').update(`${pfx.length}\0`).update(pfx).update('\0').update(password).update(`\0${maxIterations}\0${timeLimitMs}\0${orderChain}`).digest('hex');
     return this.recent.getOrCreate(key, () => {
       const bytes = new Uint8Array(pfx);
       const converted = this.worker.run(

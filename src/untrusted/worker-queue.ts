@@ -86,7 +86,9 @@ export class WorkerQueue<Job extends { id: number }, Answer extends { id: number
     if (this.queue.length >= this.options.maxQueued) return Promise.reject(resourceExhausted(this.options.messages.busy));
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
-      const onAbort = (): void => this.abandon(id, cancel?.error ?? (() => internal('abandoned')));
+      const onAbort = (): void => {
+        if (cancel) this.abandon(id, cancel.error);
+      };
       cancel?.signal.addEventListener('abort', onAbort, { once: true });
       const detach = (): void => cancel?.signal.removeEventListener('abort', onAbort);
       this.queue.push({

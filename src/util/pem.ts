@@ -45,6 +45,14 @@ export function publicKeyPemFromJwk(jwk: JsonWebKey): string {
  * `-`, so each attempt stops at the next dash.
  */
 export function canonicalPem(text: string): string {
+  return labelledPemBlocks(text).map((b) => b.pem).join('');
+}
+
+/** The PEM blocks of a text, in their order, each with its label and rebuilt as in `canonicalPem`. */
+export function labelledPemBlocks(text: string): { label: string; pem: string }[] {
   const re = /-----BEGIN ([A-Z0-9 ]{1,40})-----([A-Za-z0-9+/=\s]*)-----END \1-----/g;
-  return [...text.matchAll(re)].map((m) => derToPem(m[1] ?? '', Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64'))).join('');
+  return [...text.matchAll(re)].map((m) => {
+    const label = m[1] ?? '';
+    return { label, pem: derToPem(label, Buffer.from((m[2] ?? '').replace(/\s+/g, ''), 'base64')) };
+  });
 }

@@ -163,7 +163,7 @@ export function parseAzureParameters(
   const needsTenant = parsed.find((o) => o.own.tenantId === undefined);
   if (needsTenant && tenantId === '') throw invalidArgument(`parameter tenantId is required (${needsTenant.where} names no tenantId of its own)`);
   const explicit = param('vaultUri') !== '';
-  const vaultUrl = needsVault || param('vaultUri') !== '' || param('keyvaultName') !== '' ? vaultUrlFrom(param('vaultUri'), param('keyvaultName'), cloud, needsVault?.where) : undefined;
+  const vaultUrl = needsVault || explicit || param('keyvaultName') !== '' ? vaultUrlFrom(param('vaultUri'), param('keyvaultName'), cloud, needsVault?.where) : undefined;
   const objects = parsed.map(({ object, own }): KeyVaultObject => ({
     ...object,
     vault: {
