@@ -258,7 +258,7 @@ describe.skipIf(!isRoot)('restart recovery: kill -9 the driver during a publish 
           'target belongs to pod uid uid-b, not uid-a',
           expect.stringMatching(/^target must lie under the kubelet directory /),
           expect.stringMatching(/^target must be a kubelet volume path/),
-          "target is mounted as tmpfs from other, not podvault's tmpfs",
+          'target holds a tmpfs filesystem from "other", not podvault\'s tmpfs',
           'its volume id does not match its file name',
           'not a state file name (sha256 of the volume id)',
           'named by an earlier driver; saved anew under the sha256 of its volume id',

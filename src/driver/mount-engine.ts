@@ -4,6 +4,7 @@ import { writeAtomically } from './atomic-writer.js';
 import type { PayloadFile } from './atomic-writer.js';
 import { codeOf, DirHandle } from './dir-handle.js';
 import type { Mounter } from './mounter.js';
+import type { TargetState } from './mount-probe.js';
 import { readLayout } from './volume-layout.js';
 import { checkPayloadSize, mountSizeBytes } from './volume-size.js';
 import type { NodeVolumeBudget } from './node-volume-budget.js';
@@ -50,11 +51,20 @@ export class MountEngine {
     return (await this.options.mounter.probe(target)).kind === 'podvault';
   }
 
-  /** Whether podvault's volume is at the target and finished; anything else mounted there is refused. */
-  async inspect(target: string): Promise<VolumeState> {
+  /** What sits at the target (see `probeTarget`): decided from the target itself, not one mount-table read. */
+  probe(target: string): Promise<TargetState> {
+    return this.options.mounter.probe(target);
+  }
+
+  /**
+   * Whether podvault's volume is at the target and finished; anything else mounted there is
+   * refused. `layout: false` (a volume the driver knows) skips reading the volume's files.
+   */
+  async inspect(target: string, options: { layout?: boolean } = {}): Promise<VolumeState> {
     const state = await this.options.mounter.probe(target);
     if (state.kind === 'other') throw otherAtTarget(target, state.what);
     if (state.kind !== 'podvault') return { kind: 'none' };
+    if (options.layout === false) return { kind: 'mounted', complete: false };
     const root = await DirHandle.open(target, state.device);
     try {
       return { kind: 'mounted', complete: (await readLayout(root, target)).complete };

@@ -22,9 +22,6 @@ import type { PublishRequest } from './publish-request.js';
 import type { CallContext } from './unary.js';
 import { VolumeTable } from './volume-table.js';
 import type { StateStore, VolumeState } from './state-store.js';
-import { readMountInfo } from './mountinfo.js';
-import type { MountEntry } from './mountinfo.js';
-import { TMPFS_SOURCE } from './mounter.js';
 import type { KubeletTarget } from './kubelet-paths.js';
 import type { MountedVolume } from './volume-table.js';
 
@@ -98,9 +95,10 @@ export class NodeService {
    * there is refused by `inspect`.
    */
   private async isRepublish(req: PublishRequest, target: string): Promise<boolean> {
-    const state = await this.deps.engine.inspect(target);
+    const known = this.volumes.get(req.volumeId)?.target === target;
+    const state = await this.deps.engine.inspect(target, { layout: !known });
     if (state.kind === 'none') return false;
-    return state.complete || this.volumes.get(req.volumeId)?.target === target;
+    return known || state.complete;
   }
 
   private async firstPublish(req: PublishRequest, target: string, log: Logger, signal: AbortSignal, startedAt: number): Promise<void> {
@@ -231,11 +229,10 @@ export class NodeService {
   async recover(log: Logger): Promise<number> {
     const state = this.deps.state;
     if (!state) return 0;
-    const mounts = await readMountInfo();
     const claimed = new Set<string>();
     let recovered = 0;
     for (const { file, state: s, legacy } of await state.loadAll()) {
-      const problem = (await this.recoveryProblem(s, mounts)) ?? (claimed.has(s.target) ? 'another state file claims the same target' : undefined);
+      const problem = (await this.recoveryProblem(s)) ?? (claimed.has(s.target) ? 'another state file claims the same target' : undefined);
       if (problem) {
         await state.discard(file, problem);
         continue;
@@ -258,7 +255,7 @@ export class NodeService {
    * shape for its kind (CSI, or FlexVolume with inline parameters), the pod uid in the path must
    * be the state's pod, and the newest mount exactly at the target must be podvault's tmpfs.
    */
-  private async recoveryProblem(s: VolumeState, mounts: readonly MountEntry[]): Promise<string | undefined> {
+  private async recoveryProblem(s: VolumeState): Promise<string | undefined> {
     let shape: KubeletTarget;
     try {
       shape = parseKubeletTarget('target', await checkTargetPath('target', s.target, this.deps.kubeletDir), this.deps.kubeletDir);
@@ -267,9 +264,10 @@ export class NodeService {
     }
     if ((shape.kind === 'flexvolume') !== (s.inlineParameters !== undefined)) return `a ${shape.kind} target with ${s.inlineParameters ? '' : 'no '}FlexVolume parameters`;
     if (shape.podUid !== s.pod.uid) return `target belongs to pod uid ${shape.podUid}, not ${s.pod.uid}`;
-    const top = mounts.findLast((m) => m.mountPoint === s.target);
-    if (!top) return 'target is no longer mounted';
-    if (top.fsType !== 'tmpfs' || top.source !== TMPFS_SOURCE) return `target is mounted as ${top.fsType} from ${top.source}, not podvault's tmpfs`;
+    // From the target itself: one read of a changing mount table can miss its line (mount-probe.ts).
+    const at = await this.deps.engine.probe(s.target);
+    if (at.kind === 'absent' || at.kind === 'directory') return 'target is no longer mounted';
+    if (at.kind === 'other') return `target holds ${at.what}, not podvault's tmpfs`;
     return undefined;
   }
 
