@@ -339,6 +339,8 @@ describe.skipIf(!hasMemoryCgroup)('the 12,000-alias class under a 256 MiB memory
       await normalPublish(client, child);
     });
     expect(counters.maxUsage).toBeLessThan(MEMORY_LIMIT);
+    // The cgroup never had to reclaim or refuse a page: the peak alone cannot pass its own limit.
+    expect(counters.failcnt).toBe(0);
   });
 
   it('with the class limits raised past it: the fetch-side --tmpfs-size check refuses it before memory grows', async () => {
@@ -352,5 +354,7 @@ describe.skipIf(!hasMemoryCgroup)('the 12,000-alias class under a 256 MiB memory
       await normalPublish(client, child);
     });
     expect(counters.maxUsage).toBeLessThan(MEMORY_LIMIT);
+    // The cgroup never had to reclaim or refuse a page: the peak alone cannot pass its own limit.
+    expect(counters.failcnt).toBe(0);
   });
 });

@@ -35,7 +35,7 @@ describe('NodeVolumeBudget', () => {
 describe.skipIf(!isRoot)('--max-node-volume-size through the driver', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ tmpfsSize: '64Ki', maxNodeVolumeSize: '100Ki' });
+    h = await startHarness({ tmpfsSize: '64Ki', maxNodeVolumeSize: '100Ki', rotationInterval: '0s' }); // every republish refetches
     h.vault.store.setSecret('db-user', 'u'.repeat(40_000)); // 10 pages of the node's 25
     await h.writeClass('big', h.vaultParameters([{ objectName: 'db-user' }]));
   });
@@ -54,8 +54,11 @@ describe.skipIf(!isRoot)('--max-node-volume-size through the driver', () => {
     expect(err.details).toContain('--max-node-volume-size (102400 bytes)');
     expect(err.details).not.toContain('uuuu');
     await expect(readFile(join(c.targetPath, 'db-user'))).rejects.toMatchObject({ code: 'ENOENT' });
-    // A republish (rotation) of a mounted volume replaces its share instead of adding to it.
+    // A republish (rotation) of a mounted volume replaces its share instead of adding to it: with
+    // a's and b's 20 pages held, an added share (30 of 25) would fail the rotation and keep the old value.
+    h.vault.store.setSecret('db-user', 'v'.repeat(40_000));
     await h.client.publish(b.request);
+    expect(await readFile(join(b.targetPath, 'db-user'), 'utf8')).toBe('v'.repeat(40_000));
     await h.client.unpublish({ volumeId: a.volumeId, targetPath: a.targetPath });
     await h.client.publish(c.request); // the kubelet's retry, once space was freed
     expect((await readFile(join(c.targetPath, 'db-user'), 'utf8')).length).toBe(40_000);

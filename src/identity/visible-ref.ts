@@ -7,7 +7,7 @@ import { PodvaultError } from '../errors/podvault-error.js';
  * log through `withLoggedDetail`.
  */
 export function visibleRef(podNamespace: string, kind: string, namespace: string, name: string): string {
-  return namespace === podNamespace ? `${kind} ${namespace}/${name}` : `an ${kind} of another namespace`;
+  return namespace === podNamespace ? `${kind} ${namespace}/${name}` : `${/^[AEIOU]/i.test(kind) ? 'an' : 'a'} ${kind} of another namespace`;
 }
 
 /**
