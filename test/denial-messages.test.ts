@@ -51,6 +51,13 @@ describe.skipIf(!isRoot)('with --cluster-wide-bindings, other namespaces\' bindi
       binding('ghost-binding', 'team-x', { azureIdentity: 'ghost-identity', selector: 'ghost' }),
       binding('narrow-binding', 'team-x', { azureIdentity: 'id-other-ns', selector: 'sa-narrow' }, { 'podvault.dev/allowed-service-accounts': 'team-x-private-sa' }),
       binding('broken-binding', 'team-y', { azureIdentity: 'whatever' }), // no selector: malformed
+      binding('mi-binding', 'team-x', { azureIdentity: 'team-x-mi', selector: 'foreign-mi' }),
+      {
+        apiVersion: 'aadpodidentity.k8s.io/v1',
+        kind: 'AzureIdentity',
+        metadata: { name: 'team-x-mi', namespace: 'team-x' },
+        spec: { type: 0, resourceID: '/subscriptions/0f0f0f0f-private-sub/resourceGroups/rg-x/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi-x' },
+      },
     ]);
   });
   afterAll(async () => {
@@ -64,6 +71,16 @@ describe.skipIf(!isRoot)('with --cluster-wide-bindings, other namespaces\' bindi
     expect(narrow).toMatchObject({ code: status.PERMISSION_DENIED, details: 'no identity for pod default/n-1: an AzureIdentityBinding of another namespace does not allow service account "default" (annotation podvault.dev/allowed-service-accounts)' });
     for (const text of [ghost.details, narrow.details]) expect(text).not.toMatch(/team-x|ghost-|team-x-private-sa|narrow-binding/);
     expect(h.logs.join('')).toMatch(/AzureIdentityBinding team-x\/ghost-binding names AzureIdentity team-x\/ghost-identity/);
+  });
+
+  it('a foreign managed identity that is not allowed is refused without its id (which holds the subscription)', async () => {
+    const refused = await publishAs(h, 'mi-1', 'team-a', { label: 'foreign-mi' });
+    expect(refused).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      details: 'an AzureIdentity of another namespace: its managed identity is not allowed for namespace default (--allow-managed-identity, --allow-node-identity)',
+    });
+    expect(refused.details).not.toMatch(/0f0f0f0f|mi-x|team-x/);
+    expect(h.logs.join('')).toMatch(/type 0 \(managed identity \/subscriptions\/0f0f0f0f-private-sub\/.*\/mi-x\) is not allowed/); // the operator's log has it
   });
 
   it('a malformed binding of another namespace is skipped and logged, not told to (or failing) other tenants', async () => {

@@ -141,7 +141,11 @@ export class IdentityResolver {
     if (spec.type === 0) {
       if (!spec.clientID && !spec.resourceID) throw failedPrecondition(`${ref}: type 0 (managed identity) needs spec.clientID or spec.resourceID`);
       // The id the credential will ask IMDS for is the one the operator must have allowed.
-      this.managedIdentities.checkAzureIdentity(ref, request.pod.namespace, spec.clientID || spec.resourceID || '');
+      // An AzureIdentity of another namespace (--cluster-wide-bindings): its id (a resource id holds
+      // the subscription) goes to the driver log, not to this pod's events.
+      await readForeignSafe(request.pod.namespace, identityNamespace, `${ref}: its managed identity is not allowed for namespace ${request.pod.namespace} (--allow-managed-identity, --allow-node-identity)`, async () =>
+        this.managedIdentities.checkAzureIdentity(ref, request.pod.namespace, spec.clientID || spec.resourceID || ''),
+      );
       return { ...this.credentials.managedIdentity({ clientId: spec.clientID || undefined, resourceId: spec.clientID ? undefined : spec.resourceID }), kind: `managed identity ${spec.clientID || spec.resourceID}` };
     }
     if (!spec.clientID) throw failedPrecondition(`${ref}: spec.clientID is required for type ${spec.type}`);
