@@ -3,6 +3,7 @@ import { packageVersion } from '../package-info.js';
 import { demoCommand } from './demo-command.js';
 import { devVaultCommand } from './dev-vault-command.js';
 import { driverCommand } from './driver-command.js';
+import { etcdAuditCommand } from './etcd-audit-command.js';
 import { flexVolumeCommand } from './flexvolume-command.js';
 
 /**
@@ -18,6 +19,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .addCommand(driverCommand())
     .addCommand(devVaultCommand())
     .addCommand(demoCommand())
-    .addCommand(flexVolumeCommand());
+    .addCommand(flexVolumeCommand())
+    .addCommand(etcdAuditCommand());
   await program.parseAsync([...argv]);
 }
