@@ -9,6 +9,7 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import type { IOptions, IKeyValue } from 'etcd3';
+import { handleWhen, noop, retry } from 'cockatiel';
 import type { PodvaultError } from '../errors/podvault-error.js';
 import { deadlineExceeded, failedPrecondition, internal, permissionDenied, resourceExhausted, unavailable } from '../errors/podvault-error.js';
 import type { AuditOptions } from './audit-options.js';
@@ -33,6 +34,12 @@ export class EtcdReader {
       dialTimeout: options.dialTimeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.commandTimeoutMs }),
       grpcOptions: { 'grpc.max_receive_message_length': options.maxPageBytes },
+      // etcd3's defaults retry every "recoverable" error three times and open a per-host circuit
+      // breaker after three failures; RESOURCE_EXHAUSTED (a page over the byte bound) counts as
+      // one, so the first oversized page would block the smaller retries. A one-shot audit needs
+      // neither: another attempt (on another endpoint, if there are several) only when a host is
+      // unreachable, and a page too large is ours to shrink.
+      faultHandling: { host: () => noop, global: retry(handleWhen((err) => err instanceof GRPCUnavailableError), { maxAttempts: 2 }) },
     };
     if (tls) {
       config.credentials = {

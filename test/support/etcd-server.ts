@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import forge from 'node-forge';
 
 /** Debian's etcd-server (`.ci/run` installs it); ETCD_BIN points elsewhere. */
 export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';
@@ -70,7 +72,8 @@ export async function startEtcd(options: { tls?: EtcdTls } = {}): Promise<EtcdSe
     args.push('--cert-file', join(dataDir, 'server.pem'), '--key-file', join(dataDir, 'server-key.pem'), '--trusted-ca-file', join(dataDir, 'ca.pem'));
     if (clientCertAuth) args.push('--client-cert-auth');
   }
-  const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } });
+  // etcd reads ETCD_* variables as flags: start it without the caller's environment.
+  const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   let output = '';
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-8000);
@@ -109,7 +112,7 @@ async function waitHealthy(endpoint: string, child: ChildProcess, tls: EtcdTls |
   }
 }
 
-/** GET /health: `{"health":"true"}` once the member has a leader. With client-cert auth etcd answers it without a certificate. */
+/** GET /health: `{"health":"true"}` once the member has a leader (over TLS, presenting the server's own certificate, which has clientAuth). */
 function healthy(endpoint: string, tls: EtcdTls | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const url = `${endpoint}/health`;
@@ -119,9 +122,36 @@ function healthy(endpoint: string, tls: EtcdTls | undefined): Promise<boolean> {
       res.on('end', () => resolve(res.statusCode === 200 && body.includes('"true"')));
       res.on('error', () => resolve(false));
     };
-    const req = tls ? httpsRequest(url, { ca: tls.caPem, timeout: 1000 }, onResponse) : httpRequest(url, { timeout: 1000 }, onResponse);
+    const req = tls ? httpsRequest(url, { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, timeout: 1000 }, onResponse) : httpRequest(url, { timeout: 1000 }, onResponse);
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
     req.end();
   });
+}
+
+/**
+ * A certificate signed by a test CA's key, for etcd's TLS: a client certificate (clientAuth), or,
+ * with addresses, etcd's server certificate. That one needs clientAuth too, because with
+ * --client-cert-auth etcd's own HTTP gateway connects to its gRPC port with it (without, /health
+ * never answers). src/devvault/test-ca.ts issues server-only certificates, hence this.
+ */
+export function issueEtcdCert(ca: { certPem: string; keyPem: string }, commonName: string, serverIps: readonly string[] = []): { certPem: string; keyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(caCert.subject.attributes);
+  const server = serverIps.length > 0;
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true, serverAuth: server },
+    ...(server ? [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, ...serverIps.map((ip) => ({ type: 7, ip }))] }] : []),
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }
