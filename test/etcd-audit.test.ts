@@ -91,6 +91,8 @@ describe('podvault etcd-audit against a real etcd', () => {
       await Promise.all(many);
       // Six values of 400 KB: two and a half fit in a 1 MiB answer.
       for (let i = 0; i < 6; i++) await client.put(`/big/secrets/ns/big-${i}`).value(Buffer.concat([Buffer.from('k8s:enc:aesgcm:v1:k:'), randomBytes(400_000), canary]));
+      // One value of 1.2 MB (etcd's default request limit is 1.5 MiB): over a 1 MiB page bound.
+      await client.put('/huge/secrets/ns/huge').value(Buffer.concat([Buffer.from('k8s:enc:aesgcm:v1:k:'), randomBytes(1_200_000), canary]));
     } finally {
       client.close();
     }
@@ -196,11 +198,15 @@ describe('podvault etcd-audit against a real etcd', () => {
     expect(counts(small)).toEqual(counts(big));
   });
 
-  it('a page larger than --max-page-bytes is read as smaller pages', async () => {
+  it('a page larger than --max-page-bytes is read as smaller pages; one value over it fails with exit 1', async () => {
     const run = await audit(['--endpoints', etcd.endpoint, '--prefix', '/big', '--max-page-bytes', '1Mi', '--json']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect((JSON.parse(run.stdout) as { total: number }).total).toBe(6);
+    const huge = await audit(['--endpoints', etcd.endpoint, '--prefix', '/huge', '--max-page-bytes', '1Mi']);
+    expect(huge.code).toBe(1);
+    expect(huge.stderr).toMatch(/^podvault: etcd at http:\/\/127\.0\.0\.1:\d+: one value is larger than --max-page-bytes \(1048576 bytes\); raise it\n$/);
+    expect((await audit(['--endpoints', etcd.endpoint, '--prefix', '/huge', '--json'])).code).toBe(0);
   });
 
   it('--progress writes counts to stderr, never to the report', async () => {

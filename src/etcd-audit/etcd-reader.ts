@@ -37,9 +37,12 @@ export class EtcdReader {
       // etcd3's defaults retry every "recoverable" error three times and open a per-host circuit
       // breaker after three failures; RESOURCE_EXHAUSTED (a page over the byte bound) counts as
       // one, so the first oversized page would block the smaller retries. A one-shot audit needs
-      // neither: another attempt (on another endpoint, if there are several) only when a host is
+      // neither: more attempts (each on an endpoint etcd3 picks at random) only when a host is
       // unreachable, and a page too large is ours to shrink.
-      faultHandling: { host: () => noop, global: retry(handleWhen((err) => err instanceof GRPCUnavailableError), { maxAttempts: 2 }) },
+      faultHandling: {
+        host: () => noop,
+        global: retry(handleWhen((err) => err instanceof GRPCUnavailableError), { maxAttempts: options.endpoints.length + 1 }),
+      },
     };
     if (tls) {
       config.credentials = {
@@ -93,7 +96,9 @@ export class EtcdReader {
     const where = `etcd at ${this.options.endpoints.join(',')}`;
     const message = err instanceof Error ? err.message : '';
     if (err instanceof GRPCResourceExhastedError) {
-      return resourceExhausted(`${where}: one value is larger than --max-page-bytes (${this.options.maxPageBytes} bytes); raise it`, err);
+      // grpc-js refusing an answer over its receive limit, or etcd itself shedding load.
+      if (/larger than max/i.test(message)) return resourceExhausted(`${where}: one value is larger than --max-page-bytes (${this.options.maxPageBytes} bytes); raise it`, err);
+      return resourceExhausted(`${where} is overloaded (RESOURCE_EXHAUSTED); run the audit again later or with a smaller --page-size`, err);
     }
     if (err instanceof GRPCUnavailableError) return unavailable(`cannot reach ${where}: ${connectionProblem(message)}`, err);
     if (err instanceof GRPCDeadlineExceededError) return deadlineExceeded(`${where} did not answer within --command-timeout (${this.options.commandTimeoutMs} ms)`, err);
