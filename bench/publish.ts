@@ -11,7 +11,8 @@
  * Prints a table and writes bench/results.json. Options (env): BENCH_LATENCY_MS (20),
  * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500),
  * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet;
- * add `--cpu-prof --cpu-prof-dir=DIR` to profile the drivers), BENCH_DRIVER_ARGS (more driver
+ * BENCH_NODE_ARGS (node flags before the script: `--cpu-prof --cpu-prof-dir=DIR` profiles each
+ * driver, written when it stops), BENCH_DRIVER_ARGS (more driver
  * flags, e.g. `--mount-utility` to measure the mount(8) fallback), BENCH_CPU_ONLY=1 (only the CPU
  * cases, standalone and Kubernetes mode: no latency rounds, concurrency or memory stages).
  */
@@ -35,7 +36,11 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (CPU_ONLY ? 0 : 30));
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 100);
 const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? (CPU_ONLY ? 0 : 500));
-const DRIVER_ARGS = (process.env.BENCH_DRIVER_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+const words = (value: string | undefined): string[] => (value ?? '').split(/\s+/).filter((a) => a !== '');
+const DRIVER_ARGS = words(process.env.BENCH_DRIVER_ARGS);
+const NODE_ARGS = words(process.env.BENCH_NODE_ARGS);
+/** BENCH_CPU_CLASSES=objects-1,...: only these classes' standalone CPU cases (to profile one). */
+const CPU_CLASSES = words(process.env.BENCH_CPU_CLASSES?.replaceAll(',', ' '));
 const OBJECT_COUNTS = [1, 10] as const;
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI Node runs on). */
 const CLOCK_TICKS = 100;
@@ -129,7 +134,7 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
   const endpoint = `unix://${join(work, `csi-${fetchConcurrency}.sock`)}`;
   const child = spawn(
     process.execPath,
-    [join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, ...cluster, '--kubelet-dir', kubeletDir,
+    [...NODE_ARGS, join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, ...cluster, '--kubelet-dir', kubeletDir,
       '--ca-file', join(work, 'ca.pem'), '--authority-host', vaultUrl, '--allow-vault-uri', vaultUrl, '--log-level', 'warn', '--fetch-concurrency', String(fetchConcurrency), ...DRIVER_ARGS],
     // The same V8 settings the DaemonSet uses (DRIVER_NODE_OPTIONS says why); BENCH_NODE_OPTIONS
     // replaces them to compare others.
@@ -247,6 +252,7 @@ async function main(): Promise<void> {
         const entry: Record<string, unknown> = { firstPublishMs: round(firstMs), firstPublishRequests: firstRequests, rssAfterStartMiB: rssStart, ...perCase };
         if (concurrency !== 1) {
           for (const [label, className, pods] of [['1 object', 'objects-1'], ['10 objects', 'objects-10'], ['pod identity, 1 object', 'pod-identity-1', join(work, 'classes')]] as const) {
+            if (CPU_CLASSES.length > 0 && !CPU_CLASSES.includes(className)) continue;
             const c = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, className, pods, meter));
             entry[`cpu_${className}`] = c;
             table.push(cpuLine(`standalone, ${label}`, c));
