@@ -1,7 +1,8 @@
-import { mkdir, open, readlink } from 'node:fs/promises';
+import { closeSync, fstatSync, mkdirSync, openSync, readlinkSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { failedPrecondition } from '../errors/podvault-error.js';
 import { basename, dirname } from 'node:path';
-import { codeOf, DIRECTORY_NOFOLLOW, DirHandle, ignore } from './dir-handle.js';
+import { codeOf, DIRECTORY_NOFOLLOW, ignore } from './dir-handle.js';
 import { probeTarget } from './mount-probe.js';
 import type { TargetState } from './mount-probe.js';
 import { loadMountSyscalls } from './mount-syscalls.js';
@@ -81,37 +82,40 @@ export class TmpfsMounter implements Mounter {
       throw failedPrecondition(`cannot mount a tmpfs at ${target}: the driver is not running as root; run it in a privileged container`);
     }
     const refuse = (why: string, err?: unknown): Error => failedPrecondition(`cannot mount a tmpfs at target_path ${target}: ${why}; nothing was mounted`, err);
+    // Synchronous fs calls on raw fds: each answers from the kernel's memory, and through the
+    // thread pool they cost the driver several times the CPU (issue 9).
     // The parent by fd first, so not even the directory is created anywhere but in the kubelet's.
-    const parent = await DirHandle.open(dirname(target)).catch((err: unknown) => {
-      throw refuse(`its parent is not a directory (${codeOf(err) ?? 'error'})`, err);
-    });
-    let dir;
+    const parent = openDirectory(dirname(target), (err) => refuse(`its parent is not a directory (${codeOf(err) ?? 'error'})`, err));
+    let dir: number;
     try {
-      if ((await readlink(parent.path)) !== dirname(target)) throw refuse('its parent leads to another directory (a component was replaced by a symbolic link)');
-      await mkdir(parent.child(basename(target)), { mode: 0o750 }).catch(ignore('EEXIST'));
-      dir = await open(parent.child(basename(target)), DIRECTORY_NOFOLLOW).catch((err: unknown) => {
-        throw refuse(`it is not a directory (${codeOf(err) ?? 'error'})`, err);
-      });
+      if (readlinkSync(fdPath(parent)) !== dirname(target)) throw refuse('its parent leads to another directory (a component was replaced by a symbolic link)');
+      const child = `${fdPath(parent)}/${basename(target)}`;
+      try {
+        mkdirSync(child, { mode: 0o750 });
+      } catch (err) {
+        ignore('EEXIST')(err);
+      }
+      dir = openDirectory(child, (err) => refuse(`it is not a directory (${codeOf(err) ?? 'error'})`, err));
     } finally {
-      await parent.close();
+      closeSync(parent);
     }
     try {
-      if ((await readlink(`/proc/self/fd/${dir.fd}`)) !== target) throw refuse('the path leads to another directory (a component was replaced by a symbolic link)');
-      await this.calls.mountTmpfs(dir.fd, sizeBytes, `cannot mount a tmpfs at ${target}`);
+      if (readlinkSync(fdPath(dir)) !== target) throw refuse('the path leads to another directory (a component was replaced by a symbolic link)');
+      await this.calls.mountTmpfs(dir, sizeBytes, `cannot mount a tmpfs at ${target}`);
     } finally {
-      await dir.close();
+      closeSync(dir);
     }
     return probeTarget(target);
   }
 
   /** A remount of the filesystem through an fd on the tmpfs root, checked to be that device. */
   async setWritable(target: string, device: bigint, writable: boolean, sizeBytes: number): Promise<void> {
-    const root = await open(target, DIRECTORY_NOFOLLOW);
+    const root = openDirectory(target, (err) => err);
     try {
-      if ((await root.stat({ bigint: true })).dev !== device) throw failedPrecondition(`target_path ${target} is no longer podvault's tmpfs; not remounted`);
-      await this.calls.remount(root.fd, writable, sizeBytes, `cannot remount ${target} ${writable ? 'read-write' : 'read-only'}`);
+      if (fstatSync(root, { bigint: true }).dev !== device) throw failedPrecondition(`target_path ${target} is no longer podvault's tmpfs; not remounted`);
+      await this.calls.remount(root, writable, sizeBytes, `cannot remount ${target} ${writable ? 'read-write' : 'read-only'}`);
     } finally {
-      await root.close();
+      closeSync(root);
     }
   }
 
@@ -162,5 +166,17 @@ export class ShmDirectoryMounter implements Mounter {
   /** Only the writer's own layout (verified), so nothing else in the directory is touched. */
   clear(target: string): Promise<void> {
     return removeVolumeFiles(target);
+  }
+}
+
+/** `/proc/self/fd/<fd>`: the directory the fd holds, however its path changes. */
+const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
+
+/** open(2) a directory with O_NOFOLLOW; a failure becomes `refuse(err)`. */
+function openDirectory(path: string, refuse: (err: unknown) => unknown): number {
+  try {
+    return openSync(path, DIRECTORY_NOFOLLOW);
+  } catch (err) {
+    throw refuse(err);
   }
 }
