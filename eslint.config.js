@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/generated/**', 'bin/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'native/build/**', 'node_modules/**', 'src/generated/**', 'bin/**', 'eslint.config.js'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],

@@ -10,7 +10,11 @@
  *
  * Prints a table and writes bench/results.json. Options (env): BENCH_LATENCY_MS (20),
  * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500),
- * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet).
+ * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet;
+ * BENCH_NODE_ARGS (node flags before the script: `--cpu-prof --cpu-prof-dir=DIR` profiles each
+ * driver, written when it stops), BENCH_DRIVER_ARGS (more driver
+ * flags, e.g. `--mount-utility` to measure the mount(8) fallback), BENCH_CPU_ONLY=1 (only the CPU
+ * cases, standalone and Kubernetes mode: no latency rounds, concurrency or memory stages).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -27,10 +31,16 @@ import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
 import { packageRoot } from '../src/package-info.js';
 import { DEFAULT_FETCH_CONCURRENCY, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 
+const CPU_ONLY = process.env.BENCH_CPU_ONLY === '1';
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (CPU_ONLY ? 0 : 30));
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 100);
-const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? 500);
+const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? (CPU_ONLY ? 0 : 500));
+const words = (value: string | undefined): string[] => (value ?? '').split(/\s+/).filter((a) => a !== '');
+const DRIVER_ARGS = words(process.env.BENCH_DRIVER_ARGS);
+const NODE_ARGS = words(process.env.BENCH_NODE_ARGS);
+/** BENCH_CPU_CLASSES=objects-1,...: only these classes' standalone CPU cases (to profile one). */
+const CPU_CLASSES = words(process.env.BENCH_CPU_CLASSES?.replaceAll(',', ' '));
 const OBJECT_COUNTS = [1, 10] as const;
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI Node runs on). */
 const CLOCK_TICKS = 100;
@@ -124,8 +134,8 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
   const endpoint = `unix://${join(work, `csi-${fetchConcurrency}.sock`)}`;
   const child = spawn(
     process.execPath,
-    [join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, ...cluster, '--kubelet-dir', kubeletDir,
-      '--ca-file', join(work, 'ca.pem'), '--authority-host', vaultUrl, '--allow-vault-uri', vaultUrl, '--log-level', 'warn', '--fetch-concurrency', String(fetchConcurrency)],
+    [...NODE_ARGS, join(packageRoot, 'bin', 'podvault.js'), 'driver', '--endpoint', endpoint, ...cluster, '--kubelet-dir', kubeletDir,
+      '--ca-file', join(work, 'ca.pem'), '--authority-host', vaultUrl, '--allow-vault-uri', vaultUrl, '--log-level', 'warn', '--fetch-concurrency', String(fetchConcurrency), ...DRIVER_ARGS],
     // The same V8 settings the DaemonSet uses (DRIVER_NODE_OPTIONS says why); BENCH_NODE_OPTIONS
     // replaces them to compare others.
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS } },
@@ -205,7 +215,7 @@ async function main(): Promise<void> {
     }
   };
   const cpuLine = (label: string, c: CpuCase): string =>
-    `${label}, 0 ms vault: CPU per publish ${c.publishCpuMs} ms driver + ${c.publishChildrenCpuMs} ms mount(8); per unpublish ${c.unpublishCpuMs} ms + ${c.unpublishChildrenCpuMs} ms umount(8); publish wall median ${c.wall.median} ms`;
+    `${label}, 0 ms vault: CPU per publish ${c.publishCpuMs} ms driver + ${c.publishChildrenCpuMs} ms children (mount(8)); per unpublish ${c.unpublishCpuMs} ms + ${c.unpublishChildrenCpuMs} ms children (umount(8)); publish wall median ${c.wall.median} ms`;
   const work = await mkdtemp('/dev/shm/podvault-bench-');
   await mkdir(join(work, 'classes'));
   await writeFile(join(work, 'ca.pem'), vault.caPem);
@@ -222,10 +232,10 @@ async function main(): Promise<void> {
   ];
   await writeFile(join(work, 'classes', 'cluster.yaml'), cluster.map(({ object }) => stringify(object)).join('---\n'));
 
-  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS, node: process.version, date: new Date().toISOString() };
+  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, driverArgs: DRIVER_ARGS, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS, node: process.version, date: new Date().toISOString() };
   const table: string[] = [];
   try {
-    for (const concurrency of [DEFAULT_FETCH_CONCURRENCY, 1]) {
+    for (const concurrency of CPU_ONLY ? [DEFAULT_FETCH_CONCURRENCY] : [DEFAULT_FETCH_CONCURRENCY, 1]) {
       await withDriverProcess(work, vault.url, concurrency, async ({ child, client, kubeletDir }) => {
         const rssStart = await rssMiB(child.pid!);
         // The first publish pays for the token and the TLS handshakes; report it apart.
@@ -242,6 +252,7 @@ async function main(): Promise<void> {
         const entry: Record<string, unknown> = { firstPublishMs: round(firstMs), firstPublishRequests: firstRequests, rssAfterStartMiB: rssStart, ...perCase };
         if (concurrency !== 1) {
           for (const [label, className, pods] of [['1 object', 'objects-1'], ['10 objects', 'objects-10'], ['pod identity, 1 object', 'pod-identity-1', join(work, 'classes')]] as const) {
+            if (CPU_CLASSES.length > 0 && !CPU_CLASSES.includes(className)) continue;
             const c = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, className, pods, meter));
             entry[`cpu_${className}`] = c;
             table.push(cpuLine(`standalone, ${label}`, c));
@@ -256,7 +267,7 @@ async function main(): Promise<void> {
     }
     // Pods starting at once with the same class: identical fetches in flight are shared, so 50 pods
     // should cost the vault no more requests than 2 do.
-    await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2, async ({ client, kubeletDir }) => {
+    if (!CPU_ONLY) await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2, async ({ client, kubeletDir }) => {
         await publishOnce(client, kubeletDir, 'objects-10'); // token and connections first
         for (const pods of [2, 50]) {
           const before = vault.requests.secret ?? 0;
@@ -269,7 +280,7 @@ async function main(): Promise<void> {
     });
     // Pod identity mode, in a fresh driver: the first publish fetches the identity's token (cold),
     // the next ones reuse the credential's cached token (warm).
-    await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1, async ({ client, kubeletDir }) => {
+    if (!CPU_ONLY) await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1, async ({ client, kubeletDir }) => {
         const tokensBefore = vault.requests.token ?? 0;
         const cold = await publishOnce(client, kubeletDir, 'pod-identity-1', join(work, 'classes'));
         const warm: number[] = [];
@@ -310,10 +321,12 @@ async function main(): Promise<void> {
     } finally {
       await api.close();
     }
+    if (!CPU_ONLY) {
     const concurrent = (results[`fetchConcurrency_${DEFAULT_FETCH_CONCURRENCY}`] as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     const sequential = (results.fetchConcurrency_1 as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
     results.sequentialOverConcurrent_10objects = round(sequential / concurrent);
     table.push(`10 objects: sequential / concurrent median = ${String(results.sequentialOverConcurrent_10objects)}x (vault latency ${LATENCY_MS} ms per request)`);
+    }
     results.vaultRequests = vault.requests;
   } finally {
     await vault.close();

@@ -32,6 +32,7 @@ export function driverCommand(): Command {
     .option('--driver-name <name>', `CSI driver name (default ${DEFAULT_DRIVER_NAME})`)
     .option('--kubelet-dir <dir>', `kubelet root; target paths must lie below it (default ${DEFAULT_KUBELET_DIR})`)
     .option('--tmpfs-size <size>', `limit of one volume's contents, each file rounded up to 4 KiB (its tmpfs gets twice that, so a rotation fits), e.g. 4Mi (default ${DEFAULT_TMPFS_SIZE})`)
+    .option('--mount-utility', 'mount and unmount with mount(8)/umount(8) processes instead of podvault\'s in-process mount(2) addon (which is used when it loads)')
     .option('--standalone <dir>', 'read SecretProviderClass objects from the YAML files of <dir> instead of the Kubernetes API')
     .option('--kubeconfig <file>', 'kubeconfig for the Kubernetes API (default: in-cluster config)')
     .option('--ca-file <file>', 'extra PEM CA bundle trusted for Entra ID and Key Vault (private CA, dev-vault)')

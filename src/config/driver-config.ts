@@ -27,6 +27,11 @@ export interface DriverConfig {
   driverName: string;
   kubeletDir: string;
   tmpfsSizeBytes: number;
+  /**
+   * Mount with mount(8)/umount(8) processes instead of podvault's mount(2) addon
+   * (`--mount-utility`); the driver also falls back to them when the addon does not load.
+   */
+  mountUtility: boolean;
   classSource: ClassSourceConfig;
   logLevel: string;
   /** PEM bundle file of extra CAs trusted for Entra ID and Key Vault. */
@@ -100,6 +105,7 @@ export interface DriverFlags {
   driverName?: string;
   kubeletDir?: string;
   tmpfsSize?: string;
+  mountUtility?: boolean;
   standalone?: string;
   kubeconfig?: string;
   logLevel?: string;
@@ -217,6 +223,7 @@ const configSchema = z.object({
   driverName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS name such as csi.podvault.dev').max(63),
   kubeletDir: z.string().startsWith('/', 'must be an absolute path'),
   tmpfsSizeBytes: z.number().int().min(64 * 1024, 'must be at least 64Ki').max(1024 ** 3, 'must be at most 1Gi'),
+  mountUtility: z.boolean(),
   classSource: z.union([
     z.object({ kind: z.literal('standalone'), dir: z.string().min(1) }),
     z.object({ kind: z.literal('kubernetes'), kubeconfig: z.string().optional() }),
@@ -272,6 +279,7 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     driverName: flags.driverName ?? DEFAULT_DRIVER_NAME,
     kubeletDir: (flags.kubeletDir ?? DEFAULT_KUBELET_DIR).replace(/\/+$/, '') || '/',
     tmpfsSizeBytes,
+    mountUtility: flags.mountUtility ?? false,
     classSource: standalone ? { kind: 'standalone', dir: standalone } : { kind: 'kubernetes', ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}) },
     logLevel: flags.logLevel ?? 'info',
     caFile: flags.caFile,

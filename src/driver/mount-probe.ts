@@ -1,8 +1,8 @@
-import { lstat, statfs } from 'node:fs/promises';
+import { lstatSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { internal } from '../errors/podvault-error.js';
 import { codeOf } from './dir-handle.js';
-import { deviceName, readMountInfo } from './mountinfo.js';
+import { deviceName, readMountInfoSync } from './mountinfo.js';
 import type { MountEntry } from './mountinfo.js';
 
 /** The device name podvault's tmpfs mounts carry in /proc/self/mountinfo. */
@@ -36,23 +36,34 @@ const MOUNTINFO_READS = 5;
  * An equal st_dev is a plain directory unless a bind mount from the same filesystem sits there,
  * which only mountinfo shows; such a miss is harmless: nothing is ever removed but with rmdir(2),
  * which refuses a mountpoint.
+ *
+ * The calls are synchronous (lstat, statfs, the mountinfo read): each answers from the kernel's
+ * memory in microseconds, and through the thread pool each cost several times that in CPU, a
+ * probe running several times per publish (issue 9). Only the mountinfo lines of the device or
+ * the path are parsed (`readMountInfoSync`).
  */
 export async function probeTarget(target: string): Promise<TargetState> {
-  const st = await lstat(target, { bigint: true }).catch((err: unknown) => {
-    if (codeOf(err) === 'ENOENT') return undefined;
+  return Promise.resolve().then(() => probeTargetSync(target));
+}
+
+function probeTargetSync(target: string): TargetState {
+  let st;
+  try {
+    st = lstatSync(target, { bigint: true });
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return { kind: 'absent' };
     throw err;
-  });
-  if (!st) return { kind: 'absent' };
+  }
   if (st.isSymbolicLink()) return { kind: 'other', what: 'a symbolic link' };
   if (!st.isDirectory()) return { kind: 'other', what: 'not a directory' };
-  const parent = await lstat(dirname(target), { bigint: true });
+  const parent = lstatSync(dirname(target), { bigint: true });
   if (parent.dev === st.dev) {
-    const bind = (await readMountInfo()).find((m) => m.mountPoint === target);
+    const bind = readMountInfoSync({ mountPoint: target })[0];
     return bind ? { kind: 'other', what: describe(bind) } : { kind: 'directory' };
   }
-  const fs = await statfs(target, { bigint: true });
+  const fs = statfsSync(target, { bigint: true });
   const device = deviceName(st.dev);
-  const entry = await mountAt(target, device);
+  const entry = mountAt(target, device);
   if (fs.type !== BigInt(TMPFS_MAGIC)) return { kind: 'other', what: entry ? describe(entry) : `a filesystem of type 0x${fs.type.toString(16)}` };
   if (!entry) return { kind: 'other', what: `device ${device}, mounted elsewhere and bound here` };
   if (entry.fsType !== 'tmpfs' || entry.source !== TMPFS_SOURCE || entry.root !== '/') return { kind: 'other', what: describe(entry) };
@@ -60,9 +71,9 @@ export async function probeTarget(target: string): Promise<TargetState> {
 }
 
 /** The mountinfo line of `device` mounted at `target`, reading again when the device is missing. */
-async function mountAt(target: string, device: string): Promise<MountEntry | undefined> {
+function mountAt(target: string, device: string): MountEntry | undefined {
   for (let read = 0; read < MOUNTINFO_READS; read++) {
-    const entries = (await readMountInfo()).filter((m) => m.device === device);
+    const entries = readMountInfoSync({ device });
     if (entries.length > 0) return entries.reverse().find((m) => m.mountPoint === target);
   }
   throw internal(`the mount table does not list device ${device} mounted at ${target} after ${MOUNTINFO_READS} reads`);

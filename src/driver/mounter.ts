@@ -1,16 +1,16 @@
-import { spawn } from 'node:child_process';
-import { mkdir, open, readlink } from 'node:fs/promises';
+import { closeSync, fstatSync, mkdirSync, openSync, readlinkSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import { failedPrecondition } from '../errors/podvault-error.js';
 import { basename, dirname } from 'node:path';
-import { codeOf, DIRECTORY_NOFOLLOW, DirHandle, ignore } from './dir-handle.js';
-import { probeTarget, TMPFS_SOURCE } from './mount-probe.js';
+import { codeOf, DIRECTORY_NOFOLLOW, ignore } from './dir-handle.js';
+import { probeTarget } from './mount-probe.js';
 import type { TargetState } from './mount-probe.js';
+import { loadMountSyscalls } from './mount-syscalls.js';
+import { syscallMountCalls, utilityMountCalls } from './mounter-calls.js';
+import type { MountCalls } from './mounter-calls.js';
 import { removeVolumeFiles } from './volume-layout.js';
 
 export { TMPFS_SOURCE } from './mount-probe.js';
-
-/** Mount options of every volume: no set-uid binaries, no device files, nothing executable. */
-export const TMPFS_FLAGS = ['nosuid', 'nodev', 'noexec'] as const;
 
 /**
  * How a target directory becomes a private in-memory filesystem. The driver uses `TmpfsMounter`;
@@ -37,8 +37,33 @@ export interface Mounter {
   clear(target: string): Promise<void>;
 }
 
+export interface TmpfsMounterOptions {
+  /** Mount with mount(8)/umount(8) even when podvault's mount(2) addon loads (`--mount-utility`). */
+  mountUtility?: boolean;
+}
+
+/**
+ * Every volume is a tmpfs of its own: source `podvault`, nosuid,nodev,noexec (no set-uid binaries,
+ * no device files, nothing executable), `size=` and mode 0755. The mounts are made with
+ * podvault's mount(2) addon when it loads, else with mount(8)/umount(8) (see `mounter-calls.ts`).
+ */
 export class TmpfsMounter implements Mounter {
-  readonly description = 'tmpfs mount per volume';
+  readonly description: string;
+  private readonly calls: MountCalls;
+  /** Why mount(8) is used, when it is: the flag, or why the addon did not load. */
+  readonly fallbackReason: string | undefined;
+
+  constructor(options: TmpfsMounterOptions = {}) {
+    const load = options.mountUtility ? { syscalls: undefined, reason: '--mount-utility' } : loadMountSyscalls();
+    this.calls = load.syscalls ? syscallMountCalls(load.syscalls) : utilityMountCalls;
+    this.fallbackReason = load.syscalls ? undefined : load.reason;
+    this.description = `tmpfs mount per volume, with ${this.calls.via}`;
+  }
+
+  /** `mount(2)` (podvault's addon, in-process) or `mount(8)` (a process per call). */
+  get via(): MountCalls['via'] {
+    return this.calls.via;
+  }
 
   probe(target: string): Promise<TargetState> {
     return probeTarget(target);
@@ -48,57 +73,56 @@ export class TmpfsMounter implements Mounter {
    * The parent (the kubelet made it) is opened with O_NOFOLLOW and checked to be the target's
    * parent through its fd (`readlink /proc/self/fd/<fd>`); the target is created in it,
    * non-recursively, opened with O_NOFOLLOW and checked the same way, and the tmpfs is mounted
-   * onto that fd (mount(8)'s fd 3, `/proc/self/fd/3` with --no-canonicalize), not onto a path:
-   * a component swapped for a symlink between the checks and mount(8) cannot send the mount
-   * elsewhere. Then the target must show podvault's tmpfs.
+   * onto that fd (mount(2) on `/proc/self/fd/<fd>`; mount(8) gets it as its fd 3), not onto a
+   * path: a component swapped for a symlink between the checks and the mount cannot send the
+   * mount elsewhere. Then the target must show podvault's tmpfs.
    */
   async mount(target: string, sizeBytes: number): Promise<TargetState> {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw failedPrecondition(`cannot mount a tmpfs at ${target}: the driver is not running as root; run it in a privileged container`);
     }
     const refuse = (why: string, err?: unknown): Error => failedPrecondition(`cannot mount a tmpfs at target_path ${target}: ${why}; nothing was mounted`, err);
+    // Synchronous fs calls on raw fds: each answers from the kernel's memory, and through the
+    // thread pool they cost the driver several times the CPU (issue 9).
     // The parent by fd first, so not even the directory is created anywhere but in the kubelet's.
-    const parent = await DirHandle.open(dirname(target)).catch((err: unknown) => {
-      throw refuse(`its parent is not a directory (${codeOf(err) ?? 'error'})`, err);
-    });
-    let dir;
+    const parent = openDirectory(dirname(target), (err) => refuse(`its parent is not a directory (${codeOf(err) ?? 'error'})`, err));
+    let dir: number;
     try {
-      if ((await readlink(parent.path)) !== dirname(target)) throw refuse('its parent leads to another directory (a component was replaced by a symbolic link)');
-      await mkdir(parent.child(basename(target)), { mode: 0o750 }).catch(ignore('EEXIST'));
-      dir = await open(parent.child(basename(target)), DIRECTORY_NOFOLLOW).catch((err: unknown) => {
-        throw refuse(`it is not a directory (${codeOf(err) ?? 'error'})`, err);
-      });
+      if (readlinkSync(fdPath(parent)) !== dirname(target)) throw refuse('its parent leads to another directory (a component was replaced by a symbolic link)');
+      const child = `${fdPath(parent)}/${basename(target)}`;
+      try {
+        mkdirSync(child, { mode: 0o750 });
+      } catch (err) {
+        ignore('EEXIST')(err);
+      }
+      dir = openDirectory(child, (err) => refuse(`it is not a directory (${codeOf(err) ?? 'error'})`, err));
     } finally {
-      await parent.close();
+      closeSync(parent);
     }
     try {
-      if ((await readlink(`/proc/self/fd/${dir.fd}`)) !== target) throw refuse('the path leads to another directory (a component was replaced by a symbolic link)');
-      const options = [`size=${sizeBytes}`, 'mode=0755', ...TMPFS_FLAGS].join(',');
-      await runWithFd('mount', ['--no-canonicalize', '-t', 'tmpfs', '-o', options, TMPFS_SOURCE, FD3], dir.fd, `cannot mount a tmpfs at ${target}`);
+      if (readlinkSync(fdPath(dir)) !== target) throw refuse('the path leads to another directory (a component was replaced by a symbolic link)');
+      await this.calls.mountTmpfs(dir, sizeBytes, `cannot mount a tmpfs at ${target}`);
     } finally {
-      await dir.close();
+      closeSync(dir);
     }
     return probeTarget(target);
   }
 
-  /** `mount -o remount` through an fd on the tmpfs root, checked to be that device. */
+  /** A remount of the filesystem through an fd on the tmpfs root, checked to be that device. */
   async setWritable(target: string, device: bigint, writable: boolean, sizeBytes: number): Promise<void> {
-    const root = await open(target, DIRECTORY_NOFOLLOW);
+    const root = openDirectory(target, (err) => err);
     try {
-      if ((await root.stat({ bigint: true })).dev !== device) throw failedPrecondition(`target_path ${target} is no longer podvault's tmpfs; not remounted`);
-      // remount without nosuid,nodev,noexec would clear them from this mount; size= lets a
-      // volume mounted by an older driver grow to what a rotation needs.
-      const options = ['remount', writable ? 'rw' : 'ro', ...TMPFS_FLAGS, ...(writable ? [`size=${sizeBytes}`] : [])].join(',');
-      await runWithFd('mount', ['--no-canonicalize', '-o', options, FD3], root.fd, `cannot remount ${target} ${writable ? 'read-write' : 'read-only'}`);
+      if (fstatSync(root, { bigint: true }).dev !== device) throw failedPrecondition(`target_path ${target} is no longer podvault's tmpfs; not remounted`);
+      await this.calls.remount(root, writable, sizeBytes, `cannot remount ${target} ${writable ? 'read-write' : 'read-only'}`);
     } finally {
-      await root.close();
+      closeSync(root);
     }
   }
 
   async unmount(target: string): Promise<void> {
     // By path: an fd held on the tmpfs would keep it busy. The path was just probed, and every
-    // component of it is the kubelet's (checkTargetPath), none a pod's.
-    await runWithFd('umount', ['--no-canonicalize', target], undefined, `cannot unmount ${target}`);
+    // component of it is the kubelet's (checkTargetPath), none a pod's; the last is not followed.
+    await this.calls.unmount(target, `cannot unmount ${target}`);
   }
 
   async clear(): Promise<void> {
@@ -145,21 +169,14 @@ export class ShmDirectoryMounter implements Mounter {
   }
 }
 
-/** The fd handed to mount(8) as its fd 3, and the path that names it there. */
-const FD3 = '/proc/self/fd/3';
+/** `/proc/self/fd/<fd>`: the directory the fd holds, however its path changes. */
+const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
 
-/** Run a mount utility with `fd` as its fd 3; its stderr becomes the error message. */
-function runWithFd(command: string, args: string[], fd: number | undefined, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', ...(fd === undefined ? [] : [fd])] });
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      if (stderr.length < 2000) stderr += chunk;
-    });
-    child.on('error', (err) => reject(failedPrecondition(`${what}: ${err.message}`, err)));
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(failedPrecondition(`${what}: ${stderr.trim() || `${command} exited with ${String(code)}`}`));
-    });
-  });
+/** open(2) a directory with O_NOFOLLOW; a failure becomes `refuse(err)`. */
+function openDirectory(path: string, refuse: (err: unknown) => unknown): number {
+  try {
+    return openSync(path, DIRECTORY_NOFOLLOW);
+  } catch (err) {
+    throw refuse(err);
+  }
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 /** One line of /proc/self/mountinfo, the fields podvault needs. */
@@ -20,24 +21,71 @@ function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/** The inverse of `unescapeOctal`: how the kernel writes a path into mountinfo. */
+function escapeOctal(path: string): string {
+  return path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+function parseLine(line: string): MountEntry | undefined {
+  if (line.trim() === '') return undefined;
+  const fields = line.split(' ');
+  const separator = fields.indexOf('-');
+  if (separator < 6 || fields.length < separator + 4) return undefined;
+  return {
+    device: fields[2] ?? '',
+    root: unescapeOctal(fields[3] ?? ''),
+    mountPoint: unescapeOctal(fields[4] ?? ''),
+    mountOptions: (fields[5] ?? '').split(','),
+    fsType: fields[separator + 1] ?? '',
+    source: unescapeOctal(fields[separator + 2] ?? ''),
+    superOptions: (fields[separator + 3] ?? '').split(','),
+  };
+}
+
 export function parseMountInfo(text: string): MountEntry[] {
   const entries: MountEntry[] = [];
   for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const fields = line.split(' ');
-    const separator = fields.indexOf('-');
-    if (separator < 6 || fields.length < separator + 4) continue;
-    entries.push({
-      device: fields[2] ?? '',
-      root: unescapeOctal(fields[3] ?? ''),
-      mountPoint: unescapeOctal(fields[4] ?? ''),
-      mountOptions: (fields[5] ?? '').split(','),
-      fsType: fields[separator + 1] ?? '',
-      source: unescapeOctal(fields[separator + 2] ?? ''),
-      superOptions: (fields[separator + 3] ?? '').split(','),
-    });
+    const entry = parseLine(line);
+    if (entry) entries.push(entry);
   }
   return entries;
+}
+
+/** Which lines of the mount table to parse: those of a device, or those mounted at a path. */
+export type MountFilter = { device: string } | { mountPoint: string };
+
+/**
+ * The lines of `text` that `filter` selects, parsed, in the table's order. Every other line is
+ * skipped after a substring test, unparsed: a node with hundreds of pod volumes has as many lines,
+ * and a probe wants one or two of them. The test is only a pre-filter; each candidate is parsed
+ * in full and compared exactly, so the answer is that of `parseMountInfo(text).filter(...)`.
+ */
+export function selectMountInfo(text: string, filter: MountFilter): MountEntry[] {
+  const needle = 'device' in filter ? ` ${filter.device} ` : ` ${escapeOctal(filter.mountPoint)} `;
+  const entries: MountEntry[] = [];
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    const at = text.indexOf(needle, start);
+    if (at === -1) break;
+    if (at < end) {
+      const entry = parseLine(text.slice(start, end));
+      if (entry && ('device' in filter ? entry.device === filter.device : entry.mountPoint === filter.mountPoint)) entries.push(entry);
+      start = end + 1;
+    } else {
+      start = text.lastIndexOf('\n', at) + 1; // jump to the line holding the next candidate
+    }
+  }
+  return entries;
+}
+
+/**
+ * One read of the mount table (see `readMountInfo`), the lines `filter` selects. Synchronous: the
+ * kernel writes /proc/self/mountinfo from memory, and a synchronous read costs the driver a
+ * fraction of the CPU of an asynchronous one (no thread-pool round trips; issue 9).
+ */
+export function readMountInfoSync(filter: MountFilter, path = '/proc/self/mountinfo'): MountEntry[] {
+  return selectMountInfo(readFileSync(path, 'utf8'), filter);
 }
 
 /**

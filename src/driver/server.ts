@@ -98,6 +98,15 @@ async function timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T
   }
 }
 
+/** The driver's mounter, and one line at start saying what mounts (and why mount(8), when it does). */
+function tmpfsMounter(config: DriverConfig, log: Logger): TmpfsMounter {
+  const mounter = new TmpfsMounter({ mountUtility: config.mountUtility });
+  if (mounter.fallbackReason === undefined) log.info({ mounter: mounter.via }, 'mounting volumes in-process with mount(2)');
+  else if (config.mountUtility) log.info({ mounter: mounter.via }, 'mounting volumes with mount(8)/umount(8) processes (--mount-utility)');
+  else log.warn({ mounter: mounter.via, reason: mounter.fallbackReason }, 'podvault\'s mount(2) addon is not available; mounting volumes with mount(8)/umount(8) processes');
+  return mounter;
+}
+
 /** Assemble the driver from its config and serve CSI on the configured unix socket. */
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
@@ -112,7 +121,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const metricsRef = { volumes: (): number => 0 };
   const metrics = new DriverMetrics(() => metricsRef.volumes());
   const settings = { authorityHost: config.authorityHost, caPem, allowedVaultOrigins: config.allowedVaultOrigins, allowedCloudEnvFiles: config.allowedCloudEnvFiles, maxRetries: 2 };
-  const engine = new MountEngine({ mounter: options.mounter ?? new TmpfsMounter(), tmpfsSizeBytes: config.tmpfsSizeBytes, budget: new NodeVolumeBudget(config.maxNodeVolumeBytes) });
+  const engine = new MountEngine({ mounter: options.mounter ?? tmpfsMounter(config, log), tmpfsSizeBytes: config.tmpfsSizeBytes, budget: new NodeVolumeBudget(config.maxNodeVolumeBytes) });
   const providers = new ProviderRegistry([
     new KeyVaultProvider({
       settings,
