@@ -29,14 +29,28 @@ const SLOW_PATH = 'length(a[?length($.a[?length($.a[?@ > `1`]) > `0`]) > `0`])';
 const SLOW_DOC = JSON.stringify({ a: Array.from({ length: 2000 }, (_, i) => i) });
 
 describe('class YAML on the serving thread', () => {
-  it('an object entry of 7,000 keys (a 63 KiB class) parses at once: no quadratic duplicate-key check', () => {
-    let objects = 'array:\n  - |\n    objectName: db-user\n    objectType: secret\n';
-    for (let i = 0; objects.length < 63 * 1024; i++) objects += `    k${i}: 1\n`;
-    const started = performance.now();
-    const params = parseAzureParameters({ ...base, objects });
-    // Measured on the shared 2-core machine: 450 ms before (yaml's check compares each key with every earlier one), ~20 ms after.
-    expect(performance.now() - started).toBeLessThan(250);
-    expect(params.objects.map((o) => o.objectName)).toEqual(['db-user']);
+  it('an object entry of 7,000 keys (a 63 KiB class) parses in time linear in its keys: no quadratic duplicate-key check', () => {
+    const entry = (bytes: number): string => {
+      let objects = 'array:\n  - |\n    objectName: db-user\n    objectType: secret\n';
+      for (let i = 0; objects.length < bytes; i++) objects += `    k${i}: 1\n`;
+      return objects;
+    };
+    // The fastest of three parses of this class and of one a quarter its size, in one run so the
+    // shared machine's load cancels out. Measured: 56 and 57 ms (fixed costs dominate); with yaml's
+    // own check (each key against every earlier one) 52 and 163 ms, a ratio of 3.
+    const fastest = (objects: string): number => {
+      let best = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now();
+        const params = parseAzureParameters({ ...base, objects });
+        best = Math.min(best, performance.now() - started);
+        expect(params.objects.map((o) => o.objectName)).toEqual(['db-user']);
+      }
+      return best;
+    };
+    const quarter = fastest(entry(16 * 1024));
+    const full = fastest(entry(63 * 1024));
+    expect(full / Math.max(quarter, 0.5)).toBeLessThan(2);
   });
 
   it('a key given twice is still refused, naming the entry and the key', () => {
