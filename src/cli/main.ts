@@ -4,6 +4,7 @@ import { demoCommand } from './demo-command.js';
 import { devVaultCommand } from './dev-vault-command.js';
 import { driverCommand } from './driver-command.js';
 import { flexVolumeCommand } from './flexvolume-command.js';
+import { kmsPluginCommand } from './kms-plugin-command.js';
 
 /**
  * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
@@ -18,6 +19,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .addCommand(driverCommand())
     .addCommand(devVaultCommand())
     .addCommand(demoCommand())
-    .addCommand(flexVolumeCommand());
+    .addCommand(flexVolumeCommand())
+    .addCommand(kmsPluginCommand());
   await program.parseAsync([...argv]);
 }
