@@ -19,7 +19,7 @@ const BIN = join(import.meta.dirname, '..', 'bin', 'podvault.js');
 const nobodyCanRun = isRoot && spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, '--version']).status === 0;
 
 describe('the podvault command', () => {
-  it.each(['driver', 'dev-vault', 'demo'])('%s --help describes the command', async (command) => {
+  it.each(['driver', 'dev-vault', 'demo', 'kms-plugin'])('%s --help describes the command', async (command) => {
     const { stdout } = await run(process.execPath, [BIN, command, '--help']);
     expect(stdout).toContain(`Usage: podvault ${command}`);
   });
