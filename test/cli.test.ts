@@ -42,6 +42,14 @@ describe('the podvault command', () => {
     expect((err as { stderr: string }).stderr).toMatch(/--tmpfs-size: size "lots"/);
   });
 
+  it('demo --kms: a Secret encrypted through the plugin, a key rotation, the old Secret still readable', async () => {
+    const { stdout } = await run(process.execPath, [BIN, 'demo', '--kms'], { timeout: 60_000 });
+    expect(stdout).toMatch(/kms-plugin {7}unix:\/\/\/dev\/shm\/podvault-kms-demo-\w+\/kms\.sock: Status version=v2 healthz=ok/);
+    expect(stdout).toMatch(/Status key_id=[0-9a-f]{16}… \(changed: true\)/);
+    expect(stdout).toMatch(/read \/registry\/secrets\/default\/db-creds -> the same value, unwrapped with the old key version/);
+    expect(stdout).not.toContain('demo-password-123');
+  });
+
   it('npm run demo\'s command runs the whole path and exits 0', async () => {
     const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 60_000 });
     expect(stdout).toMatch(/NodePublishVolume pod default\/web-0, class app-secrets, identity from binding app-identity-binding: OK/);

@@ -12,7 +12,7 @@ import type { DevVault } from '../src/devvault/server.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import { ANNOTATION_ALGORITHM, ANNOTATION_KEY_ID, ANNOTATION_VERSION } from '../src/kms/envelope.js';
 import { kmsKeyId } from '../src/kms/key-ref.js';
-import { ApiServerEmulator } from './support/kms-apiserver.js';
+import { ApiServerEmulator } from '../src/devvault/kms-apiserver.js';
 import { startPluginProcess } from './support/kms-plugin-process.js';
 import type { PluginProcess } from './support/kms-plugin-process.js';
 

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { KmsClient } from '../../src/kms/kms-client.js';
+import type { KmsClient } from '../kms/kms-client.js';
 
 /** What kube-apiserver stores in etcd for one object under KMS v2 (the EncryptedObject's fields). */
 export interface StoredObject {
@@ -14,7 +14,7 @@ export interface StoredObject {
 }
 
 /**
- * A test client doing what kube-apiserver's KMS v2 envelope transformer does: one random 32-byte
+ * A stand-in for kube-apiserver (tests, the demo) doing what kube-apiserver's KMS v2 envelope transformer does: one random 32-byte
  * seed per key_id, wrapped once by the plugin's Encrypt; each write derives a fresh AES-256-GCM
  * key from the seed with HKDF-SHA256 and random info; Status is polled and a changed key_id
  * makes a new seed (and checks that Encrypt's key_id is Status's); reads unwrap a stored seed
