@@ -24,3 +24,5 @@ const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) 
 export const packageVersion: string = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
 
 export const csiProtoPath = join(packageRoot, 'proto', 'csi', 'csi.proto');
+
+export const kmsProtoPath = join(packageRoot, 'proto', 'kms', 'v2', 'api.proto');

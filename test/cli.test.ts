@@ -19,7 +19,7 @@ const BIN = join(import.meta.dirname, '..', 'bin', 'podvault.js');
 const nobodyCanRun = isRoot && spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, '--version']).status === 0;
 
 describe('the podvault command', () => {
-  it.each(['driver', 'dev-vault', 'demo'])('%s --help describes the command', async (command) => {
+  it.each(['driver', 'dev-vault', 'demo', 'kms-plugin'])('%s --help describes the command', async (command) => {
     const { stdout } = await run(process.execPath, [BIN, command, '--help']);
     expect(stdout).toContain(`Usage: podvault ${command}`);
   });
@@ -40,6 +40,14 @@ describe('the podvault command', () => {
     const err = await run(process.execPath, [BIN, 'driver', '--standalone', '/nonexistent', '--tmpfs-size', 'lots']).catch((e: { code: number; stderr: string }) => e);
     expect((err as { code: number }).code).toBe(1);
     expect((err as { stderr: string }).stderr).toMatch(/--tmpfs-size: size "lots"/);
+  });
+
+  it('demo --kms: a Secret encrypted through the plugin, a key rotation, the old Secret still readable', async () => {
+    const { stdout } = await run(process.execPath, [BIN, 'demo', '--kms'], { timeout: 60_000 });
+    expect(stdout).toMatch(/kms-plugin {7}unix:\/\/\/dev\/shm\/podvault-kms-demo-\w+\/kms\.sock: Status version=v2 healthz=ok/);
+    expect(stdout).toMatch(/Status key_id=[0-9a-f]{16}… \(changed: true\)/);
+    expect(stdout).toMatch(/read \/registry\/secrets\/default\/db-creds -> the same value, unwrapped with the old key version/);
+    expect(stdout).not.toContain('demo-password-123');
   });
 
   it('npm run demo\'s command runs the whole path and exits 0', async () => {

@@ -8,6 +8,10 @@ import { Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { driverCommand } from '../src/cli/driver-command.js';
+import { kmsPluginCommand } from '../src/cli/kms-plugin-command.js';
+import { buildKmsConfig } from '../src/kms/kms-config.js';
+import type { KmsFlags } from '../src/kms/kms-config.js';
+import { describeListenAddress } from '../src/kms/listen-address.js';
 import { buildDriverConfig, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import type { DriverFlags } from '../src/config/driver-config.js';
@@ -70,6 +74,7 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
         expect(() => parseAzureParameters(spc.spec.parameters), file).not.toThrow();
       } else if (doc.kind === 'AzureIdentity') azureIdentitySchema.parse(doc);
       else if (doc.kind === 'AzureIdentityBinding') azureIdentityBindingSchema.parse(doc);
+      else if (doc.kind === 'EncryptionConfiguration') expect(doc.apiVersion, file).toBe('apiserver.config.k8s.io/v1');
       else throw new Error(`${file}: no validator for ${doc.apiVersion} ${doc.kind}`);
     }
   });
@@ -157,5 +162,46 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     const dockerfile = await readFile(join(packageRoot, 'Dockerfile'), 'utf8');
     expect(dockerfile).toContain('/opt/podvault/bin/podvault.js');
     expect(dockerfile).toMatch(/FROM node:20/);
+  });
+
+  describe('deploy/kms: the static pod and the EncryptionConfiguration', () => {
+    type KmsPod = { spec: { hostNetwork: boolean; containers: Array<{ command: string[]; args: string[]; volumeMounts: Array<{ name: string; mountPath: string }>; livenessProbe: { httpGet: { path: string; port: number } } }>; volumes: Array<{ name: string; hostPath: { path: string } }> } };
+    const pod = () => find('Pod', 'podvault-kms') as unknown as KmsPod;
+    const encryption = () =>
+      find('EncryptionConfiguration') as unknown as { resources: Array<{ resources: string[]; providers: Array<{ kms?: { apiVersion: string; name: string; endpoint: string; timeout: string }; identity?: object }> }> };
+
+    it('the plugin\'s args are flags of `podvault kms-plugin` that build a valid configuration; no secret on argv', async () => {
+      const c = pod().spec.containers[0]!;
+      expect(c.command).toEqual(['node', '/opt/podvault/bin/podvault.js', 'kms-plugin']);
+      const options = kmsPluginCommand().options;
+      const flags: Record<string, unknown> = { logLevel: 'info' };
+      for (const arg of c.args) {
+        const [name, value] = arg.split(/=(.*)/s);
+        const option = options.find((o) => o.long === name);
+        expect(option, `${name} is a flag of podvault kms-plugin`).toBeDefined();
+        flags[option!.attributeName()] = (value ?? '').replace('<vault>', 'kv1').replace('<key>', 'etcd-kek');
+        expect(name).not.toMatch(/secret|password/i);
+      }
+      // The node's azure.json is not on this machine: stand in a managed identity for the file.
+      delete flags.configFilePath;
+      const config = await buildKmsConfig({ ...(flags as unknown as KmsFlags), useManagedIdentity: true }, {});
+      expect(config.key).toEqual({ vaultUrl: 'https://kv1.vault.azure.net', name: 'etcd-kek' });
+      expect(c.livenessProbe.httpGet).toMatchObject({ path: '/readyz', port: Number(config.metricsAddr!.split(':')[1]) });
+    });
+
+    it('kube-apiserver\'s endpoint is the plugin\'s socket, on a hostPath the pod mounts; kms v2 first, identity last', async () => {
+      const c = pod().spec.containers[0]!;
+      const listen = c.args.find((a) => a.startsWith('--listen='))!.slice('--listen='.length);
+      const config = await buildKmsConfig({ logLevel: 'info', listen, keyId: 'https://kv1.vault.azure.net/keys/k', useManagedIdentity: true }, {});
+      const [entry] = encryption().resources;
+      expect(entry!.resources).toEqual(['secrets']);
+      const providers = entry!.providers;
+      expect(providers[0]!.kms).toMatchObject({ apiVersion: 'v2', endpoint: describeListenAddress(config.listen), timeout: '3s' });
+      expect(providers[providers.length - 1]).toEqual({ identity: {} });
+      const socketDir = config.listen.kind === 'path' ? config.listen.path.replace(/\/[^/]+$/, '') : '';
+      const mount = c.volumeMounts.find((m) => m.mountPath === socketDir)!;
+      expect(pod().spec.volumes.find((v) => v.name === mount.name)!.hostPath.path).toBe(socketDir);
+      expect(pod().spec.hostNetwork).toBe(true);
+    });
   });
 });

@@ -5,6 +5,7 @@ import { devVaultCommand } from './dev-vault-command.js';
 import { driverCommand } from './driver-command.js';
 import { etcdAuditCommand } from './etcd-audit-command.js';
 import { flexVolumeCommand } from './flexvolume-command.js';
+import { kmsPluginCommand } from './kms-plugin-command.js';
 
 /**
  * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
@@ -20,6 +21,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .addCommand(devVaultCommand())
     .addCommand(demoCommand())
     .addCommand(flexVolumeCommand())
-    .addCommand(etcdAuditCommand());
+    .addCommand(etcdAuditCommand())
+    .addCommand(kmsPluginCommand());
   await program.parseAsync([...argv]);
 }

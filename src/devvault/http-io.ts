@@ -18,3 +18,6 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
   }
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/** One dev-vault route handler. */
+export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;

@@ -4,6 +4,22 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { describeZodError } from '../util/zod-error.js';
 
+/** The Key Vault RBAC roles dev-vault knows for key operations (see `KEY_ROLE_ACTIONS`). */
+export const CRYPTO_ROLES = ['crypto-service-encryption-user', 'crypto-user', 'crypto-officer'] as const;
+export type CryptoRole = (typeof CRYPTO_ROLES)[number];
+export type KeyAction = 'get' | 'wrapKey' | 'unwrapKey' | 'encrypt' | 'decrypt' | 'rotate';
+
+/**
+ * What each role grants, as Azure's built-in roles do: Key Vault Crypto Service Encryption User
+ * (keys/read, wrap, unwrap), Key Vault Crypto User (also encrypt, decrypt), Key Vault Crypto Officer
+ * (every key action, rotate included).
+ */
+export const KEY_ROLE_ACTIONS: Record<CryptoRole, readonly KeyAction[]> = {
+  'crypto-service-encryption-user': ['get', 'wrapKey', 'unwrapKey'],
+  'crypto-user': ['get', 'wrapKey', 'unwrapKey', 'encrypt', 'decrypt'],
+  'crypto-officer': ['get', 'wrapKey', 'unwrapKey', 'encrypt', 'decrypt', 'rotate'],
+};
+
 export const DEFAULT_TENANT_ID = '72f988bf-0000-4000-8000-00000000d3ff';
 
 const versionSchema = z.object({
@@ -38,13 +54,26 @@ const clientSchema = z.object({
   identityBinding: z.object({ subjects: z.array(z.string()) }).optional(),
   /** Globs over object names this identity may read; every object when absent. */
   read: z.array(z.string()).default(['*']),
+  /**
+   * Key Vault RBAC roles for key operations, each over globs of key names (none when absent: an
+   * identity may read keys through `read` but use none). `crypto-service-encryption-user` may get,
+   * wrapKey and unwrapKey; `crypto-user` may also encrypt and decrypt; `crypto-officer` may also rotate.
+   */
+  crypto: z.array(z.object({ role: z.enum(CRYPTO_ROLES), keys: z.array(z.string()).default(['*']) })).optional(),
 });
 
-/** A key generated when dev-vault starts (only its public part is served, as Key Vault does). */
+/**
+ * A key generated when dev-vault starts (only its public part is served, as Key Vault does; RSA
+ * keys also serve wrapkey, unwrapkey, encrypt and decrypt with their private part).
+ */
 const keySchema = z.object({
   name: z.string().regex(/^[-A-Za-z0-9]{1,127}$/),
   kty: z.enum(['RSA', 'EC']).default('RSA'),
   crv: z.enum(['P-256', 'P-384', 'P-521']).default('P-256'),
+  /** RSA modulus bits. */
+  size: z.union([z.literal(2048), z.literal(3072), z.literal(4096)]).default(2048),
+  /** Versions generated, oldest first (the last is current): a key that was already rotated. */
+  versions: z.number().int().min(1).max(20).default(1),
 });
 
 /** A certificate issued by dev-vault's test CA when it starts, with its backing secret. */

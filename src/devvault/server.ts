@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
+import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { createServer } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -11,6 +11,9 @@ import { VaultStore } from './store.js';
 import type { ObjectKind, StoredVersion } from './store.js';
 import { createTestCa } from './test-ca.js';
 import { readBody, sendJson } from './http-io.js';
+import type { Route } from './http-io.js';
+import { generateKeyVersion } from './key-crypto.js';
+import { keyRoutes } from './key-routes.js';
 
 /** Largest request body dev-vault reads (token requests are a few KiB). */
 const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
@@ -90,8 +93,6 @@ export interface DevVault {
   close(): Promise<void>;
 }
 
-type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
-
 /**
  * A local stand-in for Azure Key Vault's data plane and Entra ID's token endpoint, over HTTPS with
  * a throwaway CA, spoken to by the real @azure SDKs. It answers the subset of the REST API the
@@ -119,8 +120,10 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   const host = options.host ?? '127.0.0.1';
   const serverCert = ca.issueServerCert(['localhost'], [host]);
   for (const key of options.seed.keys) {
-    const pair = key.kty === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: key.crv });
-    store.putKey(key.name, pair.publicKey.export({ format: 'jwk' }));
+    for (let i = 0; i < key.versions; i++) {
+      const pair = generateKeyVersion(key);
+      store.putKey(key.name, pair.jwk, pair.privateKey);
+    }
   }
   for (const c of options.seed.certificates) {
     const issued = ca.issueServerCert([c.subject], []);
@@ -163,7 +166,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
         const clientId = authorize(req, res, `${kind}-versions`);
         if (!clientId) return;
         const name = decodeURIComponent(url.pathname.split('/')[2] ?? '');
-        if (!store.mayRead(clientId, name)) return forbidden(res, clientId, kind, 'list', name);
+        if (!(kind === 'keys' ? store.mayUseKey(clientId, name, 'get') : store.mayRead(clientId, name))) return forbidden(res, clientId, kind, 'list', name);
         const versions = store.list(kind, name);
         if (!versions) return objectNotFound(res, kind, name);
         sendJson(res, 200, { value: versions.map((v) => itemBody(kind, name, v)), nextLink: null });
@@ -173,7 +176,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
         if (!clientId) return;
         const [, , rawName = '', rawVersion = ''] = url.pathname.split('/');
         const name = decodeURIComponent(rawName);
-        if (!store.mayRead(clientId, name)) return forbidden(res, clientId, kind, 'get', name);
+        if (!(kind === 'keys' ? store.mayUseKey(clientId, name, 'get') : store.mayRead(clientId, name))) return forbidden(res, clientId, kind, 'get', name);
         const entry = store.get(kind, name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
         if (!entry) return objectNotFound(res, kind, name);
         const expired = entry.expires !== undefined && entry.expires * 1000 < Date.now();
@@ -185,6 +188,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
         sendJson(res, 200, fullBody(kind, name, entry));
       }],
     ]),
+    ...keyRoutes({ store, authorize, forbidden, objectNotFound, keyBody: (name, v) => fullBody('keys', name, v), baseUrl: () => baseUrl }),
   ];
 
   function attributes(v: StoredVersion): Record<string, unknown> {

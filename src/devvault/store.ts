@@ -1,7 +1,7 @@
-import type { JsonWebKey } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { globMatch } from '../util/glob.js';
-import type { Seed, SeedClient } from './seed.js';
-import { versionId } from './seed.js';
+import type { KeyAction, Seed, SeedClient } from './seed.js';
+import { KEY_ROLE_ACTIONS, versionId } from './seed.js';
 
 export type ObjectKind = 'secrets' | 'keys' | 'certificates';
 
@@ -19,6 +19,8 @@ export interface StoredVersion {
   kid?: string;
   /** keys: the public JSON Web Key. */
   jwk?: JsonWebKey;
+  /** keys: the private part, used by the crypto operations and never served. */
+  privateKey?: KeyObject;
   /** certificates: the DER certificate. */
   cer?: Buffer;
 }
@@ -81,8 +83,9 @@ export class VaultStore {
     return this.add('secrets', name, { value, ...(contentType ? { contentType } : {}) });
   }
 
-  putKey(name: string, jwk: JsonWebKey): string {
-    return this.add('keys', name, { jwk });
+  /** A new current version of key `name` (what a rotation or `az keyvault key create` does). */
+  putKey(name: string, jwk: JsonWebKey, privateKey?: KeyObject): string {
+    return this.add('keys', name, { jwk, ...(privateKey ? { privateKey } : {}) });
   }
 
   /** A certificate version and its backing secret, as Key Vault keeps them (same version id). */
@@ -108,5 +111,16 @@ export class VaultStore {
   mayRead(clientId: string, name: string): boolean {
     const client = this.clientMap.get(clientId);
     return !!client && client.read.some((glob) => globMatch(glob, name));
+  }
+
+  /**
+   * Whether `clientId` may perform `action` on key `name`: one of its crypto roles grants it on
+   * that name, or (get only) its `read` globs name the key, as for every other object.
+   */
+  mayUseKey(clientId: string, name: string, action: KeyAction): boolean {
+    const client = this.clientMap.get(clientId);
+    if (!client) return false;
+    if (action === 'get' && this.mayRead(clientId, name)) return true;
+    return (client.crypto ?? []).some((grant) => KEY_ROLE_ACTIONS[grant.role].includes(action) && grant.keys.some((glob) => globMatch(glob, name)));
   }
 }

@@ -1,18 +1,21 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DriverMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface HealthServer {
   url: string;
   close(): Promise<void>;
 }
 
+/** A /healthz answer other than the default (the process serves): the KMS plugin's key health. */
+export type HealthCheck = () => { ok: boolean; text: string };
+
 /**
- * `--metrics-addr`: Prometheus metrics on /metrics, liveness on /healthz (the process serves) and
- * readiness on /readyz (the CSI socket serves publishes). Nothing else is served.
+ * `--metrics-addr`: Prometheus metrics on /metrics, liveness on /healthz (the process serves, or
+ * what `healthz` says) and readiness on /readyz (the socket serves). Nothing else is served.
  */
-export async function startHealthServer(address: string, metrics: DriverMetrics, ready: () => boolean): Promise<HealthServer> {
+export async function startHealthServer(address: string, metrics: { registry: Registry }, ready: () => boolean, healthz?: HealthCheck): Promise<HealthServer> {
   const match = /^(.*):(\d+)$/.exec(address);
   if (!match) throw new Error(`--metrics-addr ${JSON.stringify(address)} must be host:port or :port`);
   const host = match[1] === '' ? '0.0.0.0' : (match[1] ?? '').replace(/^\[|\]$/g, '');
@@ -26,7 +29,8 @@ export async function startHealthServer(address: string, metrics: DriverMetrics,
         () => res.writeHead(500).end('metrics unavailable\n'),
       );
     } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      const health = healthz?.() ?? { ok: true, text: 'ok' };
+      res.writeHead(health.ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${health.text}\n`);
     } else if (path === '/readyz') {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');

@@ -1,0 +1,8 @@
+// Original file: proto/kms/v2/api.proto
+
+
+export interface StatusRequest {
+}
+
+export interface StatusRequest__Output {
+}
