@@ -3,11 +3,11 @@
  * sets) costs a fresh process, with the DaemonSet's V8 settings (DRIVER_NODE_OPTIONS). Each case
  * runs in its own child process: import, two full GCs, then RSS and V8 heap in use; the table shows
  * them beside an empty process's. Median of BENCH_RUNS (3) runs per case. Imports are not
- * additive (modules share dependencies), so a set is measured as one case where it matters.
+ * additive (modules share dependencies), so a set is measured as one case where it matters. The
+ * child loads nothing but what it measures (this file imports only node: modules statically).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const KUBE = '@kubernetes/client-node/dist';
@@ -54,9 +54,9 @@ async function child(specifiers: string[]): Promise<void> {
   process.stdout.write(JSON.stringify({ rssMiB: mib(usage.rss), heapMiB: mib(usage.heapUsed) }));
 }
 
-function measure(specifiers: string[]): Promise<Reading> {
+function measure(nodeOptions: string, specifiers: string[]): Promise<Reading> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...DRIVER_NODE_OPTIONS.split(' '), '--expose-gc', fileURLToPath(import.meta.url), '--child', ...specifiers], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...nodeOptions.split(' '), '--expose-gc', fileURLToPath(import.meta.url), '--child', ...specifiers], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Reading) : reject(new Error(`${specifiers.join(', ')}: child exited ${code}`))));
@@ -66,10 +66,11 @@ function measure(specifiers: string[]): Promise<Reading> {
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 async function main(): Promise<void> {
+  const { DRIVER_NODE_OPTIONS } = await import('../src/config/driver-config.js');
   const rows: Array<{ label: string } & Reading> = [];
   for (const [label, specifiers] of CASES) {
     const readings: Reading[] = [];
-    for (let i = 0; i < RUNS; i++) readings.push(await measure(specifiers));
+    for (let i = 0; i < RUNS; i++) readings.push(await measure(DRIVER_NODE_OPTIONS, specifiers));
     rows.push({ label, rssMiB: median(readings.map((r) => r.rssMiB)), heapMiB: median(readings.map((r) => r.heapMiB)) });
   }
   const base = rows[0]!;

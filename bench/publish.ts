@@ -11,6 +11,7 @@
  * Prints a table and writes bench/results.json. Options (env): BENCH_LATENCY_MS (20),
  * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500),
  * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet),
+ * BENCH_MALLOC_ARENA_MAX (default DRIVER_MALLOC_ARENA_MAX, as the DaemonSet; empty: glibc's own),
  * BENCH_NODE_ARGS (V8 flags for the driver's node command line, which NODE_OPTIONS refuses), BENCH_STAGES (a comma list of standalone, sequential, concurrent, pod-identity, kubernetes; all by
  * default) and BENCH_LIVE_HEAP=1: also report the driver's RSS and heap right after two forced full
  * GCs (bench/live-heap-probe.ts), beside the plain RSS, to tell live memory from GC headroom.
@@ -28,7 +29,7 @@ import { parseSeed } from '../src/devvault/seed.js';
 import { CsiClient } from '../src/driver/client.js';
 import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
 import { packageRoot } from '../src/package-info.js';
-import { DEFAULT_FETCH_CONCURRENCY, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { DEFAULT_FETCH_CONCURRENCY, DRIVER_MALLOC_ARENA_MAX, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
@@ -39,6 +40,8 @@ const STAGES = new Set((process.env.BENCH_STAGES ?? 'standalone,sequential,concu
 const LIVE_HEAP = process.env.BENCH_LIVE_HEAP === '1';
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS;
 /** V8 flags Node takes only on its command line (not in NODE_OPTIONS), e.g. --optimize-for-size. */
+/** glibc's MALLOC_ARENA_MAX for the driver: BENCH_MALLOC_ARENA_MAX, empty for glibc's default. */
+const MALLOC_ARENA_MAX = process.env.BENCH_MALLOC_ARENA_MAX ?? DRIVER_MALLOC_ARENA_MAX;
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI Node runs on). */
 const CLOCK_TICKS = 100;
@@ -176,7 +179,7 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
     // The same V8 settings the DaemonSet uses (DRIVER_NODE_OPTIONS says why); BENCH_NODE_OPTIONS
     // replaces them to compare others.
     // BENCH_LIVE_HEAP adds the probe that forces full GCs on SIGUSR2.
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: LIVE_HEAP ? `${NODE_OPTIONS} --expose-gc --import ${join(packageRoot, 'dist', 'bench', 'live-heap-probe.js')}` : NODE_OPTIONS, BENCH_PROBE_FILE: probeFile(work, fetchConcurrency) } },
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: LIVE_HEAP ? `${NODE_OPTIONS} --expose-gc --import ${join(packageRoot, 'dist', 'bench', 'live-heap-probe.js')}` : NODE_OPTIONS, BENCH_PROBE_FILE: probeFile(work, fetchConcurrency), ...(MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {}) } },
   );
   const client = new CsiClient(endpoint);
   for (let i = 0; ; i++) {
@@ -270,7 +273,7 @@ async function main(): Promise<void> {
   ];
   await writeFile(join(work, 'classes', 'cluster.yaml'), cluster.map(({ object }) => stringify(object)).join('---\n'));
 
-  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, nodeOptions: NODE_OPTIONS, nodeArgs: NODE_ARGS.join(' '), liveHeap: LIVE_HEAP, node: process.version, date: new Date().toISOString() };
+  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, nodeOptions: NODE_OPTIONS, nodeArgs: NODE_ARGS.join(' '), mallocArenaMax: MALLOC_ARENA_MAX, liveHeap: LIVE_HEAP, node: process.version, date: new Date().toISOString() };
   const table: string[] = [];
   try {
     for (const concurrency of [DEFAULT_FETCH_CONCURRENCY, 1]) {

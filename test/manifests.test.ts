@@ -8,7 +8,7 @@ import { Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { driverCommand } from '../src/cli/driver-command.js';
-import { buildDriverConfig, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { buildDriverConfig, DRIVER_MALLOC_ARENA_MAX, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import type { DriverFlags } from '../src/config/driver-config.js';
 import { DEFAULT_FLEX_ENDPOINT } from '../src/flexvolume/shim.js';
@@ -101,6 +101,7 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     expect(config).toMatchObject({ endpoint: 'unix:///csi/csi.sock', kubeletDir: '/var/lib/kubelet', requirePodToken: true, stateDir: '/var/run/podvault', classSource: { kind: 'kubernetes' } });
     expect(driver.securityContext?.privileged).toBe(true);
     expect(driver.env?.find((e) => e.name === 'NODE_OPTIONS')?.value).toBe(DRIVER_NODE_OPTIONS);
+    expect(driver.env?.find((e) => e.name === 'MALLOC_ARENA_MAX')?.value).toBe(DRIVER_MALLOC_ARENA_MAX);
   });
 
   it('socket paths, mounts and probe ports line up between the driver, the sidecars, the kubelet and FlexVolume', () => {
