@@ -10,11 +10,15 @@
  *
  * Prints a table and writes bench/results.json. Options (env): BENCH_LATENCY_MS (20),
  * BENCH_ROUNDS (30 publishes per case), BENCH_CPU_ROUNDS (100), BENCH_MEMORY_PUBLISHES (500),
- * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet;
- * BENCH_NODE_ARGS (node flags before the script: `--cpu-prof --cpu-prof-dir=DIR` profiles each
- * driver, written when it stops), BENCH_DRIVER_ARGS (more driver
- * flags, e.g. `--mount-utility` to measure the mount(8) fallback), BENCH_CPU_ONLY=1 (only the CPU
- * cases, standalone and Kubernetes mode: no latency rounds, concurrency or memory stages).
+ * BENCH_NODE_OPTIONS (the driver's NODE_OPTIONS; default DRIVER_NODE_OPTIONS, as the DaemonSet),
+ * BENCH_MALLOC_ARENA_MAX (default DRIVER_MALLOC_ARENA_MAX, as the DaemonSet; empty: glibc's own),
+ * BENCH_NODE_ARGS (node flags before the script, which NODE_OPTIONS refuses: V8 flags, or
+ * `--cpu-prof --cpu-prof-dir=DIR` to profile each driver, written when it stops), BENCH_DRIVER_ARGS
+ * (more driver flags, e.g. `--mount-utility` to measure the mount(8) fallback), BENCH_CPU_ONLY=1 (only
+ * the CPU cases, standalone and Kubernetes mode: no latency rounds, concurrency or memory stages),
+ * BENCH_STAGES (a comma list of standalone, sequential, concurrent, pod-identity, kubernetes; all by
+ * default) and BENCH_LIVE_HEAP=1: also report the driver's RSS and heap right after two forced full
+ * GCs (bench/live-heap-probe.ts), beside the plain RSS, to tell live memory from GC headroom.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -29,7 +33,7 @@ import { parseSeed } from '../src/devvault/seed.js';
 import { CsiClient } from '../src/driver/client.js';
 import { ephemeralVolume } from '../src/driver/kubelet-volume.js';
 import { packageRoot } from '../src/package-info.js';
-import { DEFAULT_FETCH_CONCURRENCY, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { DEFAULT_FETCH_CONCURRENCY, DRIVER_MALLOC_ARENA_MAX, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 
 const CPU_ONLY = process.env.BENCH_CPU_ONLY === '1';
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
@@ -42,6 +46,11 @@ const NODE_ARGS = words(process.env.BENCH_NODE_ARGS);
 /** BENCH_CPU_CLASSES=objects-1,...: only these classes' standalone CPU cases (to profile one). */
 const CPU_CLASSES = words(process.env.BENCH_CPU_CLASSES?.replaceAll(',', ' '));
 const OBJECT_COUNTS = [1, 10] as const;
+const STAGES = new Set((process.env.BENCH_STAGES ?? 'standalone,sequential,concurrent,pod-identity,kubernetes').split(','));
+const LIVE_HEAP = process.env.BENCH_LIVE_HEAP === '1';
+const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS;
+/** glibc's MALLOC_ARENA_MAX for the driver: BENCH_MALLOC_ARENA_MAX, empty for glibc's default. */
+const MALLOC_ARENA_MAX = process.env.BENCH_MALLOC_ARENA_MAX ?? DRIVER_MALLOC_ARENA_MAX;
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI Node runs on). */
 const CLOCK_TICKS = 100;
 
@@ -72,6 +81,45 @@ async function rssMiB(pid: number): Promise<number> {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   return round(kb / 1024);
 }
+
+const mib = (bytes: number): number => round(bytes / 1024 / 1024);
+
+interface MemoryReading {
+  rssMiB: number;
+  /** With BENCH_LIVE_HEAP=1: RSS and V8 heap in use right after two full GCs. */
+  rssAfterGcMiB?: number;
+  heapUsedAfterGcMiB?: number;
+  /** Of the RSS after GC: anonymous memory (heaps, malloc) and mapped files (the node binary). */
+  rssAnonMiB?: number;
+  rssFileMiB?: number;
+  /** MiB in use per V8 heap space after GC (old_space, code_space, …). */
+  spacesMiB?: Record<string, number>;
+}
+
+/** The driver's RSS now, then (BENCH_LIVE_HEAP=1) its RSS and heap after forced full GCs. */
+async function memory(child: ChildProcess, probeFile: string): Promise<MemoryReading> {
+  const rss = await rssMiB(child.pid!);
+  if (!LIVE_HEAP) return { rssMiB: rss };
+  await rm(probeFile, { force: true });
+  child.kill('SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    const text = await readFile(probeFile, 'utf8').catch(() => '');
+    if (text) {
+      const usage = JSON.parse(text) as NodeJS.MemoryUsage & { spaces: Record<string, number> };
+      const status = await readFile(`/proc/${child.pid!}/status`, 'utf8');
+      const kib = (field: string): number => mib(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) * 1024);
+      const spacesMiB = Object.fromEntries(Object.entries(usage.spaces).map(([name, bytes]) => [name, mib(bytes)]));
+      return { rssMiB: rss, rssAfterGcMiB: mib(usage.rss), heapUsedAfterGcMiB: mib(usage.heapUsed), rssAnonMiB: kib('RssAnon'), rssFileMiB: kib('RssFile'), spacesMiB };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the live-heap probe did not answer');
+}
+
+/** Where the driver started with this fetch concurrency (each stage's own) writes its probe readings. */
+const probeFile = (work: string, fetchConcurrency: number): string => join(work, `probe-${fetchConcurrency}.json`);
+
+const memoryText = (m: MemoryReading): string => `${m.rssMiB} MiB${m.rssAfterGcMiB === undefined ? '' : ` (after full GC ${m.rssAfterGcMiB} MiB RSS, ${m.heapUsedAfterGcMiB} MiB heap)`}`;
 
 interface CpuTimes {
   /** The driver's own user+system CPU time, ms. */
@@ -138,7 +186,8 @@ async function startDriverProcess(work: string, vaultUrl: string, fetchConcurren
       '--ca-file', join(work, 'ca.pem'), '--authority-host', vaultUrl, '--allow-vault-uri', vaultUrl, '--log-level', 'warn', '--fetch-concurrency', String(fetchConcurrency), ...DRIVER_ARGS],
     // The same V8 settings the DaemonSet uses (DRIVER_NODE_OPTIONS says why); BENCH_NODE_OPTIONS
     // replaces them to compare others.
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS } },
+    // BENCH_LIVE_HEAP adds the probe that forces full GCs on SIGUSR2.
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: 'bench-node', NODE_OPTIONS: LIVE_HEAP ? `${NODE_OPTIONS} --expose-gc --import ${join(packageRoot, 'dist', 'bench', 'live-heap-probe.js')}` : NODE_OPTIONS, BENCH_PROBE_FILE: probeFile(work, fetchConcurrency), ...(MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {}) } },
   );
   const client = new CsiClient(endpoint);
   for (let i = 0; ; i++) {
@@ -232,12 +281,14 @@ async function main(): Promise<void> {
   ];
   await writeFile(join(work, 'classes', 'cluster.yaml'), cluster.map(({ object }) => stringify(object)).join('---\n'));
 
-  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, driverArgs: DRIVER_ARGS, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? DRIVER_NODE_OPTIONS, node: process.version, date: new Date().toISOString() };
+  const results: Record<string, unknown> = { latencyMs: LATENCY_MS, rounds: ROUNDS, driverArgs: DRIVER_ARGS, nodeOptions: NODE_OPTIONS, nodeArgs: NODE_ARGS.join(' '), mallocArenaMax: MALLOC_ARENA_MAX, liveHeap: LIVE_HEAP, node: process.version, date: new Date().toISOString() };
   const table: string[] = [];
   try {
     for (const concurrency of CPU_ONLY ? [DEFAULT_FETCH_CONCURRENCY] : [DEFAULT_FETCH_CONCURRENCY, 1]) {
+      if (!STAGES.has(concurrency === 1 ? 'sequential' : 'standalone')) continue;
       await withDriverProcess(work, vault.url, concurrency, async ({ child, client, kubeletDir }) => {
-        const rssStart = await rssMiB(child.pid!);
+        const start = await memory(child, probeFile(work, concurrency));
+        const rssStart = start.rssMiB;
         // The first publish pays for the token and the TLS handshakes; report it apart.
         const before = { ...vault.requests };
         const firstMs = await publishOnce(client, kubeletDir, 'objects-1');
@@ -249,7 +300,8 @@ async function main(): Promise<void> {
           perCase[`objects_${n}`] = stats(samples);
           table.push(`fetch-concurrency ${concurrency}  ${String(n).padStart(2)} objects  median ${perCase[`objects_${n}`]!.median} ms  p99 ${perCase[`objects_${n}`]!.p99} ms`);
         }
-        const entry: Record<string, unknown> = { firstPublishMs: round(firstMs), firstPublishRequests: firstRequests, rssAfterStartMiB: rssStart, ...perCase };
+        const entry: Record<string, unknown> = { firstPublishMs: round(firstMs), firstPublishRequests: firstRequests, rssAfterStartMiB: rssStart, ...(LIVE_HEAP ? { memoryAfterStart: start } : {}), ...perCase };
+        let afterPublishes: MemoryReading | undefined;
         if (concurrency !== 1) {
           for (const [label, className, pods] of [['1 object', 'objects-1'], ['10 objects', 'objects-10'], ['pod identity, 1 object', 'pod-identity-1', join(work, 'classes')]] as const) {
             if (CPU_CLASSES.length > 0 && !CPU_CLASSES.includes(className)) continue;
@@ -258,16 +310,18 @@ async function main(): Promise<void> {
             table.push(cpuLine(`standalone, ${label}`, c));
           }
           for (let i = 0; i < MEMORY_PUBLISHES; i++) await publishOnce(client, kubeletDir, i % 2 ? 'objects-1' : 'objects-10');
-          entry.rssAfterPublishesMiB = await rssMiB(child.pid!);
+          afterPublishes = await memory(child, probeFile(work, concurrency));
+          entry.rssAfterPublishesMiB = afterPublishes.rssMiB;
+          if (LIVE_HEAP) entry.memoryAfterPublishes = afterPublishes;
           entry.publishesForRss = MEMORY_PUBLISHES + 1 + ROUNDS * OBJECT_COUNTS.length;
         }
         results[`fetchConcurrency_${concurrency}`] = entry;
-        table.push(`fetch-concurrency ${concurrency}  first publish ${round(firstMs)} ms (${firstRequests}); RSS after start ${rssStart} MiB${entry.rssAfterPublishesMiB ? `, after ${String(entry.publishesForRss)} publishes ${String(entry.rssAfterPublishesMiB)} MiB` : ''}`);
+        table.push(`fetch-concurrency ${concurrency}  first publish ${round(firstMs)} ms (${firstRequests}); RSS after start ${memoryText(start)}${afterPublishes ? `, after ${String(entry.publishesForRss)} publishes ${memoryText(afterPublishes)}` : ''}`);
       });
     }
     // Pods starting at once with the same class: identical fetches in flight are shared, so 50 pods
     // should cost the vault no more requests than 2 do.
-    if (!CPU_ONLY) await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2, async ({ client, kubeletDir }) => {
+    if (!CPU_ONLY && STAGES.has('concurrent')) await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 2, async ({ client, kubeletDir }) => {
         await publishOnce(client, kubeletDir, 'objects-10'); // token and connections first
         for (const pods of [2, 50]) {
           const before = vault.requests.secret ?? 0;
@@ -280,7 +334,7 @@ async function main(): Promise<void> {
     });
     // Pod identity mode, in a fresh driver: the first publish fetches the identity's token (cold),
     // the next ones reuse the credential's cached token (warm).
-    if (!CPU_ONLY) await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1, async ({ client, kubeletDir }) => {
+    if (!CPU_ONLY && STAGES.has('pod-identity')) await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 1, async ({ client, kubeletDir }) => {
         const tokensBefore = vault.requests.token ?? 0;
         const cold = await publishOnce(client, kubeletDir, 'pod-identity-1', join(work, 'classes'));
         const warm: number[] = [];
@@ -291,42 +345,42 @@ async function main(): Promise<void> {
     });
     // Kubernetes mode: the driver reads the pods, classes and identity objects from the API double
     // through @kubernetes/client-node, as in a cluster; half the publishes use pod identity.
-    const api = await new KubeApiDouble().start();
-    try {
+    const api = STAGES.has('kubernetes') ? await new KubeApiDouble().start() : undefined;
+    if (api) try {
       for (const { plural, object } of cluster) api.put(plural, object);
       const kubeconfig = await api.writeKubeconfig();
       await withDriverProcess(work, vault.url, DEFAULT_FETCH_CONCURRENCY + 3, async ({ child, client, kubeletDir }) => {
-        const rssStart = await rssMiB(child.pid!);
+        const start = await memory(child, probeFile(work, DEFAULT_FETCH_CONCURRENCY + 3));
         const firstMs = await publishOnce(client, kubeletDir, 'pod-identity-1', api);
         const warm: number[] = [];
         for (let i = 0; i < ROUNDS; i++) warm.push(await publishOnce(client, kubeletDir, 'pod-identity-1', api));
         const cpuPodIdentity = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, 'pod-identity-1', api, meter));
         const cpuObjects1 = await cpuCase(child.pid!, (meter) => publishOnce(client, kubeletDir, 'objects-1', undefined, meter));
         for (let i = 0; i < MEMORY_PUBLISHES; i++) await publishOnce(client, kubeletDir, i % 2 ? 'pod-identity-1' : 'objects-10', i % 2 ? api : undefined);
+        const afterPublishes = await memory(child, probeFile(work, DEFAULT_FETCH_CONCURRENCY + 3));
         const entry = {
-          rssAfterStartMiB: rssStart,
+          rssAfterStartMiB: start.rssMiB,
+          ...(LIVE_HEAP ? { memoryAfterStart: start, memoryAfterPublishes: afterPublishes } : {}),
           firstPublishMs: round(firstMs),
           podIdentityWarm: stats(warm),
           cpu_podIdentity1: cpuPodIdentity,
           cpu_objects1: cpuObjects1,
-          rssAfterPublishesMiB: await rssMiB(child.pid!),
+          rssAfterPublishesMiB: afterPublishes.rssMiB,
           publishesForRss: MEMORY_PUBLISHES + 3 + ROUNDS + 2 * CPU_ROUNDS,
         };
         results.kubernetes = entry;
         table.push(`kubernetes mode, pod identity 1 object: first ${entry.firstPublishMs} ms, warm median ${entry.podIdentityWarm.median} ms p99 ${entry.podIdentityWarm.p99} ms`);
         table.push(cpuLine('kubernetes mode, pod identity 1 object', cpuPodIdentity));
         table.push(cpuLine('kubernetes mode, 1 object', cpuObjects1));
-        table.push(`kubernetes mode: RSS after start ${entry.rssAfterStartMiB} MiB, after ${entry.publishesForRss} publishes ${entry.rssAfterPublishesMiB} MiB`);
+        table.push(`kubernetes mode: RSS after start ${memoryText(start)}, after ${entry.publishesForRss} publishes ${memoryText(afterPublishes)}`);
       }, ['--kubeconfig', kubeconfig]);
     } finally {
       await api.close();
     }
-    if (!CPU_ONLY) {
-    const concurrent = (results[`fetchConcurrency_${DEFAULT_FETCH_CONCURRENCY}`] as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
-    const sequential = (results.fetchConcurrency_1 as Record<string, Stats | undefined>).objects_10?.median ?? NaN;
+    const concurrent = (results[`fetchConcurrency_${DEFAULT_FETCH_CONCURRENCY}`] as Record<string, Stats | undefined> | undefined)?.objects_10?.median ?? NaN;
+    const sequential = (results.fetchConcurrency_1 as Record<string, Stats | undefined> | undefined)?.objects_10?.median ?? NaN;
     results.sequentialOverConcurrent_10objects = round(sequential / concurrent);
-    table.push(`10 objects: sequential / concurrent median = ${String(results.sequentialOverConcurrent_10objects)}x (vault latency ${LATENCY_MS} ms per request)`);
-    }
+    if (!CPU_ONLY && STAGES.has('standalone') && STAGES.has('sequential')) table.push(`10 objects: sequential / concurrent median = ${String(results.sequentialOverConcurrent_10objects)}x (vault latency ${LATENCY_MS} ms per request)`);
     results.vaultRequests = vault.requests;
   } finally {
     await vault.close();

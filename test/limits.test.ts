@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildDriverConfig, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { buildDriverConfig, DRIVER_MALLOC_ARENA_MAX, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 import { startDevVault } from '../src/devvault/server.js';
 import type { DevVault } from '../src/devvault/server.js';
 import { parseSeed } from '../src/devvault/seed.js';
@@ -286,7 +286,7 @@ describe.skipIf(!hasMemoryCgroup)('the 12,000-alias class under a 256 MiB memory
         '--ca-file', join(work, 'ca.pem'), '--authority-host', vault.url, '--allow-vault-uri', vault.url, '--log-level', 'warn', ...flags];
       child = spawn('sh', ['-c', `echo $$ > ${join(cgroup, 'cgroup.procs')} && exec "$0" "$@"`, process.execPath, BIN, ...args], {
         stdio: 'ignore',
-        env: { ...process.env, NODE_OPTIONS: DRIVER_NODE_OPTIONS },
+        env: { ...process.env, NODE_OPTIONS: DRIVER_NODE_OPTIONS, MALLOC_ARENA_MAX: DRIVER_MALLOC_ARENA_MAX },
       });
       const client = new CsiClient(`unix://${socket}`);
       let ready = false;

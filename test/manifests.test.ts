@@ -12,7 +12,7 @@ import { kmsPluginCommand } from '../src/cli/kms-plugin-command.js';
 import { buildKmsConfig } from '../src/kms/kms-config.js';
 import type { KmsFlags } from '../src/kms/kms-config.js';
 import { describeListenAddress } from '../src/kms/listen-address.js';
-import { buildDriverConfig, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
+import { buildDriverConfig, DRIVER_MALLOC_ARENA_MAX, DRIVER_NODE_OPTIONS } from '../src/config/driver-config.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import type { DriverFlags } from '../src/config/driver-config.js';
 import { DEFAULT_FLEX_ENDPOINT } from '../src/flexvolume/shim.js';
@@ -106,6 +106,7 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     expect(config).toMatchObject({ endpoint: 'unix:///csi/csi.sock', kubeletDir: '/var/lib/kubelet', requirePodToken: true, stateDir: '/var/run/podvault', classSource: { kind: 'kubernetes' } });
     expect(driver.securityContext?.privileged).toBe(true);
     expect(driver.env?.find((e) => e.name === 'NODE_OPTIONS')?.value).toBe(DRIVER_NODE_OPTIONS);
+    expect(driver.env?.find((e) => e.name === 'MALLOC_ARENA_MAX')?.value).toBe(DRIVER_MALLOC_ARENA_MAX);
   });
 
   it('socket paths, mounts and probe ports line up between the driver, the sidecars, the kubelet and FlexVolume', () => {
