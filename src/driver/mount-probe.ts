@@ -2,7 +2,7 @@ import { lstatSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { internal } from '../errors/podvault-error.js';
 import { codeOf } from './dir-handle.js';
-import { deviceName, readMountInfoSync } from './mountinfo.js';
+import { deviceName, readMountInfoSelected } from './mountinfo.js';
 import type { MountEntry } from './mountinfo.js';
 
 /** The device name podvault's tmpfs mounts carry in /proc/self/mountinfo. */
@@ -37,16 +37,13 @@ const MOUNTINFO_READS = 5;
  * which only mountinfo shows; such a miss is harmless: nothing is ever removed but with rmdir(2),
  * which refuses a mountpoint.
  *
- * The calls are synchronous (lstat, statfs, the mountinfo read): each answers from the kernel's
- * memory in microseconds, and through the thread pool each cost several times that in CPU, a
- * probe running several times per publish (issue 9). Only the mountinfo lines of the device or
- * the path are parsed (`readMountInfoSync`).
+ * lstat and statfs are synchronous: each answers from the kernel's memory in microseconds, and
+ * through the thread pool each cost several times that in CPU, a probe running several times per
+ * publish (issue 9). So is the mountinfo read while the table is small; a large one (tenants'
+ * volumes) is read through the thread pool (`readMountInfoSelected`). Only the mountinfo lines of
+ * the device or the path are parsed.
  */
 export async function probeTarget(target: string): Promise<TargetState> {
-  return Promise.resolve().then(() => probeTargetSync(target));
-}
-
-function probeTargetSync(target: string): TargetState {
   let st;
   try {
     st = lstatSync(target, { bigint: true });
@@ -58,12 +55,12 @@ function probeTargetSync(target: string): TargetState {
   if (!st.isDirectory()) return { kind: 'other', what: 'not a directory' };
   const parent = lstatSync(dirname(target), { bigint: true });
   if (parent.dev === st.dev) {
-    const bind = readMountInfoSync({ mountPoint: target })[0];
+    const bind = (await readMountInfoSelected({ mountPoint: target }))[0];
     return bind ? { kind: 'other', what: describe(bind) } : { kind: 'directory' };
   }
   const fs = statfsSync(target, { bigint: true });
   const device = deviceName(st.dev);
-  const entry = mountAt(target, device);
+  const entry = await mountAt(target, device);
   if (fs.type !== BigInt(TMPFS_MAGIC)) return { kind: 'other', what: entry ? describe(entry) : `a filesystem of type 0x${fs.type.toString(16)}` };
   if (!entry) return { kind: 'other', what: `device ${device}, mounted elsewhere and bound here` };
   if (entry.fsType !== 'tmpfs' || entry.source !== TMPFS_SOURCE || entry.root !== '/') return { kind: 'other', what: describe(entry) };
@@ -71,9 +68,9 @@ function probeTargetSync(target: string): TargetState {
 }
 
 /** The mountinfo line of `device` mounted at `target`, reading again when the device is missing. */
-function mountAt(target: string, device: string): MountEntry | undefined {
+async function mountAt(target: string, device: string): Promise<MountEntry | undefined> {
   for (let read = 0; read < MOUNTINFO_READS; read++) {
-    const entries = readMountInfoSync({ device });
+    const entries = await readMountInfoSelected({ device });
     if (entries.length > 0) return entries.reverse().find((m) => m.mountPoint === target);
   }
   throw internal(`the mount table does not list device ${device} mounted at ${target} after ${MOUNTINFO_READS} reads`);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { lstatSync } from 'node:fs';
 import { failedPrecondition } from '../errors/podvault-error.js';
 import { TMPFS_SOURCE } from './mount-probe.js';
 import type { MountSyscalls } from './mount-syscalls.js';
@@ -21,8 +22,11 @@ export interface MountCalls {
    * them); `size=` when writable lets a volume mounted by an older driver grow.
    */
   remount(fd: number, writable: boolean, sizeBytes: number, what: string): Promise<void>;
-  /** Unmount what is mounted at `target`, without following a symlink in its last component. */
-  unmount(target: string, what: string): Promise<void>;
+  /**
+   * Unmount what is mounted at `name` in the directory `parent` (an fd the mounter opened and
+   * verified, so no ancestor can be swapped), without following a symlink at `name`.
+   */
+  unmount(parent: number, name: string, what: string): Promise<void>;
 }
 
 /** The magic link of one of this process's fds: mount(2) on it acts on the directory the fd holds. */
@@ -46,7 +50,7 @@ export function syscallMountCalls(sys: MountSyscalls): MountCalls {
     via: 'mount(2)',
     mountTmpfs: (fd, sizeBytes, what) => run(what, () => sys.mount(TMPFS_SOURCE, fdPath(fd), 'tmpfs', hardening, tmpfsData(sizeBytes))),
     remount: (fd, writable, sizeBytes, what) => run(what, () => sys.mount(TMPFS_SOURCE, fdPath(fd), null, MS_REMOUNT | hardening | (writable ? 0 : MS_RDONLY), writable ? `size=${sizeBytes}` : null)),
-    unmount: (target, what) => run(what, () => sys.umount2(target, UMOUNT_NOFOLLOW)),
+    unmount: (parent, name, what) => run(what, () => sys.umount2(`${fdPath(parent)}/${name}`, UMOUNT_NOFOLLOW)),
   };
 }
 
@@ -64,8 +68,22 @@ export const utilityMountCalls: MountCalls = {
   via: 'mount(8)',
   mountTmpfs: (fd, sizeBytes, what) => runWithFd('mount', ['--no-canonicalize', '-t', 'tmpfs', '-o', `${tmpfsData(sizeBytes)},${TMPFS_FLAGS}`, TMPFS_SOURCE, FD3], fd, what),
   remount: (fd, writable, sizeBytes, what) => runWithFd('mount', ['--no-canonicalize', '-o', `remount,${writable ? 'rw' : 'ro'},${TMPFS_FLAGS}${writable ? `,size=${sizeBytes}` : ''}`, FD3], fd, what),
-  unmount: (target, what) => runWithFd('umount', ['--no-canonicalize', target], undefined, what),
+  unmount: (parent, name, what) => unmountWithUtility(parent, name, what),
 };
+
+/**
+ * umount(8) run as root follows a symlink in the last component (libmount passes
+ * UMOUNT_NOFOLLOW only for non-root users): the name is lstat'ed through the parent's fd first
+ * and must be a directory. What is left is the instant between that lstat and umount(8)'s own
+ * lookup, in the kubelet's directory (which no pod can write); the addon's umount2 has no such
+ * instant.
+ */
+function unmountWithUtility(parent: number, name: string, what: string): Promise<void> {
+  if (!lstatSync(`${fdPath(parent)}/${name}`, { throwIfNoEntry: false })?.isDirectory()) {
+    return Promise.reject(failedPrecondition(`${what}: it is a symbolic link, not a directory or gone; not unmounted`));
+  }
+  return runWithFd('umount', ['--no-canonicalize', `${FD3}/${name}`], parent, what);
+}
 
 /** Run a mount utility with `fd` as its fd 3; its stderr becomes the error message. */
 function runWithFd(command: string, args: string[], fd: number | undefined, what: string): Promise<void> {

@@ -119,10 +119,20 @@ export class TmpfsMounter implements Mounter {
     }
   }
 
+  /**
+   * By the name in its parent: an fd held on the tmpfs itself would keep it busy. The parent is
+   * opened O_NOFOLLOW and checked through its fd, as for a mount, so an ancestor swapped for a
+   * symlink cannot point the unmount at another volume; the last component is not followed.
+   */
   async unmount(target: string): Promise<void> {
-    // By path: an fd held on the tmpfs would keep it busy. The path was just probed, and every
-    // component of it is the kubelet's (checkTargetPath), none a pod's; the last is not followed.
-    await this.calls.unmount(target, `cannot unmount ${target}`);
+    const what = `cannot unmount ${target}`;
+    const parent = openDirectory(dirname(target), (err) => failedPrecondition(`${what}: its parent is not a directory (${codeOf(err) ?? 'error'}); not unmounted`, err));
+    try {
+      if (readlinkSync(fdPath(parent)) !== dirname(target)) throw failedPrecondition(`${what}: its parent leads to another directory (a component was replaced by a symbolic link); not unmounted`);
+      await this.calls.unmount(parent, basename(target), what);
+    } finally {
+      closeSync(parent);
+    }
   }
 
   async clear(): Promise<void> {

@@ -12,7 +12,7 @@ export interface ReportContext {
 /** `--json`: one object, stable field names, for CI gates and scripts. */
 export function renderJson(tally: AuditTally, context: ReportContext): string {
   const verdict = tally.verdict();
-  return `${JSON.stringify(
+  return `${asciiJson(
     {
       endpoints: context.endpoints,
       revision: context.revision ?? null,
@@ -25,9 +25,16 @@ export function renderJson(tally: AuditTally, context: ReportContext): string {
       verdict,
       exitCode: EXIT_CODES[verdict],
     },
-    null,
-    2,
   )}\n`;
+}
+
+/**
+ * JSON.stringify escapes only C0 controls: a key id's C1 controls (U+009B is a terminal's CSI),
+ * bidi overrides or line separators would reach whoever `cat`s the report. Every character past
+ * ASCII becomes a `\\u` escape, which any JSON parser reads back as the same string.
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 const KEY_ID_SHOWN = 72;
@@ -40,7 +47,7 @@ export function renderTable(tally: AuditTally, context: ReportContext): string {
   const header = ['RESOURCE', 'PROVIDER', 'NAME', 'KEY ID', 'OBJECTS'];
   const rows = tally.rows().map((g) => [g.resource, providerLabel(g), g.configName ?? '-', g.keyId === undefined ? '-' : shorten(safe(g.keyId)), String(g.count)]);
   if (rows.length === 0) lines.push('(no objects)');
-  else lines.push(...alignColumns([header, ...rows]));
+  else for (const line of alignColumns([header, ...rows])) lines.push(line); // not push(...): one argument per row
 
   const section = (title: string, objects: readonly FlaggedObject[], describe: (o: FlaggedObject) => string): void => {
     if (objects.length === 0) return;
@@ -81,6 +88,9 @@ function shorten(text: string): string {
 }
 
 function alignColumns(rows: readonly string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  // A loop, not Math.max(...column): one argument per row overflows the stack past ~150,000 rows
+  // (a row per distinct key id, and raw etcd values can carry any number of them).
+  const widths = rows[0]!.map(() => 0);
+  for (const r of rows) r.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
 }
