@@ -33,6 +33,11 @@ export function checkPlaintext(plaintext: Buffer): void {
   if (plaintext.length > MAX_PLAINTEXT_BYTES) throw invalidArgument(`Encrypt: the plaintext is ${plaintext.length} bytes; RSA-OAEP-256 wraps at most ${MAX_PLAINTEXT_BYTES} (kube-apiserver sends a 32-byte seed)`);
 }
 
+/** What unwrapKey gave back must be something Encrypt could have wrapped: never empty or oversized. */
+export function checkUnwrapped(plaintext: Buffer, version: string): void {
+  if (plaintext.length === 0 || plaintext.length > MAX_PLAINTEXT_BYTES) throw internal(`Decrypt: key version ${version}: unwrapKey answered ${plaintext.length} bytes; a wrapped seed is 1 to ${MAX_PLAINTEXT_BYTES}`);
+}
+
 export function annotationsFor(versionedKid: string): Record<string, Buffer> {
   return {
     [ANNOTATION_KEY_ID]: Buffer.from(versionedKid),

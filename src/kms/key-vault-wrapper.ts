@@ -15,6 +15,21 @@ import type { KeyRef } from './key-ref.js';
 import { versionedKeyId } from './key-ref.js';
 import type { KmsMetrics } from './kms-metrics.js';
 
+/** Key Vault's names are case-insensitive; an id names the same key version whatever its case. */
+function sameKid(answered: unknown, expected: string): boolean {
+  return typeof answered === 'string' && answered.toLowerCase() === expected.toLowerCase();
+}
+
+/** The part of the SDK's raw response the checks read: the parsed JSON body. */
+interface RawAnswer {
+  parsedBody?: unknown;
+}
+
+function answeredKid(raw: RawAnswer): unknown {
+  const body: unknown = raw.parsedBody;
+  return typeof body === 'object' && body !== null ? (body as { kid?: unknown }).kid : undefined;
+}
+
 /** The only algorithm the plugin wraps with: the one Key Vault recommends for RSA keys. */
 export const WRAP_ALGORITHM = 'RSA-OAEP-256';
 
@@ -68,6 +83,11 @@ export class KeyVaultWrapper {
     const current = await this.run('getKey', call, (abortSignal) => this.keys.getKey(key.name, { abortSignal }));
     const version = current.properties.version;
     if (!version) throw new PodvaultError('internal', `vault ${key.vaultUrl}: key ${key.name}: Key Vault answered without a version`);
+    // A hostile or wrong origin may answer with another key's id: never follow it (the wrap would
+    // go to that key while the annotations name ours).
+    if (!sameKid(current.id, versionedKeyId(key, version))) {
+      throw new PodvaultError('internal', `vault ${key.vaultUrl}: key ${key.name}: getKey answered with key id ${JSON.stringify(String(current.id).slice(0, 200))}, not a version of this key; refused`);
+    }
     if (current.keyType !== 'RSA' && current.keyType !== 'RSA-HSM') {
       throw new PodvaultError('failed-precondition', `vault ${key.vaultUrl}: key ${key.name} is ${current.keyType ?? 'of an unknown type'}; the plugin wraps with RSA-OAEP-256 and needs an RSA key`);
     }
@@ -76,14 +96,32 @@ export class KeyVaultWrapper {
 
   async wrap(version: string, plaintext: Uint8Array, call: VaultCallOptions, known?: KeyVaultKey): Promise<Buffer> {
     const client = this.client(version, known);
-    const result = await this.run('wrapKey', call, (abortSignal) => client.wrapKey(WRAP_ALGORITHM, plaintext, { abortSignal }), version);
+    let kid: unknown;
+    const onResponse = (raw: RawAnswer): void => {
+      kid = answeredKid(raw);
+    };
+    const result = await this.run('wrapKey', call, (abortSignal) => client.wrapKey(WRAP_ALGORITHM, plaintext, { abortSignal, onResponse }), version);
+    this.checkAnsweredKid('wrapKey', version, kid);
     return Buffer.from(result.result);
   }
 
   async unwrap(version: string, ciphertext: Uint8Array, call: VaultCallOptions): Promise<Buffer> {
     const client = this.client(version);
-    const result = await this.run('unwrapKey', call, (abortSignal) => client.unwrapKey(WRAP_ALGORITHM, ciphertext, { abortSignal }), version);
+    let kid: unknown;
+    const onResponse = (raw: RawAnswer): void => {
+      kid = answeredKid(raw);
+    };
+    const result = await this.run('unwrapKey', call, (abortSignal) => client.unwrapKey(WRAP_ALGORITHM, ciphertext, { abortSignal, onResponse }), version);
+    this.checkAnsweredKid('unwrapKey', version, kid);
     return Buffer.from(result.result);
+  }
+
+  /** The SDK reports the key id it was built with; the answer's own `kid` must name the version asked. */
+  private checkAnsweredKid(operation: 'wrapKey' | 'unwrapKey', version: string, kid: unknown): void {
+    const { key } = this.options;
+    if (!sameKid(kid, versionedKeyId(key, version))) {
+      throw new PodvaultError('internal', `vault ${key.vaultUrl}: key ${key.name} version ${version}: ${operation}: Key Vault answered for key ${JSON.stringify(String(kid).slice(0, 200))}, not the version asked for; refused`);
+    }
   }
 
   /**

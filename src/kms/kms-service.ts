@@ -3,7 +3,7 @@ import type { KeyRef } from './key-ref.js';
 import { versionedKeyId } from './key-ref.js';
 import type { KeyHealth } from './key-health.js';
 import type { KeyVaultWrapper, VaultCallOptions } from './key-vault-wrapper.js';
-import { annotationsFor, checkDecryptRequest, checkEncryptAnswer, checkPlaintext } from './envelope.js';
+import { annotationsFor, checkDecryptRequest, checkEncryptAnswer, checkPlaintext, checkUnwrapped } from './envelope.js';
 import type { DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse, StatusResponse } from './proto.js';
 
 /** The KMS API version the plugin reports; kube-apiserver requires it never to change. */
@@ -39,6 +39,8 @@ export class KmsService {
 
   async decrypt(request: DecryptRequest, call: VaultCallOptions): Promise<DecryptResponse> {
     const version = checkDecryptRequest(request, this.key);
-    return { plaintext: await this.wrapper.unwrap(version, request.ciphertext, call) };
+    const plaintext = await this.wrapper.unwrap(version, request.ciphertext, call);
+    checkUnwrapped(plaintext, version);
+    return { plaintext };
   }
 }

@@ -28,7 +28,13 @@ export function kmsUnary<Req extends { uid?: string }, Res>(method: string, hand
     const callerDeadline = deadlineMs(call.getDeadline());
     const deadline = Math.min(Date.now() + timeoutMs, callerDeadline) - DEADLINE_MARGIN_MS;
     const started = process.hrtime.bigint();
-    const finish = (code: string): void => metrics.operations.inc({ operation: method.toLowerCase(), result: code });
+    // The deadline aborts the call wherever it waits (the limiter's queue included): a flood of
+    // calls behind a slow vault fails fast instead of answering after kube-apiserver gave up.
+    const timer = setTimeout(() => controller.abort(new PodvaultError('deadline-exceeded', `${method}: no answer from Key Vault within ${timeoutMs} ms (requests queued behind a slow or busy vault)`)), Math.max(0, deadline - Date.now()));
+    const finish = (code: string): void => {
+      clearTimeout(timer);
+      metrics.operations.inc({ operation: method.toLowerCase(), result: code });
+    };
     handler(call.request, { signal: controller.signal, deadline }).then(
       (response) => {
         callLog.debug({ code: 'OK', ms: elapsedMs(started) }, 'done');

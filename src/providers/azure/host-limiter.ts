@@ -41,7 +41,7 @@ export class HostLimiter {
       if (pause > 0 && this.pausedUntil >= deadline) throw new ThrottledError(pause);
       if (pause > 0) await sleep(pause, signal);
       else if (this.active < this.maxInFlight) break;
-      else await new Promise<void>((resolve) => this.waiting.push(resolve));
+      else await this.slot(signal);
       signal.throwIfAborted();
     }
     this.active += 1;
@@ -52,6 +52,24 @@ export class HostLimiter {
       this.active -= 1;
       this.waiting.shift()?.();
     };
+  }
+
+  /** Wait to be woken by a release; an aborted waiter leaves the queue (so no wake-up is lost on it). */
+  private slot(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      const wake = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(wake);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      this.waiting.push(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Key Vault asked us to wait: hold every request to this host for `ms`, at most `maxPauseMs`. */
