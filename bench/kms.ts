@@ -6,13 +6,16 @@
  *
  * Idle requests are counted over BENCH_KMS_IDLE_S seconds (20) with a 2 s health interval while
  * Status is polled every 500 ms (kube-apiserver polls once a minute), then scaled to an hour at
- * the default interval (5 m). Options (env): BENCH_LATENCY_MS (20), BENCH_ROUNDS (50).
+ * the default interval (5 m). The plugin's own CPU time per Encrypt+Decrypt+Status round is read
+ * from /proc/<pid>/stat (utime+stime) around the timed loop: wall times on a shared machine are
+ * noisy, CPU time says what the plugin itself costs. Options (env): BENCH_LATENCY_MS (20),
+ * BENCH_ROUNDS (50), BENCH_KMS_NODE_ARGS (node flags for the plugin, e.g. `--cpu-prof`).
  * Writes bench/kms-results.json.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientSecretCredential } from '@azure/identity';
@@ -28,6 +31,22 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 50);
 const IDLE_S = Number(process.env.BENCH_KMS_IDLE_S ?? 20);
 const IDLE_INTERVAL_S = 2;
+const NODE_ARGS = (process.env.BENCH_KMS_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** A process's CPU time (user + system) in ms, from /proc; undefined off Linux. */
+async function cpuMs(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+  } catch {
+    return undefined;
+  }
+}
 
 const median = (samples: number[]): number => {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -42,7 +61,7 @@ async function timed<T>(samples: number[], work: () => Promise<T>): Promise<T> {
 }
 
 function startPlugin(args: string[]): Promise<{ child: ChildProcess; endpoint: string }> {
-  const child = spawn(process.execPath, [join(packageRoot, 'bin', 'podvault.js'), 'kms-plugin', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_ARGS, join(packageRoot, 'bin', 'podvault.js'), 'kms-plugin', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buffered = '';
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -98,11 +117,14 @@ keys:
     const encrypt: number[] = [];
     const decrypt: number[] = [];
     const status: number[] = [];
+    const cpuBefore = await cpuMs(plugin.child.pid);
     for (let i = 0; i < ROUNDS; i++) {
       const enc = await timed(encrypt, () => kms.encrypt(randomBytes(32)));
       await timed(decrypt, () => kms.decrypt({ ciphertext: enc.ciphertext, keyId: enc.keyId, annotations: enc.annotations }));
       await timed(status, () => kms.status());
     }
+    const cpuAfter = await cpuMs(plugin.child.pid);
+    const pluginCpuMsPerRound = cpuBefore === undefined || cpuAfter === undefined ? undefined : Math.round(((cpuAfter - cpuBefore) / ROUNDS) * 100) / 100;
     kms.close();
     await stop(plugin.child);
 
@@ -134,6 +156,7 @@ keys:
       encryptOverheadMs: Math.round((median(encrypt) - median(sdkWrap)) * 10) / 10,
       decryptOverheadMs: Math.round((median(decrypt) - median(sdkUnwrap)) * 10) / 10,
       statusMedianMs: median(status),
+      pluginCpuMsPerRound,
       idle: { seconds: IDLE_S, healthIntervalS: IDLE_INTERVAL_S, statusPolls: polls, vaultRequests: idleRequests, vaultRequestsPerRoundTrip: Math.round(perRoundTrip * 10) / 10, vaultRequestsPerHourAtDefaultInterval: perHourDefault, defaultInterval: DEFAULT_HEALTH_INTERVAL },
     };
     console.log(JSON.stringify(results, null, 2));
