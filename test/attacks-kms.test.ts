@@ -190,7 +190,9 @@ describe('attacks on podvault kms-plugin', () => {
     const seen = vault.vaultLog.length;
     const answers = await Promise.all(Array.from({ length: 500 }, () => quiet.client.status()));
     for (const s of answers) expect(s.version).toBe('v2');
-    expect(vault.vaultLog.length).toBe(seen);
+    // The other plugin of this file shares the vault and makes its own health round trip every
+    // second (a few requests each); 500 Status calls that reached the vault would add 500 or more.
+    expect(vault.vaultLog.length - seen).toBeLessThan(50);
   });
 
   it('a config file that is a FIFO or a device (a symlink to /dev/zero) is refused at once, not read forever', async () => {
