@@ -13,7 +13,7 @@ import type { DevVault } from '../src/devvault/server.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import { kmsKeyId } from '../src/kms/key-ref.js';
 import { KmsClient } from '../src/kms/kms-client.js';
-import { startPluginProcess } from './support/kms-plugin-process.js';
+import { startPluginProcess, until } from './support/kms-plugin-process.js';
 import type { PluginProcess } from './support/kms-plugin-process.js';
 
 const SECRET = 'kms-attack-secret-Zt81-never-log-me';
@@ -40,15 +40,6 @@ const rpcCode = (err: unknown): number | undefined => (err as { code?: number })
 const rpcDetails = (err: unknown): string => (err as { details?: string }).details ?? '';
 const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * Attacks on `podvault kms-plugin` (docs/security.md §11): a hostile caller of its socket, a

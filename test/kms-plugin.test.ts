@@ -13,7 +13,7 @@ import { parseSeed } from '../src/devvault/seed.js';
 import { ANNOTATION_ALGORITHM, ANNOTATION_KEY_ID, ANNOTATION_VERSION } from '../src/kms/envelope.js';
 import { kmsKeyId } from '../src/kms/key-ref.js';
 import { ApiServerEmulator } from '../src/devvault/kms-apiserver.js';
-import { startPluginProcess } from './support/kms-plugin-process.js';
+import { startPluginProcess, until } from './support/kms-plugin-process.js';
 import type { PluginProcess } from './support/kms-plugin-process.js';
 
 const PLUGIN_SECRET = 'kms-sp-secret-Qv93-never-log-me';
@@ -41,15 +41,6 @@ keys:
 const rpcCode = (err: unknown): number | undefined => (err as { code?: number }).code;
 const rpcDetails = (err: unknown): string => (err as { details?: string }).details ?? '';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * `podvault kms-plugin` as kube-apiserver sees it: started through the real CLI on a real unix

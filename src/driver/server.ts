@@ -31,7 +31,7 @@ import type { Histogram } from 'prom-client';
 import { LogEventRecorder } from '../events/event-recorder.js';
 import type { EventRecorder } from '../events/event-recorder.js';
 import type { PodStatusSink } from '../kube/pod-status.js';
-import { prepareSocketPath, removeSocket, socketPathOf } from './socket.js';
+import { prepareSocketPath, removeSocket, shutdownServer, socketPathOf } from './socket.js';
 import { unary } from './unary.js';
 import { pkcs12Converter } from '../untrusted/pkcs12-converter.js';
 
@@ -225,16 +225,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     async stop(graceMs = 10_000): Promise<void> {
       if (rotationTimer) clearInterval(rotationTimer);
       await health?.close();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await shutdownServer(server, graceMs);
       await removeSocket(socketPath);
       await stopSources?.();
       log.info('podvault driver stopped');

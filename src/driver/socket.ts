@@ -1,5 +1,6 @@
 import { lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Server } from '@grpc/grpc-js';
 
 /**
  * The unix socket path of a CSI endpoint: `unix:///csi/csi.sock`, `unix:/csi/csi.sock` or a bare
@@ -28,4 +29,18 @@ export async function prepareSocketPath(path: string): Promise<void> {
 
 export async function removeSocket(path: string): Promise<void> {
   await unlink(path).catch(() => undefined);
+}
+
+/** Let in-flight calls finish for up to `graceMs`, then cut the rest off. */
+export function shutdownServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -1,6 +1,6 @@
 import { chmod } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { prepareSocketPath, removeSocket } from '../driver/socket.js';
+import { prepareSocketPath, removeSocket, shutdownServer } from '../driver/socket.js';
 import type { Logger } from '../log.js';
 import { startHealthServer } from '../metrics/http-server.js';
 import { HostLimiter } from '../providers/azure/host-limiter.js';
@@ -85,16 +85,7 @@ export async function startKmsPlugin(config: KmsConfig, log: Logger): Promise<Ru
     async stop(graceMs = 5000): Promise<void> {
       health.stop();
       await http?.close();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await shutdownServer(server, graceMs);
       if (socketPath) await removeSocket(socketPath);
       log.info('podvault kms-plugin stopped');
     },

@@ -62,3 +62,14 @@ export async function startPluginProcess(args: string[], timeoutMs = 20_000): Pr
     },
   };
 }
+
+/** Polls `probe` every 100 ms until it gives a value (errors count as no value yet). */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
