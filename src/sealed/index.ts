@@ -13,3 +13,5 @@ export type { MarkerPosition } from './sealed-error.js';
 export { parseVersionedKeyId } from './sealed-key-id.js';
 export { KeyVaultDataKeys } from './key-vault-data-keys.js';
 export type { KeyVaultDataKeysOptions } from './key-vault-data-keys.js';
+export { parsePath, sealDocument } from './seal-document.js';
+export type { DocumentFormat } from './seal-document.js';
