@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -204,13 +204,20 @@ servers:
     expect((await run(['render', file, ...vaultArgs()])).stdout).toBe('user: alice\npass: p@ss\n');
   });
 
-  it('flag errors exit 1 with a message: -o with -i, -i on stdin, a bad key URL, a bad s5 key (not echoed)', async () => {
+  it('flag errors exit 1 with a message: -o with -i, -i on stdin, a bad key URL, a file over 64 MiB, a FIFO, a bad s5 key (not echoed)', async () => {
     const both = await run(['render', join(work, 'app.conf'), '-o', 'x', '-i']);
     expect(both).toMatchObject({ code: 1, stderr: 'podvault: give -o/--output or -i/--in-place, not both\n' });
     expect((await run(['render', '-i'])).stderr).toBe('podvault: -i/--in-place needs a FILE (stdin cannot be rewritten)\n');
     const badKey = await run(['seal', '--key', 'https://v.example/secrets/x', ...vaultArgs()], 'v');
     expect(badKey.code).toBe(1);
     expect(badKey.stderr).toMatch(/^podvault: --key "https:\/\/v\.example\/secrets\/x" must be https:\/\/<vault>\/keys\/<name>\[\/<version>\]/);
+    const huge = join(work, 'huge.yaml');
+    await writeFile(huge, '');
+    await truncate(huge, 65 * 1024 * 1024);
+    expect(await run(['render', huge])).toMatchObject({ code: 1, stderr: `podvault: ${huge}: larger than 67108864 bytes\n` });
+    const fifo = join(work, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(await run(['render', fifo])).toMatchObject({ code: 1, stderr: `podvault: ${fifo}: not a regular file\n` });
     const badS5 = await run(['render'], 'x', { S5_AES_KEY: 'not-hex-secret-value' });
     expect(badS5.code).toBe(1);
     expect(badS5.stderr).not.toContain('not-hex-secret-value');
