@@ -6,6 +6,7 @@ import { driverCommand } from './driver-command.js';
 import { etcdAuditCommand } from './etcd-audit-command.js';
 import { flexVolumeCommand } from './flexvolume-command.js';
 import { kmsPluginCommand } from './kms-plugin-command.js';
+import { versionWatchCommand } from './version-watch-command.js';
 
 /**
  * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
@@ -22,6 +23,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .addCommand(demoCommand())
     .addCommand(flexVolumeCommand())
     .addCommand(etcdAuditCommand())
-    .addCommand(kmsPluginCommand());
+    .addCommand(kmsPluginCommand())
+    .addCommand(versionWatchCommand());
   await program.parseAsync([...argv]);
 }

@@ -54,6 +54,8 @@ export interface VaultRequestRecord {
   at: number;
   path: string;
   outcome: string;
+  /** The client id its token named, once checked (absent for faults and bad tokens). */
+  clientId?: string;
 }
 
 export interface DevVault {
@@ -107,6 +109,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   let baseUrl = '';
   const faults: Fault[] = [];
   const vaultLog: VaultRequestRecord[] = [];
+  /** The log record of each request being served, so `authorize` can add who made it. */
+  const logged = new WeakMap<IncomingMessage, VaultRequestRecord>();
   const tokenScopes: string[] = [];
   const tokenTenants: string[] = [];
   const vaultResource = options.vaultResource ?? VAULT_RESOURCE;
@@ -166,17 +170,25 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
         const clientId = authorize(req, res, `${kind}-versions`);
         if (!clientId) return;
         const name = decodeURIComponent(url.pathname.split('/')[2] ?? '');
-        if (!(kind === 'keys' ? store.mayUseKey(clientId, name, 'get') : store.mayRead(clientId, name))) return forbidden(res, clientId, kind, 'list', name);
+        if (!(store.mayReadMetadata(clientId, name) || (kind === 'keys' && store.mayUseKey(clientId, name, 'get')))) return forbidden(res, clientId, kind, 'list', name);
         const versions = store.list(kind, name);
         if (!versions) return objectNotFound(res, kind, name);
-        sendJson(res, 200, { value: versions.map((v) => itemBody(kind, name, v)), nextLink: null });
+        // Key Vault pages listings at `maxresults` (at most 25) with a nextLink carrying $skiptoken;
+        // without maxresults dev-vault answers one page, as it always did.
+        const max = Number(url.searchParams.get('maxresults') ?? 0);
+        const from = Number(url.searchParams.get('$skiptoken') ?? 0) || 0;
+        const size = max > 0 ? Math.min(25, max) : versions.length;
+        const next = from + size < versions.length ? `${baseUrl}/${kind}/${encodeURIComponent(name)}/versions?api-version=${KEYVAULT_API_VERSION}&maxresults=${size}&$skiptoken=${from + size}` : null;
+        sendJson(res, 200, { value: versions.slice(from, from + size).map((v) => itemBody(kind, name, v)), nextLink: next });
       }],
       [new RegExp(`^/${kind}/([^/]+)(?:/([^/]*))?/?$`), 'GET', (req, res, url) => {
         const clientId = authorize(req, res, kind === 'secrets' ? 'secret' : kind === 'keys' ? 'key' : 'certificate');
         if (!clientId) return;
         const [, , rawName = '', rawVersion = ''] = url.pathname.split('/');
         const name = decodeURIComponent(rawName);
-        if (!(kind === 'keys' ? store.mayUseKey(clientId, name, 'get') : store.mayRead(clientId, name))) return forbidden(res, clientId, kind, 'get', name);
+        // Key Vault Reader reads keys' and certificates' properties and public parts, never a secret's value.
+        const mayGet = kind === 'secrets' ? store.mayRead(clientId, name) : store.mayReadMetadata(clientId, name) || (kind === 'keys' && store.mayUseKey(clientId, name, 'get'));
+        if (!mayGet) return forbidden(res, clientId, kind, 'get', name);
         const entry = store.get(kind, name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
         if (!entry) return objectNotFound(res, kind, name);
         const expired = entry.expires !== undefined && entry.expires * 1000 < Date.now();
@@ -231,6 +243,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       return undefined;
     }
     count(kind);
+    const record = logged.get(req);
+    if (record) record.clientId = clientId;
     return clientId;
   }
 
@@ -292,7 +306,9 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
             return sendJson(res, fault.status, { error: { code, message: fault.status === 429 ? 'Rate limit is exceeded. Try again later.' : 'An unexpected error occurred.' } });
           }
         }
-        vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'served' });
+        const record: VaultRequestRecord = { at: Date.now(), path: url.pathname, outcome: 'served' };
+        vaultLog.push(record);
+        logged.set(req, record);
       }
       await route[2](req, res, url);
     };

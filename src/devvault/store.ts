@@ -113,6 +113,11 @@ export class VaultStore {
     return !!client && client.read.some((glob) => globMatch(glob, name));
   }
 
+  /** Whether `clientId` may list versions and read properties of object `name` (no value): Key Vault Reader, or a reader of its value. */
+  mayReadMetadata(clientId: string, name: string): boolean {
+    return this.clientMap.get(clientId)?.keyVaultReader === true || this.mayRead(clientId, name);
+  }
+
   /**
    * Whether `clientId` may perform `action` on key `name`: one of its crypto roles grants it on
    * that name, or (get only) its `read` globs name the key, as for every other object.
