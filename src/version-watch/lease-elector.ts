@@ -61,7 +61,7 @@ function microTime(ms: number): string {
  * (`renewTime`). Every write is a PUT carrying the resourceVersion read, so of two replicas acting
  * at once one gets 409 Conflict and retries at its next period. A leader that could not renew for
  * `renewDeadline` stops at once (its signal aborts) — before any follower may take over, since
- * `renewDeadline < leaseDuration`. On `stop()` a leader releases the Lease (empty holder,
+ * `renewDeadline < leaseDuration` — and so does one that reads another holder in the Lease. On `stop()` a leader releases the Lease (empty holder,
  * leaseDurationSeconds 1) so the other replica takes over without waiting.
  */
 export class LeaseElector {
@@ -100,14 +100,15 @@ export class LeaseElector {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const ok = await this.tryAcquireOrRenew().catch((err: unknown) => {
+      const outcome = await this.tryAcquireOrRenew().catch((err: unknown): 'failed' => {
         this.options.log.debug({ lease: this.options.name, cause: describeCause(err) }, 'lease attempt failed');
-        return false;
+        return 'failed';
       });
       if (this.stopped) return;
       const now = Date.now();
-      if (ok && this.leading) this.leading.lastRenew = now;
-      else if (ok) this.startLeading(now);
+      if (outcome === 'held' && this.leading) this.leading.lastRenew = now;
+      else if (outcome === 'held') this.startLeading(now);
+      else if (outcome === 'taken') this.stepDown('another replica holds the lease');
       else if (this.leading && now - this.leading.lastRenew >= this.options.renewDeadlineMs) this.stepDown('could not renew within the renew deadline');
       await sleep(this.options.retryPeriodMs, this.wake.signal).catch(() => undefined);
     }
@@ -129,8 +130,12 @@ export class LeaseElector {
     this.options.onStoppedLeading?.();
   }
 
-  /** One attempt, client-go's tryAcquireOrRenew: true when this replica holds the Lease after it. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * One attempt, client-go's tryAcquireOrRenew: `held` when this replica holds the Lease after it,
+   * `taken` when another holder's lease is valid (a leader seeing this stops at once), `failed`
+   * when the write lost a race (409) and the next period tries again.
+   */
+  private async tryAcquireOrRenew(): Promise<'held' | 'taken' | 'failed'> {
     const { namespace, name, identity } = this.options;
     const now = Date.now();
     const durationSeconds = Math.max(1, Math.ceil(this.options.leaseDurationMs / 1000));
@@ -150,7 +155,7 @@ export class LeaseElector {
     if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) this.observed = { holder, renewTime, at: now };
     const heldElsewhere = holder !== '' && holder !== identity;
     const theirDurationMs = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
-    if (heldElsewhere && this.observed.at + theirDurationMs > now) return false;
+    if (heldElsewhere && this.observed.at + theirDurationMs > now) return 'taken';
     const mine = holder === identity;
     const next: LeaseSpec = {
       holderIdentity: identity,
@@ -163,18 +168,18 @@ export class LeaseElector {
     return this.write('replace', { apiVersion: `${LEASE_GROUP}/${LEASE_VERSION}`, kind: 'Lease', metadata: { ...current.metadata, name, namespace }, spec: next }, next, now);
   }
 
-  /** Create or replace the Lease; false on 409 Conflict (another replica wrote first). */
-  private async write(how: 'create' | 'replace', body: object, spec: LeaseSpec, now: number): Promise<boolean> {
+  /** Create or replace the Lease; `failed` on 409 Conflict (another replica wrote first). */
+  private async write(how: 'create' | 'replace', body: object, spec: LeaseSpec, now: number): Promise<'held' | 'failed'> {
     const { namespace, name } = this.options;
     try {
       const request = { group: LEASE_GROUP, version: LEASE_VERSION, namespace, plural: LEASE_PLURAL, body };
       await this.withTimeout(how === 'create' ? this.api.createNamespacedCustomObject(request) : this.api.replaceNamespacedCustomObject({ ...request, name }));
     } catch (err) {
-      if (err instanceof ApiException && err.code === 409) return false;
+      if (err instanceof ApiException && err.code === 409) return 'failed';
       throw err;
     }
     this.observed = { holder: spec.holderIdentity ?? '', renewTime: spec.renewTime ?? '', at: now };
-    return true;
+    return 'held';
   }
 
   /** client-go's release: no holder, a 1 s lease, so a follower acquires at its next attempt. */
