@@ -57,7 +57,7 @@ export class VersionsPublisher {
         unavailable[object.collection][object.name] = result.unavailable;
       }
     }
-    return { vaultUri: vaultUrl, intervalSeconds: Math.max(1, Math.round(this.options.intervalMs / 1000)), observedAt: at, writer: this.options.identity, versions, unavailable };
+    return { vaultUri: vaultUrl, intervalSeconds: this.options.intervalMs / 1000, observedAt: at, writer: this.options.identity, versions, unavailable };
   }
 
   /** Publish `status` when it changed or the heartbeat is due; false when nothing was written. */

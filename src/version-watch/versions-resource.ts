@@ -71,7 +71,7 @@ export const versionsStatusSchema = z.object({
   /** The vault origin, `https://host[:port]`. */
   vaultUri: z.string(),
   /** The watcher's poll interval in seconds: nodes judge staleness against it. */
-  intervalSeconds: z.number().int().positive(),
+  intervalSeconds: z.number().positive(),
   /** When the last poll of this vault completed (RFC 3339): the heartbeat. */
   observedAt: z.string(),
   /** The identity of the watcher replica (the Lease holder) that wrote it. */
