@@ -57,7 +57,7 @@ const clientSchema = z.object({
    * of keys and certificates, never a secret's value (give `read: []` with it for a metadata-only
    * identity, such as the version watch's).
    */
-  keyVaultReader: z.boolean().default(false),
+  keyVaultReader: z.boolean().optional(),
   /** Globs over object names this identity may read; every object when absent. */
   read: z.array(z.string()).default(['*']),
   /**

@@ -43,21 +43,9 @@ export class VersionsPublisher {
     this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  /** The status one vault's poll results make, given the one written before (for `since`). */
+  /** The status one vault's poll results make, given the one this replica wrote before (for `since`). */
   statusFor(vaultUrl: string, results: ReadonlyArray<{ object: WatchedObject; result: PollResult }>, now: number): VersionsStatus {
-    const previous = this.written.get(vaultUrl)?.status;
-    const at = new Date(now).toISOString();
-    const versions = emptyCollections<{ version: string; since: string }>();
-    const unavailable = emptyCollections<VersionsStatus['unavailable']['secrets'][string]>();
-    for (const { object, result } of results) {
-      if ('version' in result) {
-        const before = previous?.versions[object.collection][object.name];
-        versions[object.collection][object.name] = { version: result.version, since: before?.version === result.version ? before.since : at };
-      } else {
-        unavailable[object.collection][object.name] = result.unavailable;
-      }
-    }
-    return { vaultUri: vaultUrl, intervalSeconds: this.options.intervalMs / 1000, observedAt: at, writer: this.options.identity, versions, unavailable };
+    return buildVersionsStatus(vaultUrl, results, { now, intervalMs: this.options.intervalMs, writer: this.options.identity, previous: this.written.get(vaultUrl)?.status });
   }
 
   /** Publish `status` when it changed or the heartbeat is due; false when nothing was written. */
@@ -110,6 +98,29 @@ export class VersionsPublisher {
       }
     }
   }
+}
+
+/**
+ * The status of one vault after a poll: each object's version (with `since` kept from `previous`
+ * while the version is the same) or why it is unavailable; objects no class names any more drop out.
+ */
+export function buildVersionsStatus(
+  vaultUrl: string,
+  results: ReadonlyArray<{ object: WatchedObject; result: PollResult }>,
+  context: { now: number; intervalMs: number; writer: string; previous?: VersionsStatus | undefined },
+): VersionsStatus {
+  const at = new Date(context.now).toISOString();
+  const versions = emptyCollections<{ version: string; since: string }>();
+  const unavailable = emptyCollections<VersionsStatus['unavailable']['secrets'][string]>();
+  for (const { object, result } of results) {
+    if ('version' in result) {
+      const before = context.previous?.versions[object.collection][object.name];
+      versions[object.collection][object.name] = { version: result.version, since: before?.version === result.version ? before.since : at };
+    } else {
+      unavailable[object.collection][object.name] = result.unavailable;
+    }
+  }
+  return { vaultUri: vaultUrl, intervalSeconds: context.intervalMs / 1000, observedAt: at, writer: context.writer, versions, unavailable };
 }
 
 /** The part of a status whose change is published at once: versions and unavailability, not times. */
