@@ -43,7 +43,10 @@ describe('attacks on the version watch: class authors and vault answers cannot p
     fx.vault.injectFault({ path: /^\/secrets\/a-loop\/versions/, times: 100_000, body: loop });
     const big = JSON.stringify({ value: Array.from({ length: 20_000 }, (_, i) => ({ id: `${fx.vault.url}/secrets/a-big/${String(i).padStart(32, '0')}`, attributes: { enabled: true, created: i, updated: i } })), nextLink: null });
     fx.vault.injectFault({ path: /^\/secrets\/a-big\/versions/, times: 100_000, body: big });
-    fx.putClass('aaa', 'listings', [{ objectName: 'a-loop', objectType: 'secret' }, { objectName: 'a-big', objectType: 'secret' }]);
+    // Two versions created within the same second: which one is current cannot be told.
+    const tie = JSON.stringify({ value: ['1', '2'].map((v) => ({ id: `${fx.vault.url}/secrets/a-tie/${v.repeat(32)}`, attributes: { enabled: true, created: 1_700_000_000, updated: 1_700_000_000 } })), nextLink: null });
+    fx.vault.injectFault({ path: /^\/secrets\/a-tie\/versions/, times: 100_000, body: tie });
+    fx.putClass('aaa', 'listings', [{ objectName: 'a-loop', objectType: 'secret' }, { objectName: 'a-big', objectType: 'secret' }, { objectName: 'a-tie', objectType: 'secret' }]);
 
     watch = await startWatchProcess(
       fx.args(['--interval', '8s', '--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '250ms', '--max-requests-per-second', String(RATE), '--max-objects', String(MAX_OBJECTS), '--vault-max-attempts', '1']),
@@ -87,10 +90,11 @@ describe('attacks on the version watch: class authors and vault answers cannot p
     expect(watch.lines.find((l) => l.class === 'mallory/bad-uri')?.problem).toMatch(/vaultUri must be the vault origin only/);
   });
 
-  it('an endless versions listing stops at MAX_VERSION_PAGES and a 2 MB page is refused: both objects unavailable, the rest published', () => {
+  it('an endless versions listing stops at MAX_VERSION_PAGES, a 2 MB page is refused (Error), two versions of one second are Ambiguous: never guessed', () => {
     const status = fx.status();
     expect(status?.unavailable.secrets['a-loop']).toBe('Error');
     expect(status?.unavailable.secrets['a-big']).toBe('Error');
+    expect(status?.unavailable.secrets['a-tie']).toBe('Ambiguous');
     const loopRequests = fx.watcherRequests().filter((r) => r.path.startsWith('/secrets/a-loop/')).length;
     expect(loopRequests).toBeLessThanOrEqual((MAX_VERSION_PAGES + 1) * watch.polls().length + MAX_VERSION_PAGES + 1);
     expect(Object.keys(status?.unavailable.secrets ?? {}).length).toBe(MAX_OBJECTS);

@@ -166,6 +166,24 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       sendJson(res, 200, { token_type: 'Bearer', expires_in: result.expiresIn, ext_expires_in: result.expiresIn, access_token: result.token });
     }],
     ...(['secrets', 'keys', 'certificates'] as const).flatMap((kind): Array<[RegExp, string, Route]> => [
+      // The vault's listing (`GET /secrets`): each object's id WITHOUT a version and its current
+      // version's attributes; paged at `maxresults` (at most 25) with a $skiptoken nextLink.
+      [new RegExp(`^/${kind}/?$`), 'GET', (req, res, url) => {
+        const clientId = authorize(req, res, `${kind}-list`);
+        if (!clientId) return;
+        const names = store.names(kind).filter((name) => store.mayReadMetadata(clientId, name));
+        const max = Number(url.searchParams.get('maxresults') ?? 0);
+        const from = Number(url.searchParams.get('$skiptoken') ?? 0) || 0;
+        const size = Math.min(25, max > 0 ? max : 25);
+        const next = from + size < names.length ? `${baseUrl}/${kind}?api-version=${KEYVAULT_API_VERSION}&maxresults=${size}&$skiptoken=${from + size}` : null;
+        const value = names.slice(from, from + size).map((name) => {
+          const current = store.get(kind, name) as StoredVersion;
+          const item = itemBody(kind, name, current);
+          const unversioned = `${baseUrl}/${kind}/${name}`;
+          return kind === 'keys' ? { ...item, kid: unversioned } : { ...item, id: unversioned };
+        });
+        sendJson(res, 200, { value, nextLink: next });
+      }],
       [new RegExp(`^/${kind}/([^/]+)/versions/?$`), 'GET', (req, res, url) => {
         const clientId = authorize(req, res, `${kind}-versions`);
         if (!clientId) return;
@@ -275,7 +293,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const delay = options.latencyMs ?? 0;
     const serve = async (): Promise<void> => {
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-      if (/^\/(secrets|keys|certificates)\//.test(url.pathname) && req.headers.authorization) {
+      if (/^\/(secrets|keys|certificates)(\/|$)/.test(url.pathname) && req.headers.authorization) {
         const fault = faults.find((f) => f.times > 0 && (!f.path || f.path.test(url.pathname)));
         if (fault) {
           fault.times -= 1;

@@ -64,6 +64,11 @@ export class VaultStore {
     return version ? versions.find((v) => v.version === version) : versions[versions.length - 1];
   }
 
+  /** Names of the objects of one kind, in creation order. */
+  names(kind: ObjectKind): string[] {
+    return [...this.objects[kind].keys()];
+  }
+
   list(kind: ObjectKind, name: string): readonly StoredVersion[] | undefined {
     return this.objects[kind].get(name);
   }

@@ -23,6 +23,14 @@ export const MAX_VERSION_PAGES = 40;
 /** Bytes of one vault answer the watcher reads; a metadata answer is a few KiB. */
 export const MAX_RESPONSE_BYTES = 256 * 1024;
 
+/** Two versions of a secret share the newest `created` second: which is current cannot be told from metadata. */
+class AmbiguousVersionError extends Error {
+  override readonly name = 'AmbiguousVersionError';
+  constructor() {
+    super('two versions were created within the same second');
+  }
+}
+
 /** What one object's poll learned: its current version, or why not. */
 export type PollResult = { version: string } | { unavailable: UnavailableReason };
 
@@ -83,7 +91,7 @@ export class VersionPoller {
     } catch (err) {
       signal.throwIfAborted();
       const status = (err as { statusCode?: unknown }).statusCode;
-      const reason: UnavailableReason = status === 403 || status === 401 ? 'Forbidden' : status === 404 ? 'NotFound' : status === 429 || err instanceof ThrottledError ? 'Throttled' : 'Error';
+      const reason: UnavailableReason = err instanceof AmbiguousVersionError ? 'Ambiguous' : status === 403 || status === 401 ? 'Forbidden' : status === 404 ? 'NotFound' : status === 429 || err instanceof ThrottledError ? 'Throttled' : 'Error';
       this.options.log.debug({ object: what, reason, status: typeof status === 'number' ? status : (err as Error).name }, 'version unavailable');
       return { unavailable: reason };
     }
@@ -93,16 +101,21 @@ export class VersionPoller {
     const clients = this.clientsFor(object.vaultUrl);
     if (object.collection === 'keys') return (await (await clients.keys()).getKey(object.name, { abortSignal })).properties.version;
     if (object.collection === 'certificates') return (await (await clients.certificates()).getCertificate(object.name, { abortSignal })).properties.version;
-    // Key Vault's current version is the one created last; the listing's order is not documented.
-    let best: { version: string; created: number } | undefined;
+    // Key Vault's current version is the one created last; the listing's order is not documented,
+    // and `created` counts whole seconds: two versions made within the newest second cannot be
+    // told apart, so the object is `Ambiguous` (nodes refetch it periodically) rather than guessed.
+    let best: { version: string; created: number; tied: boolean } | undefined;
     let pages = 0;
     for await (const page of clients.secrets.listPropertiesOfSecretVersions(object.name, { abortSignal }).byPage({ maxPageSize: 25 })) {
       if (++pages > MAX_VERSION_PAGES) throw new Error(`more than ${MAX_VERSION_PAGES} pages of versions`);
       for (const p of page) {
         const created = p.createdOn?.getTime() ?? 0;
-        if (p.version && (!best || created >= best.created)) best = { version: p.version, created };
+        if (!p.version) continue;
+        if (!best || created > best.created) best = { version: p.version, created, tied: false };
+        else if (created === best.created && p.version !== best.version) best.tied = true;
       }
     }
+    if (best?.tied) throw new AmbiguousVersionError();
     return best?.version;
   }
 

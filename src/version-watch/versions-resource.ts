@@ -58,7 +58,7 @@ export const versionEntrySchema = z.object({ version: z.string().max(64), since:
 export type VersionEntry = z.infer<typeof versionEntrySchema>;
 
 /** Why the watcher could not learn an object's version this poll: nodes refetch it periodically. */
-export const UNAVAILABLE_REASONS = ['Forbidden', 'NotFound', 'Throttled', 'Error'] as const;
+export const UNAVAILABLE_REASONS = ['Forbidden', 'NotFound', 'Throttled', 'Ambiguous', 'Error'] as const;
 export type UnavailableReason = (typeof UNAVAILABLE_REASONS)[number];
 
 const perCollection = <T extends z.ZodType>(entry: T) => z.object({ secrets: z.record(z.string(), entry).default({}), keys: z.record(z.string(), entry).default({}), certificates: z.record(z.string(), entry).default({}) });
