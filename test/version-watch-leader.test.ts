@@ -69,6 +69,7 @@ describe('version-watch leader election (two real processes, one Lease)', () => 
     await current?.stop();
     const taken = await until('replica-c to take the Lease', () => (lease(fx)?.holderIdentity === next.holderIdentity ? Date.now() : undefined), 10_000);
     expect(taken - stoppedAt).toBeLessThan(LEASE_S * 1000);
+    console.log(`version-watch takeover after SIGTERM (lease released): ${taken - stoppedAt} ms`);
     expect(current?.lines.some((l) => l.msg === 'released the lease')).toBe(true);
   });
 

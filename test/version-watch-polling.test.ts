@@ -96,6 +96,7 @@ describe('version-watch polling against dev-vault (metadata-only identity)', () 
     const setAt = Date.now();
     const seen = await until('the new version published', () => (fx.status()?.versions.secrets['db-password']?.version === version ? Date.now() : undefined), INTERVAL_MS * 2 + 1000);
     expect(seen - setAt).toBeLessThanOrEqual(INTERVAL_MS + 500);
+    console.log(`new secret version published ${seen - setAt} ms after it was set (interval ${INTERVAL_MS} ms)`);
     expect(fx.status()?.versions.secrets['db-password']?.since).not.toBe(before?.since);
     expect(fx.watcherRequests().filter((r) => isValueGet(r.path))).toEqual([]);
   });
