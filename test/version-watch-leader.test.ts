@@ -44,6 +44,7 @@ describe('version-watch leader election (two real processes, one Lease)', () => 
     expect(follower.lines.some((l) => l.msg === 'became the leader')).toBe(false);
     expect(fx.api.openWatches.filter((p) => p.endsWith('/secretproviderclasses'))).toHaveLength(1);
     const transitions = lease(fx)?.leaseTransitions ?? 0;
+    const since = fx.status()?.versions.secrets['db-password']?.since;
 
     const killedAt = Date.now();
     await leader.kill9();
@@ -55,6 +56,8 @@ describe('version-watch leader election (two real processes, one Lease)', () => 
     expect(takeoverMs).toBeGreaterThan(LEASE_S * 1000 - 2 * 250 - 300);
     expect(lease(fx)?.leaseTransitions).toBe(transitions + 1);
     await until('the new leader to publish', () => (fx.status()?.writer === follower.holderIdentity ? true : undefined), 5_000);
+    // It starts from the object the old leader left: the versions' `since` carries over.
+    expect(fx.status()?.versions.secrets['db-password']?.since).toBe(since);
     console.log(`version-watch takeover after kill -9: ${takeoverMs} ms (lease ${LEASE_S} s, retry 250 ms)`);
   });
 

@@ -65,6 +65,12 @@ describe('version-watch polling against dev-vault (metadata-only identity)', () 
     expect(fx.vault.requests.denied ?? 0).toBe(0);
   });
 
+  it('its client secret is in neither its argv nor its log', () => {
+    expect(watch.child.spawnargs.join(' ')).not.toContain(WATCHER_SECRET);
+    expect(JSON.stringify(watch.lines)).not.toContain(WATCHER_SECRET);
+    expect(watch.lines.find((l) => l.msg === 'podvault version-watch started')?.identity).toMatch(/^service principal secret version-watch-reader/);
+  });
+
   it('pinned objects are never polled', () => {
     expect(fx.vault.vaultLog.filter((r) => r.path.includes('pinned-secret'))).toEqual([]);
   });

@@ -87,7 +87,7 @@ export async function startVersionWatch(config: WatchConfig, log: Logger): Promi
       signal.throwIfAborted();
       unavailable += results.filter((r) => 'unavailable' in r.result).length;
       // The heartbeat is timed by round starts (one interval apart), not by when a round's writes land.
-      if (await publisher.publish(publisher.statusFor(vaultUrl, results, Date.now()), deadline - config.intervalMs)) written += 1;
+      if (await publisher.publish(await publisher.statusFor(vaultUrl, results, Date.now()), deadline - config.intervalMs)) written += 1;
     }
     metrics.objects.set(snapshot.objects.length);
     metrics.unavailable.set(unavailable);
@@ -96,6 +96,7 @@ export async function startVersionWatch(config: WatchConfig, log: Logger): Promi
   }
 
   async function lead(signal: AbortSignal): Promise<void> {
+    publisher.reset();
     const discovery = new ObjectDiscovery({ kubeConfig, cloud: config.cloud, allowedVaultOrigins: config.sdk.allowedVaultOrigins, maxObjects: config.maxObjects, log });
     discovery.start();
     try {

@@ -4,7 +4,7 @@ import { describeCause } from '../errors/describe-cause.js';
 import type { Logger } from '../log.js';
 import type { PollResult } from './version-poller.js';
 import type { WatchedObject } from './object-discovery.js';
-import { COLLECTIONS, MAX_STATUS_BYTES, VOV_API_VERSION, VOV_GROUP, VOV_KIND, VOV_PLURAL, VOV_VERSION, versionsObjectName } from './versions-resource.js';
+import { COLLECTIONS, MAX_STATUS_BYTES, VOV_API_VERSION, VOV_GROUP, VOV_KIND, VOV_PLURAL, VOV_VERSION, versionsObjectName, versionsStatusSchema } from './versions-resource.js';
 import type { VersionsStatus } from './versions-resource.js';
 
 export interface VersionsPublisherOptions {
@@ -43,9 +43,32 @@ export class VersionsPublisher {
     this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  /** The status one vault's poll results make, given the one this replica wrote before (for `since`). */
-  statusFor(vaultUrl: string, results: ReadonlyArray<{ object: WatchedObject; result: PollResult }>, now: number): VersionsStatus {
+  /** Forget what was written: a replica that (again) became the leader starts from the API's objects. */
+  reset(): void {
+    this.written.clear();
+  }
+
+  /**
+   * The status one vault's poll results make, given the one written before (for `since`, and to
+   * tell a change from a heartbeat). The first time after `reset`, that is the object in the API,
+   * as the previous leader left it: a new leader keeps `since` and writes nothing it need not.
+   */
+  async statusFor(vaultUrl: string, results: ReadonlyArray<{ object: WatchedObject; result: PollResult }>, now: number): Promise<VersionsStatus> {
+    if (!this.written.has(vaultUrl)) await this.load(vaultUrl);
     return buildVersionsStatus(vaultUrl, results, { now, intervalMs: this.options.intervalMs, writer: this.options.identity, previous: this.written.get(vaultUrl)?.status });
+  }
+
+  private async load(vaultUrl: string): Promise<void> {
+    const { namespace } = this.options;
+    let object: { status?: unknown };
+    try {
+      object = (await this.api.getNamespacedCustomObject({ group: VOV_GROUP, version: VOV_VERSION, namespace, plural: VOV_PLURAL, name: versionsObjectName(vaultUrl) })) as typeof object;
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 404)) this.options.log.warn({ vault: vaultUrl, cause: describeCause(err) }, 'could not read the published VaultObjectVersions');
+      return;
+    }
+    const parsed = versionsStatusSchema.safeParse(object.status);
+    if (parsed.success && parsed.data.vaultUri === vaultUrl) this.written.set(vaultUrl, { status: parsed.data, at: Date.parse(parsed.data.observedAt) || 0 });
   }
 
   /** Publish `status` when it changed or the heartbeat is due; false when nothing was written. */
