@@ -47,7 +47,12 @@ const leaseSchema = z.object({
 });
 type LeaseSpec = z.infer<typeof leaseSchema>['spec'];
 
-/** A MicroTime as the API server writes one: RFC 3339 with six fractional digits. */
+/**
+ * A MicroTime as the API server writes one: RFC 3339 with six fractional digits. The Lease is
+ * written as plain JSON through CustomObjectsApi because client-node's typed CoordinationV1Api
+ * passes a V1MicroTime Date through JSON.stringify (three digits), which the API server's
+ * MicroTime parser (Go's time.Parse with RFC3339Micro: exactly six) would refuse.
+ */
 function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
