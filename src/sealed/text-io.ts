@@ -38,9 +38,19 @@ export async function readText(file: string | undefined): Promise<string> {
     const info = await handle.stat();
     if (!info.isFile()) throw new Error(`${file}: not a regular file`);
     if (info.size > MAX_INPUT_BYTES) throw new Error(`${file}: larger than ${MAX_INPUT_BYTES} bytes`);
-    const bytes = await handle.readFile();
-    if (bytes.length > MAX_INPUT_BYTES) throw new Error(`${file}: larger than ${MAX_INPUT_BYTES} bytes`);
-    return decode(bytes, file);
+    // At most one byte past the limit is read, whatever the file does meanwhile (one that grows
+    // while it is read, a /proc-like file whose size says 0).
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(1024 * 1024, MAX_INPUT_BYTES + 1 - size));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      if (size > MAX_INPUT_BYTES) throw new Error(`${file}: larger than ${MAX_INPUT_BYTES} bytes`);
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+    return decode(Buffer.concat(chunks), file);
   } finally {
     await handle.close();
   }
