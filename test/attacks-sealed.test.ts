@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.js';
 import { AZURE_CLOUDS } from '../src/providers/azure/clouds.js';
 import { additionalData, encodeMarker } from '../src/sealed/format.js';
-import { findMarkers, findS5Markers, KeyVaultDataKeys, MAX_MARKERS_PER_TEXT, openMarkers, openS5Marker, renderText, resealText, SealedError, sealValues } from '../src/sealed/index.js';
+import { findMarkers, findS5Markers, KeyVaultDataKeys, MAX_MARKERS_PER_TEXT, openMarkers, openS5Marker, renderText, resealText, sealDocument, SealedError, sealValues } from '../src/sealed/index.js';
 import type { DataKeyUnwrapper, DataKeyWrapper, SealedMarker } from '../src/sealed/index.js';
 import { s5AesMarker } from './support/s5-aes.js';
 
@@ -207,6 +207,35 @@ describe('sealed values: attacks through s5 markers', () => {
     const keys = memoryKeys();
     await expect(resealText(text, { s5AesKey: key, wrapper: keys, keyId: KID })).rejects.toThrow(/the value is not UTF-8 text/);
     await expect(renderText(text, { unwrapper: keys, s5AesKey: key })).rejects.toThrow(/the value is not UTF-8 text/);
+  });
+});
+
+describe('seal --file: only the sealed values change', () => {
+  /** `text` with each `{{pv:…}}` marker (quoted as seal writes it) replaced by `<M>`. */
+  const masked = (text: string): string => text.replace(/\{\{pv:[A-Za-z0-9_-]+\}\}/g, '<M>');
+
+  it('YAML: every other byte stays (CRLF, big integers, 1e3, +1, .5, long decimals, hex case, flow spacing, blank lines, comment spacing)', async () => {
+    const keys = memoryKeys();
+    const text = '# c\r\nid: 12345678901234567890\r\ne: 1e3\r\np: +1\r\nd: .5\r\npi: 3.141592653589793238\r\nh: 0x1F\r\nlist: [a,   b]\r\nk:    v   # note\r\n\r\n\r\npw: hunter2\r\nport: 0x1F\r\nblock: |\r\n  x\r\n  y\r\ntail: z\r\n';
+    const { text: out } = await sealDocument(text, 'yaml', ['pw', 'port', 'block'], KID, keys);
+    expect(masked(out)).toBe(text.replace('pw: hunter2', 'pw: "<M>"').replace('port: 0x1F', 'port: "<M>"').replace('block: |\r\n  x\r\n  y\r\n', 'block: "<M>"\r\n'));
+    expect(await renderText(out, { unwrapper: keys })).toBe(text.replace('pw: hunter2', 'pw: "hunter2"').replace('port: 0x1F', 'port: "0x1F"').replace('block: |\r\n  x\r\n  y\r\n', 'block: "x\ny\n"\r\n'));
+  });
+
+  it('JSON: every other byte stays (tabs, big integers, 1.0, escapes); the sealed number is its exact digits', async () => {
+    const keys = memoryKeys();
+    const text = '{\n\t"id": 12345678901234567890,\n\t"f": 1.0,\n\t"s": "caf\\u00e9 \\/",\n\t"key": "k-123",\n\t"n": 98765432109876543210\n}';
+    const { text: out } = await sealDocument(text, 'json', ['key', 'n'], KID, keys);
+    expect(masked(out)).toBe(text.replace('"k-123"', '"<M>"').replace('98765432109876543210', '"<M>"'));
+    expect(JSON.parse(await renderText(out, { unwrapper: keys }))).toMatchObject({ key: 'k-123', n: '98765432109876543210' });
+  });
+
+  it('ambiguous input is refused: duplicate JSON keys (readers disagree on which wins), one value named twice, an explicit non-string tag', async () => {
+    const keys = memoryKeys();
+    await expect(sealDocument('{"pw": "a", "pw": "hunter2"}', 'json', ['pw'], KID, keys)).rejects.toThrow(/^cannot read the JSON's structure at line 1 column \d+ \(DUPLICATE_KEY\)$/);
+    await expect(sealDocument('pw: x\n', 'yaml', ['pw', 'pw'], KID, keys)).rejects.toThrow('--path pw: the value is named twice');
+    await expect(sealDocument('n: !!int 5\n', 'yaml', ['n'], KID, keys)).rejects.toThrow('--path n: the value has the explicit tag "tag:yaml.org,2002:int"; remove it to seal the value');
+    expect(keys.unwraps).toBe(0);
   });
 });
 
