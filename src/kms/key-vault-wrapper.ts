@@ -112,14 +112,8 @@ export class KeyVaultWrapper {
       kid = answeredKid(raw);
     };
     const result = await this.run('unwrapKey', call, (abortSignal) => client.unwrapKey(WRAP_ALGORITHM, ciphertext, { abortSignal, onResponse }), version);
-    // The SDK's bytes are zeroed once copied, so a caller that zeroes its copy leaves no second one
-    // (the answer's JSON text, a string, cannot be).
-    try {
-      this.checkAnsweredKid('unwrapKey', version, kid);
-      return Buffer.from(result.result);
-    } finally {
-      result.result.fill(0);
-    }
+    this.checkAnsweredKid('unwrapKey', version, kid);
+    return Buffer.from(result.result);
   }
 
   /** The SDK reports the key id it was built with; the answer's own `kid` must name the version asked. */
