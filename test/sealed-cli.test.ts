@@ -90,7 +90,7 @@ describe('podvault seal / render / reseal CLI', () => {
     expect(stdout.stdout).toBe('v=hunter2 "quoted"');
   });
 
-  it('seal --file --path on YAML keeps comments and order; all values under one data key, rendered with one unwrap', async () => {
+  it('seal --file --path on YAML keeps every byte but the sealed values; all values under one data key, rendered with one unwrap', async () => {
     const yamlFile = join(work, 'config.yaml');
     await writeFile(
       yamlFile,
@@ -112,7 +112,7 @@ servers:
     expect(r).toMatchObject({ code: 0, stderr: '', stdout: '' });
     const sealed = await readFile(yamlFile, 'utf8');
     expect(sealed).toContain('# Application settings (committed)');
-    expect(sealed).toContain('host: db.internal # plain');
+    expect(sealed).toContain('host: db.internal   # plain\n  password: "{{pv:');
     expect(sealed).not.toContain('s3cr3t');
     expect(sealed).not.toContain('tok-a');
     expect(sealed.match(/"\{\{pv:[A-Za-z0-9_-]+\}\}"/g)).toHaveLength(3);

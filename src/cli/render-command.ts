@@ -35,6 +35,6 @@ export function renderCommand(): Command {
     } finally {
       s5AesKey?.fill(0);
     }
-    await io.writeResult(rendered, { file, ...flags });
+    await io.writeResult(rendered, { file, ...flags, plaintext: true });
   });
 }

@@ -19,6 +19,15 @@ export interface SealedMarker extends SealedPayload {
 const BODY = /[A-Za-z0-9_-]*/y;
 
 /**
+ * A character of hostile text as a message may show it: printable ASCII quoted, anything else by
+ * its code point, so a bidi override or a C1 control in a marker cannot steer the reader's terminal.
+ */
+function describeCharacter(text: string, at: number): string {
+  const code = text.codePointAt(at) as number;
+  return code >= 0x20 && code <= 0x7e ? JSON.stringify(String.fromCodePoint(code)) : `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/**
  * Every `{{pv:…}}` marker of `text`, in order. A marker is `{{pv:` then base64url then `}}` on one
  * line; anything else after a `{{pv:` (another character, a line end, no closing braces, an
  * undecodable payload) throws a SealedError naming its line and column. Cost is linear in the text.
@@ -46,7 +55,7 @@ export function findMarkers(text: string): SealedMarker[] {
         end + MARKER_SUFFIX.length - at > MAX_MARKER_CHARS ? `longer than ${MAX_MARKER_CHARS} characters`
         : next === undefined ? 'the text ends before its closing }}'
         : next === '\n' || next === '\r' ? 'the line ends before its closing }} (markers do not span lines)'
-        : `character ${JSON.stringify(next)} at column ${position.column + end - at} is not base64url`;
+        : `character ${describeCharacter(text, end)} at column ${position.column + end - at} is not base64url`;
       throw new SealedError('invalid-argument', `malformed {{pv:…}} marker: ${why}`, position);
     }
     const payload = decodePayload(text.slice(bodyStart, end), position);

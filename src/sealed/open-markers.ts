@@ -3,6 +3,7 @@ import { PodvaultError } from '../errors/podvault-error.js';
 import { mapLimit } from '../util/map-limit.js';
 import type { DataKeyUnwrapper } from './data-keys.js';
 import { DATA_KEY_BYTES, MAX_VALUE_BYTES, TAG_BYTES, WRAP_ALGORITHM } from './format.js';
+import { MAX_MARKERS_PER_TEXT } from './markers.js';
 import type { SealedMarker } from './markers.js';
 import { SealedError } from './sealed-error.js';
 
@@ -35,26 +36,36 @@ function groupByDataKey(markers: readonly SealedMarker[]): DataKeyGroup[] {
  * Open every marker: marker text → value. Each distinct wrapped data key is unwrapped exactly
  * once (at most MAX_DATA_KEYS_PER_TEXT of them, four at a time), then every value under it is
  * decrypted and authenticated, and the data key's bytes are zeroed. The first failure rejects the
- * whole call (no partial map), with a SealedError naming the marker's line, column and key id.
+ * whole call (no partial map), with a SealedError naming the marker's line, column and key id, and
+ * aborts the unwraps still in flight (no further one starts). The marker and data key limits are
+ * checked here too, before any unwrap, for callers that decode markers one by one.
  */
 export async function openMarkers(markers: readonly SealedMarker[], unwrapper: DataKeyUnwrapper, signal?: AbortSignal): Promise<Map<string, string>> {
+  if (markers.length > MAX_MARKERS_PER_TEXT) {
+    const first = markers[MAX_MARKERS_PER_TEXT] as SealedMarker;
+    throw new SealedError('resource-exhausted', `more than ${MAX_MARKERS_PER_TEXT} {{pv:…}} markers in one text`, { line: first.line, column: first.column });
+  }
   const groups = groupByDataKey(markers);
   if (groups.length > MAX_DATA_KEYS_PER_TEXT) {
     const first = groups[MAX_DATA_KEYS_PER_TEXT]?.markers[0];
     throw new SealedError('resource-exhausted', `more than ${MAX_DATA_KEYS_PER_TEXT} distinct data keys in one text (each needs a vault call); seal a file's values in one run (podvault seal --file) so they share one`, first);
   }
   const values = new Map<string, string>();
-  await mapLimit(groups, UNWRAP_CONCURRENCY, async (group) => {
+  // Aborted at the first failure: the unwraps still running stop, and none of their values is decrypted.
+  const failed = new AbortController();
+  const unwrapSignal = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
+  const openGroup = async (group: DataKeyGroup): Promise<void> => {
     const first = group.markers[0] as SealedMarker;
     let dataKey: Uint8Array;
     try {
-      dataKey = await unwrapper.unwrap(group.keyId, WRAP_ALGORITHM, group.wrappedKey, signal);
+      dataKey = await unwrapper.unwrap(group.keyId, WRAP_ALGORITHM, group.wrappedKey, unwrapSignal);
     } catch (err) {
       const kind = err instanceof PodvaultError ? err.kind : 'unavailable';
       const why = err instanceof PodvaultError ? err.message : `unwrapKey failed (${(err as Error)?.name ?? 'error'})`;
       throw new SealedError(kind, `key ${group.keyId}: cannot unwrap the marker's data key: ${why}`, first, { cause: err });
     }
     try {
+      if (failed.signal.aborted) return;
       if (dataKey.length !== DATA_KEY_BYTES) throw new SealedError('invalid-argument', `key ${group.keyId}: the unwrapped data key is ${dataKey.length} bytes, not ${DATA_KEY_BYTES}`, first);
       for (const marker of group.markers) {
         if (!values.has(marker.text)) values.set(marker.text, openOne(marker, dataKey));
@@ -62,7 +73,13 @@ export async function openMarkers(markers: readonly SealedMarker[], unwrapper: D
     } finally {
       dataKey.fill(0);
     }
-  });
+  };
+  try {
+    await mapLimit(groups, UNWRAP_CONCURRENCY, openGroup);
+  } catch (err) {
+    failed.abort(new SealedError('aborted', 'another marker of the text failed'));
+    throw err;
+  }
   return values;
 }
 
@@ -70,13 +87,16 @@ function openOne(marker: SealedMarker, dataKey: Uint8Array): string {
   const at = { line: marker.line, column: marker.column };
   const ciphertext = marker.sealed.subarray(0, marker.sealed.length - TAG_BYTES);
   if (ciphertext.length > MAX_VALUE_BYTES) throw new SealedError('invalid-argument', `key ${marker.keyId}: the value is larger than ${MAX_VALUE_BYTES} bytes`, at);
-  let plain: Buffer;
+  let plain: Buffer | undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', dataKey, marker.nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(marker.aad);
     decipher.setAuthTag(marker.sealed.subarray(marker.sealed.length - TAG_BYTES));
-    plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    // GCM's final() adds no bytes: the plaintext is update()'s buffer alone, the one copy to zero.
+    plain = decipher.update(ciphertext);
+    decipher.final();
   } catch {
+    plain?.fill(0);
     throw new SealedError('invalid-argument', `key ${marker.keyId}: the marker does not authenticate (it was edited, or is not one podvault sealed with this data key)`, at);
   }
   try {

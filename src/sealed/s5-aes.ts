@@ -13,6 +13,7 @@ import { SealedError } from './sealed-error.js';
 const S5_MARKER = /\{\{\s?s5:([A-Za-z0-9+\\/=]*)\s?\}\}/g;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** An s5 value is at most 1 MiB too: its base64(hex) is under 2.7 million characters. */
 const MAX_S5_BODY = Math.ceil(((MAX_VALUE_BYTES + TAG_BYTES + NONCE_BYTES) * 2 + 1) * 4 / 3) + 4;
 
@@ -66,15 +67,24 @@ export function openS5Marker(marker: S5Marker, key: Buffer): string {
   }
   const sealed = Buffer.from(ctHex, 'hex');
   if (sealed.length < TAG_BYTES) throw bad('too short for its tag');
-  let plain: Buffer;
+  let plain: Buffer | undefined;
   try {
     const decipher = createDecipheriv(`aes-${key.length * 8}-gcm` as 'aes-256-gcm', key, Buffer.from(nonceHex, 'hex'), { authTagLength: TAG_BYTES });
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    plain = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]);
+    // GCM's final() adds no bytes: update()'s buffer is the one plaintext copy to zero.
+    plain = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+    decipher.final();
   } catch {
+    plain?.fill(0);
     throw bad('it does not authenticate under the given s5 AES key (another key, or an edited marker)');
   }
-  const value = plain.toString('utf8');
-  plain.fill(0);
-  return value;
+  // s5 seals bytes; podvault renders text. Bytes that are not UTF-8 are refused rather than
+  // replaced by U+FFFD: a damaged value would be rendered, and resealed for good.
+  try {
+    return utf8.decode(plain);
+  } catch {
+    throw bad('the value is not UTF-8 text');
+  } finally {
+    plain.fill(0);
+  }
 }

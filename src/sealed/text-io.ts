@@ -38,9 +38,19 @@ export async function readText(file: string | undefined): Promise<string> {
     const info = await handle.stat();
     if (!info.isFile()) throw new Error(`${file}: not a regular file`);
     if (info.size > MAX_INPUT_BYTES) throw new Error(`${file}: larger than ${MAX_INPUT_BYTES} bytes`);
-    const bytes = await handle.readFile();
-    if (bytes.length > MAX_INPUT_BYTES) throw new Error(`${file}: larger than ${MAX_INPUT_BYTES} bytes`);
-    return decode(bytes, file);
+    // At most one byte past the limit is read, whatever the file does meanwhile (one that grows
+    // while it is read, a /proc-like file whose size says 0).
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(1024 * 1024, MAX_INPUT_BYTES + 1 - size));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      if (size > MAX_INPUT_BYTES) throw new Error(`${file}: larger than ${MAX_INPUT_BYTES} bytes`);
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+    return decode(Buffer.concat(chunks), file);
   } finally {
     await handle.close();
   }
@@ -49,9 +59,12 @@ export async function readText(file: string | undefined): Promise<string> {
 /**
  * `text` into `path` atomically: a new file beside it (0600, or the mode of the file it replaces),
  * then a rename over it, so a reader sees the old file or the new one and a failure leaves the old.
+ * A `plaintext` result (render's) keeps only the owner's bits of the old mode: a 0644 sealed file,
+ * or a 0666 file someone else left at `-o`, must not make the values readable by others.
  */
-export async function writeTextAtomically(path: string, text: string): Promise<void> {
-  const mode = await stat(path).then((s) => s.mode & 0o777, () => 0o600);
+export async function writeTextAtomically(path: string, text: string, options: { plaintext?: boolean } = {}): Promise<void> {
+  const mask = options.plaintext ? 0o700 : 0o777;
+  const mode = await stat(path).then((s) => s.mode & mask, () => 0o600);
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
@@ -67,10 +80,11 @@ export async function writeTextAtomically(path: string, text: string): Promise<v
   }
 }
 
-/** Where the result goes: `-o OUT`, `-i` (over FILE), or stdout. */
-export async function writeResult(text: string, options: { file?: string; output?: string; inPlace?: boolean }): Promise<void> {
-  if (options.inPlace) return writeTextAtomically(options.file as string, text);
-  if (options.output) return writeTextAtomically(options.output, text);
+/** Where the result goes: `-o OUT`, `-i` (over FILE), or stdout. `plaintext`: see writeTextAtomically. */
+export async function writeResult(text: string, options: { file?: string; output?: string; inPlace?: boolean; plaintext?: boolean }): Promise<void> {
+  const { plaintext } = options;
+  if (options.inPlace) return writeTextAtomically(options.file as string, text, { plaintext });
+  if (options.output) return writeTextAtomically(options.output, text, { plaintext });
   await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
 }
 
