@@ -27,6 +27,12 @@ import { withRetries } from './retry-policy.js';
 import type { RetryOptions } from './retry-policy.js';
 import type { Logger } from '../../log.js';
 import type { VaultClients } from './vault-clients.js';
+import type { ConfigMapSource } from '../../kube/config-maps.js';
+import { loadTemplate, renderTemplateFile } from './template-files.js';
+import type { LoadedTemplate } from './template-files.js';
+import { openSealedValues } from './sealed-values.js';
+import type { DataKeyUnwrapper } from './sealed-values.js';
+import { parseVersionedKeyId } from './versioned-key-id.js';
 
 export interface KeyVaultProviderOptions {
   settings: AzureSdkSettings;
@@ -46,6 +52,8 @@ export interface KeyVaultProviderOptions {
    * on), as the Azure provider's flags; a class's parameters of the same names override them.
    */
   certificateFiles?: { writeCertAndKeyInSeparateFiles: boolean; constructPEMChain: boolean };
+  /** Where `objectType: template` entries with a `configMap` source read it (absent: such templates fail). */
+  configMaps?: ConfigMapSource;
 }
 
 /** The Azure provider's defaults for its two certificate flags. */
@@ -106,6 +114,9 @@ interface FetchItem {
  *   6. adds the extra files: `.crt`/`.key` of certificate-backed secrets, jmesPath fields and the
  *      class's env file, each counted against the volume's budget; then checks that no two files
  *      share a name.
+ * Templates (`objectType: template`, template-files.ts) are read and checked between 2 and 3 (their
+ * ConfigMaps, their references to the class's objects), their sealed values are unwrapped while
+ * step 4 runs, and they are rendered from the fetched objects' files after step 5.
  */
 export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
@@ -123,6 +134,11 @@ export class KeyVaultProvider implements Provider {
     const customCloud = await this.customCloud(request.parameters, where);
     const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where, ...(customCloud ? { customCloud } : {}) });
     for (const object of params.objects) this.checkVaultAllowed(params, object.vault);
+    // Templates are read and checked before any identity is resolved or vault asked.
+    const templates = await mapLimit(params.templates, this.options.fetchConcurrency, (t) => loadTemplate(t, params.objects, request.pod.namespace, this.options.configMaps));
+    for (const t of templates) {
+      if (t.sealed.length > 0 && t.template.tenantId === '') throw invalidArgument(`${t.label}: it holds sealed values, which are unwrapped as the pod's identity: set parameter tenantId (or the template's own tenantId)`);
+    }
     const identities = await this.resolveTenants(params, request);
     for (const object of params.objects) {
       const rule = identities.get(object.vault.tenantId)?.objectRule;
@@ -135,7 +151,7 @@ export class KeyVaultProvider implements Provider {
     const deadline = request.startedAt + this.options.publishDeadlineMs;
     const publishSignal = linkedSignal([request.signal], Math.max(0, deadline - Date.now()));
     try {
-      return await this.fetchAll(params, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
+      return await this.fetchAll(params, templates, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
     } finally {
       publishSignal.dispose();
     }
@@ -157,7 +173,7 @@ export class KeyVaultProvider implements Provider {
    * publish, all before any vault call.
    */
   private async resolveTenants(params: AzureParameters, request: FetchRequest): Promise<Map<string, ResolvedIdentity>> {
-    const tenants = [...new Set(params.objects.map((o) => o.vault.tenantId))];
+    const tenants = [...new Set([...params.objects.map((o) => o.vault.tenantId), ...params.templates.map((t) => t.tenantId).filter((t) => t !== '')])];
     const resolved = await mapLimit(tenants, this.options.fetchConcurrency, (tenantId) =>
       this.options.identities.resolve(
         { pod: request.pod, tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets, tokens: request.tokens },
@@ -167,7 +183,7 @@ export class KeyVaultProvider implements Provider {
     return new Map(tenants.map((t, i) => [t, resolved[i] as ResolvedIdentity]));
   }
 
-  private async fetchAll(params: AzureParameters, identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
+  private async fetchAll(params: AzureParameters, templates: readonly LoadedTemplate[], identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
     const budget = new VolumeBudget(where, this.options.limits);
     const retry = { ...this.options.retry, deadline };
     // The node has one field-extraction worker and one queue for every tenant: a publish's
@@ -209,9 +225,18 @@ export class KeyVaultProvider implements Provider {
     // The objects of every vault are expanded and fetched together, under the one concurrency limit.
     const items = (await mapLimit(params.objects, limit, (o) => this.expand(contextOf(o.vault), o))).flat();
     // jmesPath fields are files too (the .crt/.key pairs depend on the vault's answer: the budget bounds them).
-    checkObjectCount(where, items.reduce((n, item) => n + 1 + item.object.jmesPath.length, 0), this.options.limits, true);
-    const outputs = await mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item));
+    checkObjectCount(where, items.reduce((n, item) => n + 1 + item.object.jmesPath.length, templates.length), this.options.limits, true);
+    // Sealed values are unwrapped while the objects are fetched: a template costs no extra round trip.
+    const [outputs, sealed] = await Promise.all([
+      mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item)),
+      mapLimit(templates, limit, (t) => openSealedValues(t.sealed, this.unwrapper(params, t, identities, contextOf), t.label, signal)),
+    ]);
     const files = outputs.flatMap((o) => o.files);
+    if (templates.length > 0) {
+      // Each object's own file is the first its item made; a referenced object has one item (no history).
+      const fileOf = new Map(items.map((item, i) => [item.object, outputs[i]?.files[0] as ProviderFile]));
+      templates.forEach((t, i) => files.push(renderTemplateFile(t, (o) => fileOf.get(o) as ProviderFile, sealed[i] as Map<string, string>, this.options.limits, budget)));
+    }
     const envFile = params.files.envFile;
     if (envFile !== undefined) {
       const included = outputs.flatMap((o) => o.env);
@@ -293,6 +318,37 @@ export class KeyVaultProvider implements Provider {
       object.jmesPath.forEach((field, i) => add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
     }
     return out;
+  }
+
+  /**
+   * Key Vault's unwrapKey for a template's sealed values, as the pod's identity for the template's
+   * tenant: the key's vault must be one the class could name (the cloud's vault domain or an
+   * operator-allowed origin: the marker is a tenant's text), the pod's binding rule must allow the
+   * key's name, and the request goes through the same clients, limiter and retry policy as every
+   * vault read. A refusal names the template and the key, never a value.
+   */
+  private unwrapper(params: AzureParameters, loaded: LoadedTemplate, identities: ReadonlyMap<string, ResolvedIdentity>, contextOf: (vault: ObjectVault) => FetchContext): DataKeyUnwrapper {
+    const { label, template } = loaded;
+    return {
+      unwrap: async (keyId, algorithm, wrapped) => {
+        const key = parseVersionedKeyId(keyId, label);
+        const vault: ObjectVault = { url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: `${label}: a sealed value names key vault`, own: true };
+        this.checkVaultAllowed(params, vault);
+        const rule = identities.get(template.tenantId)?.objectRule;
+        if (rule && !ruleAllows(rule, key.vaultUrl, key.name)) throw permissionDenied(`${label}: the pod may not use key ${JSON.stringify(key.name)} of ${key.vaultUrl}: not in ${rule.source}`);
+        const ctx = contextOf(vault);
+        const crypto = await ctx.clients.cryptography(key.id);
+        try {
+          const result = await this.request(ctx, `key ${JSON.stringify(key.name)} version ${key.version}: unwrapKey`, (abortSignal) => crypto.unwrapKey(algorithm, wrapped, { abortSignal }));
+          return result.result;
+        } catch (err) {
+          if (err instanceof PodvaultError && err.kind === 'permission-denied') {
+            throw new PodvaultError('permission-denied', `${label}: the pod's identity may not unwrap with key ${key.id}: ${err.message} (grant it Key Vault Crypto Service Encryption User on the key)`, { cause: err.cause });
+          }
+          throw err instanceof PodvaultError ? err.withContext(label) : err;
+        }
+      },
+    };
   }
 
   /**
