@@ -142,8 +142,8 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     const granted = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
     // What src/kube/*.ts call through @kubernetes/client-node.
     // The watch-backed caches of src/kube/kube-caches.ts list and watch; Secrets are only read (get).
-    const watched = ['/pods', '/serviceaccounts', 'secrets-store.csi.x-k8s.io/secretproviderclasses', 'aadpodidentity.k8s.io/azureidentities', 'aadpodidentity.k8s.io/azureidentitybindings'].flatMap((r) => [`${r}:list`, `${r}:watch`]);
-    const used = [...watched, '/pods:get', '/serviceaccounts:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', ...['get', 'create', 'update', 'delete'].map((v) => `secrets-store.csi.x-k8s.io/secretproviderclasspodstatuses:${v}`), 'aadpodidentity.k8s.io/azureidentities:get'];
+    const watched = ['/pods', '/serviceaccounts', '/configmaps', 'secrets-store.csi.x-k8s.io/secretproviderclasses', 'aadpodidentity.k8s.io/azureidentities', 'aadpodidentity.k8s.io/azureidentitybindings'].flatMap((r) => [`${r}:list`, `${r}:watch`]);
+    const used = [...watched, '/pods:get', '/serviceaccounts:get', '/configmaps:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', ...['get', 'create', 'update', 'delete'].map((v) => `secrets-store.csi.x-k8s.io/secretproviderclasspodstatuses:${v}`), 'aadpodidentity.k8s.io/azureidentities:get'];
     expect([...granted].sort()).toEqual(used.sort());
     const bindings = docs.filter((d) => d.doc.kind === 'ClusterRoleBinding').map((d) => d.doc as unknown as { roleRef: { name: string } });
     expect(bindings.map((b) => b.roleRef.name).sort()).toEqual(['podvault', 'system:service-account-issuer-discovery']);
