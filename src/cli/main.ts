@@ -6,6 +6,9 @@ import { driverCommand } from './driver-command.js';
 import { etcdAuditCommand } from './etcd-audit-command.js';
 import { flexVolumeCommand } from './flexvolume-command.js';
 import { kmsPluginCommand } from './kms-plugin-command.js';
+import { renderCommand } from './render-command.js';
+import { resealCommand } from './reseal-command.js';
+import { sealCommand } from './seal-command.js';
 
 /**
  * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
@@ -22,6 +25,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     .addCommand(demoCommand())
     .addCommand(flexVolumeCommand())
     .addCommand(etcdAuditCommand())
-    .addCommand(kmsPluginCommand());
+    .addCommand(kmsPluginCommand())
+    .addCommand(sealCommand())
+    .addCommand(renderCommand())
+    .addCommand(resealCommand());
   await program.parseAsync([...argv]);
 }
