@@ -31,8 +31,8 @@ import type { ConfigMapSource } from '../../kube/config-maps.js';
 import { loadTemplate, renderTemplateFile } from './template-files.js';
 import type { LoadedTemplate } from './template-files.js';
 import { openSealedValues } from './sealed-values.js';
-import type { DataKeyUnwrapper } from './sealed-values.js';
-import { parseVersionedKeyId } from './versioned-key-id.js';
+import type { DataKeyUnwrapper } from '../../sealed/index.js';
+import { parseVersionedKeyId } from '../../sealed/index.js';
 
 export interface KeyVaultProviderOptions {
   settings: AzureSdkSettings;
@@ -328,24 +328,26 @@ export class KeyVaultProvider implements Provider {
    * vault read. A refusal names the template and the key, never a value.
    */
   private unwrapper(params: AzureParameters, loaded: LoadedTemplate, identities: ReadonlyMap<string, ResolvedIdentity>, contextOf: (vault: ObjectVault) => FetchContext): DataKeyUnwrapper {
-    const { label, template } = loaded;
+    const { template } = loaded;
     return {
       unwrap: async (keyId, algorithm, wrapped) => {
-        const key = parseVersionedKeyId(keyId, label);
-        const vault: ObjectVault = { url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: `${label}: a sealed value names key vault`, own: true };
+        // The marker's key id is checked by the sealed library's decoding; it is checked again here.
+        const key = parseVersionedKeyId(keyId);
+        if (typeof key === 'string') throw invalidArgument(`the sealed value's key id ${key}`);
+        const vault: ObjectVault = { url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: 'a sealed value names key vault', own: true };
         this.checkVaultAllowed(params, vault);
         const rule = identities.get(template.tenantId)?.objectRule;
-        if (rule && !ruleAllows(rule, key.vaultUrl, key.name)) throw permissionDenied(`${label}: the pod may not use key ${JSON.stringify(key.name)} of ${key.vaultUrl}: not in ${rule.source}`);
+        if (rule && !ruleAllows(rule, key.vaultUrl, key.name)) throw permissionDenied(`the pod may not use key ${JSON.stringify(key.name)} of ${key.vaultUrl}: not in ${rule.source}`);
         const ctx = contextOf(vault);
-        const crypto = await ctx.clients.cryptography(key.id);
+        const crypto = await ctx.clients.cryptography(keyId);
         try {
           const result = await this.request(ctx, `key ${JSON.stringify(key.name)} version ${key.version}: unwrapKey`, (abortSignal) => crypto.unwrapKey(algorithm, wrapped, { abortSignal }));
           return result.result;
         } catch (err) {
           if (err instanceof PodvaultError && err.kind === 'permission-denied') {
-            throw new PodvaultError('permission-denied', `${label}: the pod's identity may not unwrap with key ${key.id}: ${err.message} (grant it Key Vault Crypto Service Encryption User on the key)`, { cause: err.cause });
+            throw new PodvaultError('permission-denied', `${err.message}; the pod's identity needs Key Vault Crypto Service Encryption User (unwrapKey) on the key`, { cause: err.cause });
           }
-          throw err instanceof PodvaultError ? err.withContext(label) : err;
+          throw err;
         }
       },
     };
