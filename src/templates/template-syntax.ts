@@ -28,10 +28,13 @@ import type { Pipe } from './escapes.js';
 export const FUNCTIONS = ['secret', 'key', 'cert'] as const;
 export type TemplateFunction = (typeof FUNCTIONS)[number];
 
-/** Largest template accepted, in UTF-8 bytes (a ConfigMap holds at most 1 MiB in all). */
-export const MAX_TEMPLATE_BYTES = 1024 * 1024;
-/** Expressions one template may hold (each a lookup or a sealed value). */
-export const MAX_TEMPLATE_EXPRESSIONS = 10_000;
+/**
+ * Largest template accepted, in UTF-8 bytes: twice the default --max-object-size (the rendered
+ * file must fit it), a quarter of what a ConfigMap may hold. Checked before the text is scanned.
+ */
+export const MAX_TEMPLATE_BYTES = 256 * 1024;
+/** Expressions one template may hold (each a lookup or a sealed value); config files hold tens. */
+export const MAX_TEMPLATE_EXPRESSIONS = 1_000;
 
 interface Position {
   line: number;
@@ -91,6 +94,12 @@ class Scanner {
     const { text } = this;
     let from = 0;
     for (let open = text.indexOf('{{', 0); open >= 0; open = text.indexOf('{{', open)) {
+      // In a run of braces only the last `{{` can open an expression: skip to it in one pass.
+      if (text.charCodeAt(open + 2) === 0x7b) {
+        let j = open + 3;
+        while (text.charCodeAt(j) === 0x7b) j++;
+        open = j - 2;
+      }
       this.advanceLines(open);
       const end = this.expression(open);
       if (end === undefined) {
@@ -132,6 +141,9 @@ class Scanner {
   private expression(open: number): { value: string | Expression; end: number } | undefined {
     const { text } = this;
     let i = this.spaces(open + 2);
+    // Quick refusal: an expression starts with a letter (a word, `pv:`) or a quote.
+    const first = text.charCodeAt(i);
+    if (first !== 0x22 && !((first >= 0x61 && first <= 0x7a) || (first >= 0x41 && first <= 0x5a))) return undefined;
     const position = { line: this.line, column: open - this.lineStart + 1 };
     if (text.startsWith('pv:', i)) {
       const start = i + 3;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { PodvaultError, invalidArgument, permissionDenied, unavailable } from '../../errors/podvault-error.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
 import { ruleAllows } from '../../identity/binding-policy.js';
@@ -150,6 +151,9 @@ export class KeyVaultProvider implements Provider {
     request.log.info({ vault: vaults.length === 1 ? vaults[0] : vaults, identity: [...new Set([...identities.values()].map((i) => i.description))].join('; '), objects: params.objects.length }, 'fetching from Key Vault');
     const deadline = request.startedAt + this.options.publishDeadlineMs;
     const publishSignal = linkedSignal([request.signal], Math.max(0, deadline - Date.now()));
+    // Each request in flight listens to it: the objects' fetches and the templates' unwraps run
+    // together, past Node's default of 10 listeners (whose warning would suggest a leak).
+    setMaxListeners(2 * this.options.fetchConcurrency + 8, publishSignal.signal);
     try {
       return await this.fetchAll(params, templates, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
     } finally {
