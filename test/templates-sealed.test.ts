@@ -13,6 +13,7 @@ import { AZURE_CLOUDS } from '../src/providers/azure/clouds.js';
 import { KeyVaultDataKeys, sealValues } from '../src/sealed/index.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
+import { publishAs, setUp, TEAM_A_VALUE } from './support/identity-fixtures.js';
 
 const objectsYaml = (entries: readonly object[]): string => stringify({ array: entries.map((e) => stringify(e)) });
 const APP = { clientid: 'sealed-app', clientsecret: 'sealed-app-secret-0001' };
@@ -110,5 +111,28 @@ describe.skipIf(!isRoot)('templates: sealed values unwrapped as the pod', () => 
     } finally {
       await foreign.close();
     }
+  });
+
+  it('a binding\'s podvault.dev/allowed-objects rule applies to a sealed value\'s key, before any unwrap', async () => {
+    await setUp(h);
+    h.vault.store.putClient({ clientId: 'sp-a', clientSecret: 'sp-a-secret-Hh2-never-log', managedIdentity: false, read: ['team-a-*'], crypto: [{ role: 'crypto-service-encryption-user', keys: ['app-config'] }] });
+    const binding = (name: string, selector: string, allowed: string) => ({ apiVersion: 'aadpodidentity.k8s.io/v1', kind: 'AzureIdentityBinding', metadata: { name, namespace: 'default', annotations: { 'podvault.dev/allowed-objects': allowed } }, spec: { azureIdentity: 'id-a', selector } });
+    await h.writeObjects('sealed-bindings.yaml', [binding('secrets-only', 'secrets-only', '127/team-a-*'), binding('with-key', 'with-key', '127/team-a-*,127/app-config')]);
+    await h.writeClass('sealed-pi', {
+      vaultUri: h.vault.url,
+      tenantId: h.vault.tenantId,
+      usePodIdentity: 'true',
+      objects: objectsYaml([{ objectName: 'team-a-secret', objectType: 'secret' }, { objectName: 'app', objectType: 'template', template: `a: {{ secret "team-a-secret" }}\nb: ${markers[1]}\n` }]),
+    });
+    const before = unwraps();
+    const refused = await publishAs(h, 'sealed-rule-1', 'sealed-pi', { label: 'secrets-only' });
+    expect(refused.code).toBe(status.PERMISSION_DENIED);
+    expect(refused.details).toContain('line 2, column 4');
+    expect(refused.details).toContain('the pod may not use key "app-config" of');
+    expect(refused.details).toContain('not in AzureIdentityBinding default/secrets-only annotation podvault.dev/allowed-objects');
+    expect(unwraps()).toBe(before);
+    const allowed = await publishAs(h, 'sealed-rule-2', 'sealed-pi', { label: 'with-key' });
+    expect(allowed.text).toBe(TEAM_A_VALUE);
+    expect(unwraps()).toBe(before + 1);
   });
 });
