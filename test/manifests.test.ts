@@ -4,7 +4,7 @@ import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io
 import { DaemonSet } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
-import { Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { driverCommand } from '../src/cli/driver-command.js';
@@ -49,6 +49,7 @@ const builtIn: Record<string, new (o: never) => { validate(): void }> = {
   'v1/Namespace': Namespace,
   'v1/Secret': Secret,
   'v1/Pod': Pod,
+  'v1/ConfigMap': ConfigMap,
 };
 
 describe('deploy/: manifests that apply and are wired to the code', async () => {
