@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -6,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 import { readJavaProperties } from './support/java-properties.js';
+import { certificateChain } from './support/certs.js';
+import { generateKeyVersion } from '../src/devvault/key-crypto.js';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,6 +32,10 @@ describe.skipIf(!isRoot)('templates: config files rendered onto the tmpfs', () =
     h.vault.store.putClient({ clientId: APP.clientid, clientSecret: APP.clientsecret, managedIdentity: false, read: ['*'] });
     h.vault.store.setSecret('tricky', TRICKY);
     h.vault.store.setSecret('plain', 'hunter2');
+    const chain = certificateChain();
+    h.vault.store.putCertificate('tmpl-tls', { cer: chain.leaf.der, secretValue: new X509Certificate(chain.leaf.der).toString(), contentType: 'application/x-pem-file' });
+    const { jwk, privateKey } = generateKeyVersion({ kty: 'EC', size: 2048, crv: 'P-256' });
+    h.vault.store.putKey('tmpl-signing', jwk, privateKey);
   });
   afterAll(async () => {
     await h?.close();
@@ -62,6 +69,21 @@ describe.skipIf(!isRoot)('templates: config files rendered onto the tmpfs', () =
     expect(await m.read('plain')).toBe('hunter2');
     expect(await m.read('user')).toBe('app');
     expect((h.vault.requests.secret ?? 0) - before).toBe(2);
+    await m.done();
+  });
+
+  it('key and cert refer to the class\'s key and certificate objects: the same PEM as their own files', async () => {
+    const m = await mount([
+      { objectName: 'tmpl-signing', objectType: 'key', objectAlias: 'signing.pem' },
+      { objectName: 'tmpl-tls', objectType: 'cert' },
+      { objectName: 'keys', objectType: 'template', objectAlias: 'keys.json', template: '{"key": "{{ key "signing.pem" | json }}", "cert": "{{ cert "tmpl-tls" | json }}"}' },
+    ]);
+    await m.publish();
+    const keys = JSON.parse(await m.read('keys.json')) as { key: string; cert: string };
+    expect(keys.key).toBe(await m.read('signing.pem'));
+    expect(keys.key).toMatch(/^-----BEGIN PUBLIC KEY-----\n/);
+    expect(keys.cert).toBe(await m.read('tmpl-tls'));
+    expect(keys.cert).toMatch(/^-----BEGIN CERTIFICATE-----\n/);
     await m.done();
   });
 
