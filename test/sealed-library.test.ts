@@ -1,4 +1,4 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { createLogger } from '../src/log.js';
 import { AZURE_CLOUDS } from '../src/providers/azure/clouds.js';
 import { findMarkers, KeyVaultDataKeys, openMarkers, renderText, resealText, SealedError, sealValues } from '../src/sealed/index.js';
 import type { DataKeyUnwrapper } from '../src/sealed/index.js';
+import { s5AesMarker } from './support/s5-aes.js';
 
 const SEALER_SECRET = 'sealer-secret-Hj38-never-log-me';
 const OTHER_SECRET = 'other-team-secret-Pz41-never-log-me';
@@ -31,15 +32,6 @@ keys:
     versions: 2
   - name: team-b
 `;
-
-/** s5's aes engine output, built from its documented format: base64(hex(ct‖tag):hex(nonce)). */
-export function s5AesMarker(value: string, keyHex: string, spaced = false): string {
-  const nonce = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', Buffer.from(keyHex, 'hex'), nonce);
-  const sealed = Buffer.concat([cipher.update(value, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-  const body = Buffer.from(`${sealed.toString('hex')}:${nonce.toString('hex')}`).toString('base64');
-  return spaced ? `{{ s5:${body} }}` : `{{s5:${body}}}`;
-}
 
 /**
  * The sealed-values library through the real @azure/keyvault-keys SDK against dev-vault over
