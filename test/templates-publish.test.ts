@@ -87,6 +87,17 @@ describe.skipIf(!isRoot)('templates: config files rendered onto the tmpfs', () =
     await m.done();
   });
 
+  it('a jmesPath field is referred to by its objectAlias, with the field\'s value', async () => {
+    h.vault.store.setSecret('db-json', JSON.stringify({ user: 'svc', password: 'p"w' }));
+    const m = await mount([
+      { objectName: 'db-json', objectType: 'secret', jmesPath: [{ path: 'password', objectAlias: 'db-pw' }] },
+      { objectName: 'tpl', objectType: 'template', template: 'pw: "{{ secret "db-pw" | yaml }}"\n' },
+    ]);
+    await m.publish();
+    expect(parseYaml(await m.read('tpl'))).toEqual({ pw: 'p"w' });
+    await m.done();
+  });
+
   it('escapes for JSON, YAML and properties: the files parse back to the exact value', async () => {
     await h.writeObjects('cm-escapes.yaml', [
       configMap('app-config', 'default', {

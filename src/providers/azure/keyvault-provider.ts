@@ -237,9 +237,9 @@ export class KeyVaultProvider implements Provider {
     ]);
     const files = outputs.flatMap((o) => o.files);
     if (templates.length > 0) {
-      // Each object's own file is the first its item made; a referenced object has one item (no history).
-      const fileOf = new Map(items.map((item, i) => [item.object, outputs[i]?.files[0] as ProviderFile]));
-      templates.forEach((t, i) => files.push(renderTemplateFile(t, (o) => fileOf.get(o) as ProviderFile, sealed[i] as Map<string, string>, this.options.limits, budget)));
+      // References name files of the fetched objects (their own, or jmesPath fields): nothing is fetched again.
+      const fileAt = new Map(files.map((f) => [f.path, f]));
+      templates.forEach((t, i) => files.push(renderTemplateFile(t, fileAt, sealed[i] as Map<string, string>, this.options.limits, budget)));
     }
     const envFile = params.files.envFile;
     if (envFile !== undefined) {

@@ -18,8 +18,8 @@ export interface LoadedTemplate {
   parsed: ParsedTemplate;
   /** `objects[2] (app): template "app.yaml" (ConfigMap team-a/app key app.yaml)`, for messages. */
   label: string;
-  /** The object each reference names, by expression. */
-  references: Map<Expression, KeyVaultObject>;
+  /** The file each reference names (an object's own file or one of its jmesPath fields), by expression. */
+  references: Map<Expression, string>;
   /** Its sealed values, one per distinct marker. */
   sealed: SealedUse[];
   /** sha256 of the template's text: part of the file's version, so a changed ConfigMap is a new version. */
@@ -55,24 +55,26 @@ export async function loadTemplate(t: TemplateObject, objects: readonly KeyVault
     text = value;
     parsed = parseTemplate(text, label);
   }
-  const references = new Map<Expression, KeyVaultObject>();
+  const references = new Map<Expression, string>();
   const markers = new Map<string, SealedUse>();
   for (const e of parsed.expressions) {
-    if (e.kind === 'object') references.set(e, referencedObject(e, objects, label));
+    if (e.kind === 'object') references.set(e, referencedFile(e, objects, label));
     else if (!markers.has(e.marker)) markers.set(e.marker, { marker: e.marker, line: e.line, column: e.column });
   }
   return { template: t, parsed, label, references, sealed: [...markers.values()], textDigest: createHash('sha256').update(text).digest('hex') };
 }
 
 /**
- * The class's object a reference names: of the function's type, whose objectAlias (its file
- * name) or else objectName is the name. A name that matches nothing, or objects of another type
- * only, or several objects, fails naming the template, the line and the reference.
+ * The file a reference names: the own file of the class's object of the function's type whose
+ * objectAlias (its file name) or else objectName is the name, or a jmesPath field file of such an
+ * object named by its objectAlias. A name that matches nothing, objects of another type only, or
+ * several objects, fails naming the template, the line and the reference.
  */
-export function referencedObject(e: ObjectExpression, objects: readonly KeyVaultObject[], label: string): KeyVaultObject {
+export function referencedFile(e: ObjectExpression, objects: readonly KeyVaultObject[], label: string): string {
   const at = `${label}: line ${e.line}, column ${e.column}: ${e.fn} ${JSON.stringify(e.name)}`;
+  const field = objects.find((o) => o.jmesPath.some((f) => f.fileName === e.name));
   const byFile = objects.filter((o) => o.fileName === e.name);
-  const candidates = byFile.length > 0 ? byFile : objects.filter((o) => o.objectName === e.name);
+  const candidates = byFile.length > 0 ? byFile : field ? [field] : objects.filter((o) => o.objectName === e.name);
   const typed = candidates.filter((o) => o.objectType === e.fn);
   if (typed.length === 0) {
     const other = candidates[0];
@@ -82,7 +84,7 @@ export function referencedObject(e: ObjectExpression, objects: readonly KeyVault
   if (typed.length > 1) throw invalidArgument(`${at}: ${typed.length} objects of the class have that objectName; refer to one by its objectAlias`);
   const object = typed[0] as KeyVaultObject;
   if (object.objectVersionHistory > 1) throw invalidArgument(`${at}: the object has objectVersionHistory ${object.objectVersionHistory} (several files); a template refers to an object of one file`);
-  return object;
+  return byFile.length === 0 && field === object ? e.name : object.fileName;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -93,7 +95,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * Its version is a digest of the text, the referenced versions and the markers (no value), so
  * the pod status and the rotation log show when it changed.
  */
-export function renderTemplateFile(loaded: LoadedTemplate, fileOf: (object: KeyVaultObject) => ProviderFile, sealed: ReadonlyMap<string, string>, limits: FetchLimits, budget: VolumeBudget): ProviderFile {
+export function renderTemplateFile(loaded: LoadedTemplate, fileAt: ReadonlyMap<string, ProviderFile>, sealed: ReadonlyMap<string, string>, limits: FetchLimits, budget: VolumeBudget): ProviderFile {
   const { template, label } = loaded;
   const version = createHash('sha256').update(loaded.textDigest);
   const contents = renderTemplate(
@@ -105,7 +107,7 @@ export function renderTemplateFile(loaded: LoadedTemplate, fileOf: (object: KeyV
         version.update(`\0${e.marker}`);
         return value;
       }
-      const file = fileOf(loaded.references.get(e) as KeyVaultObject);
+      const file = fileAt.get(loaded.references.get(e) as string) as ProviderFile;
       version.update(`\0${file.objectId}@${file.version}`);
       try {
         return utf8.decode(file.contents);
