@@ -104,10 +104,13 @@ describe.skipIf(!isRoot)('templates: sealed values unwrapped as the pod', () => 
       const [marker] = await seal(foreign, 'elsewhere', ['x']);
       const m = await mount(`x: ${marker}\n`);
       const calls = foreign.vaultLog.length;
+      const reads = h.vault.requests.secret ?? 0;
       const err = await rpcError(m.publish());
       expect(err.code).toBe(status.INVALID_ARGUMENT);
       expect(err.details).toContain(`a sealed value names key vault ${foreign.url} is outside vault.azure.net; the node's operator must allow it with --allow-vault-uri`);
+      expect(err.details).toMatch(/template "app.yaml" \(ConfigMap default\/[a-z0-9]+-cfg key app.yaml\): line 1, column 4: /);
       expect(foreign.vaultLog.length).toBe(calls);
+      expect(h.vault.requests.secret ?? 0).toBe(reads); // refused before the class's objects are fetched too
     } finally {
       await foreign.close();
     }

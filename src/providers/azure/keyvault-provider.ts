@@ -147,6 +147,7 @@ export class KeyVaultProvider implements Provider {
         throw permissionDenied(`pod ${request.pod.namespace}/${request.pod.name} may not read ${object.objectType} ${JSON.stringify(object.objectName)} from ${object.vault.url}: not in ${rule.source}`);
       }
     }
+    for (const t of templates) this.checkSealedKeys(params, t, identities);
     const vaults = [...new Set(params.objects.map((o) => o.vault.url))];
     request.log.info({ vault: vaults.length === 1 ? vaults[0] : vaults, identity: [...new Set([...identities.values()].map((i) => i.description))].join('; '), objects: params.objects.length }, 'fetching from Key Vault');
     const deadline = request.startedAt + this.options.publishDeadlineMs;
@@ -233,7 +234,7 @@ export class KeyVaultProvider implements Provider {
     // Sealed values are unwrapped while the objects are fetched: a template costs no extra round trip.
     const [outputs, sealed] = await Promise.all([
       mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item)),
-      mapLimit(templates, limit, (t) => openSealedValues(t.sealed, this.unwrapper(params, t, identities, contextOf), t.label, signal)),
+      mapLimit(templates, limit, (t) => openSealedValues(t.sealed, this.unwrapper(t, contextOf), t.label, signal)),
     ]);
     const files = outputs.flatMap((o) => o.files);
     if (templates.length > 0) {
@@ -325,24 +326,38 @@ export class KeyVaultProvider implements Provider {
   }
 
   /**
-   * Key Vault's unwrapKey for a template's sealed values, as the pod's identity for the template's
-   * tenant: the key's vault must be one the class could name (the cloud's vault domain or an
-   * operator-allowed origin: the marker is a tenant's text), the pod's binding rule must allow the
-   * key's name, and the request goes through the same clients, limiter and retry policy as every
-   * vault read. A refusal names the template and the key, never a value.
+   * The keys a template's sealed values name, checked before any vault call: each key's vault must
+   * be one the class could name (the cloud's vault domain or an operator-allowed origin: a marker
+   * is its sealer's text, and the pod identity's token would go there), and the pod's binding rule
+   * must allow the key's name. The message names the template, the marker's line and the key.
    */
-  private unwrapper(params: AzureParameters, loaded: LoadedTemplate, identities: ReadonlyMap<string, ResolvedIdentity>, contextOf: (vault: ObjectVault) => FetchContext): DataKeyUnwrapper {
+  private checkSealedKeys(params: AzureParameters, loaded: LoadedTemplate, identities: ReadonlyMap<string, ResolvedIdentity>): void {
+    const rule = identities.get(loaded.template.tenantId)?.objectRule;
+    for (const marker of loaded.sealed) {
+      const at = `${loaded.label}: line ${marker.line}, column ${marker.column}`;
+      const key = parseVersionedKeyId(marker.keyId);
+      if (typeof key === 'string') throw invalidArgument(`${at}: the sealed value's key id ${key}`);
+      try {
+        this.checkVaultAllowed(params, { url: key.vaultUrl, explicit: true, tenantId: loaded.template.tenantId, source: 'a sealed value names key vault', own: true });
+      } catch (err) {
+        throw err instanceof PodvaultError ? err.withContext(at) : err;
+      }
+      if (rule && !ruleAllows(rule, key.vaultUrl, key.name)) throw permissionDenied(`${at}: the pod may not use key ${JSON.stringify(key.name)} of ${key.vaultUrl}: not in ${rule.source}`);
+    }
+  }
+
+  /**
+   * Key Vault's unwrapKey for a template's sealed values (their keys checked by checkSealedKeys),
+   * as the pod's identity for the template's tenant, through the same clients, limiter and retry
+   * policy as every vault read. A refusal names the key, never a value.
+   */
+  private unwrapper(loaded: LoadedTemplate, contextOf: (vault: ObjectVault) => FetchContext): DataKeyUnwrapper {
     const { template } = loaded;
     return {
       unwrap: async (keyId, algorithm, wrapped) => {
-        // The marker's key id is checked by the sealed library's decoding; it is checked again here.
         const key = parseVersionedKeyId(keyId);
         if (typeof key === 'string') throw invalidArgument(`the sealed value's key id ${key}`);
-        const vault: ObjectVault = { url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: 'a sealed value names key vault', own: true };
-        this.checkVaultAllowed(params, vault);
-        const rule = identities.get(template.tenantId)?.objectRule;
-        if (rule && !ruleAllows(rule, key.vaultUrl, key.name)) throw permissionDenied(`the pod may not use key ${JSON.stringify(key.name)} of ${key.vaultUrl}: not in ${rule.source}`);
-        const ctx = contextOf(vault);
+        const ctx = contextOf({ url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: 'a sealed value names key vault', own: true });
         const crypto = await ctx.clients.cryptography(keyId);
         try {
           const result = await this.request(ctx, `key ${JSON.stringify(key.name)} version ${key.version}: unwrapKey`, (abortSignal) => crypto.unwrapKey(algorithm, wrapped, { abortSignal }));

@@ -10,26 +10,46 @@ export interface SealedUse {
 }
 
 /**
- * The plaintext of each distinct marker of one template (marker → value), through `src/sealed/`:
- * each marker decoded (its limits and checks before any vault call), then every distinct data
- * key unwrapped once by `unwrapper` (the pod's identity) and each value authenticated. Errors
- * name the template (`label`), the marker's line and column in it and the key, never a value.
+ * Each distinct marker of one template decoded by `src/sealed/` (its limits and format checks, no
+ * vault call) and placed at its position in the template; `label` names the template in errors.
  */
-export async function openSealedValues(uses: readonly SealedUse[], unwrapper: DataKeyUnwrapper, label: string, signal: AbortSignal): Promise<Map<string, string>> {
-  if (uses.length === 0) return new Map();
-  try {
-    // The template's scan found each marker; it is decoded alone and placed back at its position.
-    const markers = uses.map((use): SealedMarker => {
-      const [marker] = findMarkers(use.marker);
-      if (!marker) throw new SealedError('invalid-argument', 'malformed {{pv:…}} marker', use);
-      return { ...marker, line: use.line, column: use.column };
-    });
-    return await openMarkers(markers, unwrapper, signal);
-  } catch (err) {
+export function decodeSealedValues(uses: readonly SealedUse[], label: string): SealedMarker[] {
+  return withTemplatePosition(label, uses[0], () =>
+    uses.map((use): SealedMarker => {
+      try {
+        const [marker] = findMarkers(use.marker);
+        if (!marker) throw new SealedError('invalid-argument', 'malformed {{pv:…}} marker');
+        return { ...marker, line: use.line, column: use.column };
+      } catch (err) {
+        // findMarkers saw the marker alone: its position is the template's.
+        throw err instanceof SealedError ? new SealedError(err.kind, err.reason, use, { cause: err.cause }) : err;
+      }
+    }),
+  );
+}
+
+/**
+ * The plaintext of each marker (marker text → value): every distinct data key unwrapped once by
+ * `unwrapper` (the pod's identity), then each value authenticated. Errors name the template, the
+ * marker's line and column and the key, never a value.
+ */
+export async function openSealedValues(markers: readonly SealedMarker[], unwrapper: DataKeyUnwrapper, label: string, signal: AbortSignal): Promise<Map<string, string>> {
+  if (markers.length === 0) return new Map();
+  return withTemplatePosition(label, markers[0], () => openMarkers(markers, unwrapper, signal));
+}
+
+function withTemplatePosition<T>(label: string, fallback: { line: number; column: number } | undefined, work: () => T): T {
+  const rethrow = (err: unknown): never => {
     if (err instanceof SealedError) {
-      const at = err.position ?? uses[0];
+      const at = err.position ?? fallback;
       throw new PodvaultError(err.kind, `${label}: line ${at?.line ?? 1}, column ${at?.column ?? 1}: ${err.reason}`, { cause: err.cause });
     }
     throw err;
+  };
+  try {
+    const result = work();
+    return (result instanceof Promise ? result.catch(rethrow) : result) as T;
+  } catch (err) {
+    return rethrow(err);
   }
 }

@@ -9,7 +9,9 @@ import type { ProviderFile } from '../provider.js';
 import { LIMIT_FLAGS } from '../fetch-limits.js';
 import type { FetchLimits, VolumeBudget } from '../fetch-limits.js';
 import type { KeyVaultObject } from './parameters.js';
+import { decodeSealedValues } from './sealed-values.js';
 import type { SealedUse } from './sealed-values.js';
+import type { SealedMarker } from '../../sealed/index.js';
 import type { TemplateObject } from './template-object.js';
 
 /** A template whose text is read and parsed, and whose references are the class's objects. */
@@ -20,8 +22,8 @@ export interface LoadedTemplate {
   label: string;
   /** The file each reference names (an object's own file or one of its jmesPath fields), by expression. */
   references: Map<Expression, string>;
-  /** Its sealed values, one per distinct marker. */
-  sealed: SealedUse[];
+  /** Its sealed values, one per distinct marker, decoded (not yet opened). */
+  sealed: SealedMarker[];
   /** sha256 of the template's text: part of the file's version, so a changed ConfigMap is a new version. */
   textDigest: string;
 }
@@ -61,7 +63,8 @@ export async function loadTemplate(t: TemplateObject, objects: readonly KeyVault
     if (e.kind === 'object') references.set(e, referencedFile(e, objects, label));
     else if (!markers.has(e.marker)) markers.set(e.marker, { marker: e.marker, line: e.line, column: e.column });
   }
-  return { template: t, parsed, label, references, sealed: [...markers.values()], textDigest: createHash('sha256').update(text).digest('hex') };
+  const sealed = decodeSealedValues([...markers.values()], label);
+  return { template: t, parsed, label, references, sealed, textDigest: createHash('sha256').update(text).digest('hex') };
 }
 
 /**
