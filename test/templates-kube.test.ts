@@ -50,6 +50,22 @@ describe.skipIf(!isRoot)('templates with ConfigMaps from the Kubernetes API', ()
     await h.client.publish(v.request);
     expect(await readFile(join(v.targetPath, 'app.yaml'), 'utf8')).toBe('user=app\n');
     expect(api.requests.filter((r) => r.startsWith('GET /api/v1/namespaces/default/configmaps/')).length).toBe(gets);
+
+    // The pod status lists the template beside the objects: its id and a version, never a value.
+    const status = api.get('secretproviderclasspodstatuses', 'secrets-store.csi.x-k8s.io/v1', 'default', `${v.request.volumeContext?.['csi.storage.k8s.io/pod.name'] ?? ''}-default-kube-tmpl`);
+    const objects = (status?.status as { objects?: Array<{ id: string; version: string }> } | undefined)?.objects ?? [];
+    expect(objects.map((o) => o.id).sort()).toEqual(['secret/db-password', 'secret/db-user', 'template/app']);
+    expect(objects.find((o) => o.id === 'template/app')?.version).toMatch(/^[0-9a-f]{32}$/);
+    expect(JSON.stringify(status)).not.toContain('pw-Zq81');
+
+    // A ConfigMap edited into a mistake: the rotation keeps the mounted file and says why in an event.
+    putConfigMap('default', 'app-config', { 'app.yaml': 'user={{ secret "db-user" | base64 }}\n' });
+    await wait(1100);
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'app.yaml'), 'utf8')).toBe('user=app\n');
+    await wait(200);
+    const failed = api.created.filter((e) => (e as { reason?: string }).reason === 'RotationFailed').map((e) => (e as { message?: string }).message ?? '');
+    expect(failed.some((m) => m.includes('template "app.yaml" (ConfigMap default/app-config key app.yaml): line 1, column 28: unknown pipe "base64"'))).toBe(true);
     await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 
