@@ -32,8 +32,10 @@ import type { ConfigMapSource } from '../../kube/config-maps.js';
 import { loadTemplate, renderTemplateFile } from './template-files.js';
 import type { LoadedTemplate } from './template-files.js';
 import { openSealedValues } from './sealed-values.js';
-import type { DataKeyUnwrapper } from '../../sealed/index.js';
-import { parseVersionedKeyId } from '../../sealed/index.js';
+// The sealed library's own modules, not its index: that one also exports the CLI's Key Vault
+// wrapper, which loads @azure/keyvault-keys (~10 MiB) into every driver at start.
+import type { DataKeyUnwrapper } from '../../sealed/data-keys.js';
+import { parseVersionedKeyId } from '../../sealed/sealed-key-id.js';
 
 export interface KeyVaultProviderOptions {
   settings: AzureSdkSettings;

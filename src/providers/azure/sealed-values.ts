@@ -1,6 +1,10 @@
 import { PodvaultError } from '../../errors/podvault-error.js';
-import { findMarkers, openMarkers, SealedError } from '../../sealed/index.js';
-import type { DataKeyUnwrapper, SealedMarker } from '../../sealed/index.js';
+// Not `src/sealed/index.js`: it also exports the CLI's Key Vault wrapper (@azure/keyvault-keys).
+import { findMarkers } from '../../sealed/markers.js';
+import type { SealedMarker } from '../../sealed/markers.js';
+import { openMarkers } from '../../sealed/open-markers.js';
+import { SealedError } from '../../sealed/sealed-error.js';
+import type { DataKeyUnwrapper } from '../../sealed/data-keys.js';
 
 /** A sealed value of a template: the marker as `podvault seal` prints it, and where it is. */
 export interface SealedUse {

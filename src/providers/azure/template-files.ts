@@ -11,7 +11,7 @@ import type { FetchLimits, VolumeBudget } from '../fetch-limits.js';
 import type { KeyVaultObject } from './parameters.js';
 import { decodeSealedValues } from './sealed-values.js';
 import type { SealedUse } from './sealed-values.js';
-import type { SealedMarker } from '../../sealed/index.js';
+import type { SealedMarker } from '../../sealed/markers.js';
 import type { TemplateObject } from './template-object.js';
 
 /** A template whose text is read and parsed, and whose references are the class's objects. */
