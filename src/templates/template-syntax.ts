@@ -100,6 +100,14 @@ class Scanner {
         while (text.charCodeAt(j) === 0x7b) j++;
         open = j - 2;
       }
+      // Quick refusal: an expression starts with a letter (a word, `pv:`) or a quote after the spaces.
+      // The spaces hold no `{{`, so the search goes on from the first character after them.
+      const first = this.spaces(open + 2);
+      const c = text.charCodeAt(first);
+      if (c !== 0x22 && !((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a))) {
+        open = first > open + 2 ? first : open + 1;
+        continue;
+      }
       this.advanceLines(open);
       const end = this.expression(open);
       if (end === undefined) {
@@ -141,9 +149,6 @@ class Scanner {
   private expression(open: number): { value: string | Expression; end: number } | undefined {
     const { text } = this;
     let i = this.spaces(open + 2);
-    // Quick refusal: an expression starts with a letter (a word, `pv:`) or a quote.
-    const first = text.charCodeAt(i);
-    if (first !== 0x22 && !((first >= 0x61 && first <= 0x7a) || (first >= 0x41 && first <= 0x5a))) return undefined;
     const position = { line: this.line, column: open - this.lineStart + 1 };
     if (text.startsWith('pv:', i)) {
       const start = i + 3;
