@@ -1,8 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
-import { DaemonSet } from 'kubernetes-models/apps/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
 import { ConfigMap, Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
@@ -45,6 +45,9 @@ const builtIn: Record<string, new (o: never) => { validate(): void }> = {
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'apps/v1/Deployment': Deployment,
   'v1/ServiceAccount': ServiceAccount,
   'v1/Namespace': Namespace,
   'v1/Secret': Secret,
@@ -81,7 +84,7 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
   });
 
   it('the kustomization lists every file of deploy/daemonset', async () => {
-    const kustomization = find('Kustomization') as unknown as { resources: string[] };
+    const kustomization = docs.find((d) => d.file === join('daemonset', 'kustomization.yaml'))?.doc as unknown as { resources: string[] };
     const files = (await readdir(join(packageRoot, 'deploy', 'daemonset'))).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
     expect([...kustomization.resources].sort()).toEqual(files.sort());
   });
@@ -146,7 +149,8 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     const watched = ['/pods', '/serviceaccounts', '/configmaps', 'secrets-store.csi.x-k8s.io/secretproviderclasses', 'aadpodidentity.k8s.io/azureidentities', 'aadpodidentity.k8s.io/azureidentitybindings'].flatMap((r) => [`${r}:list`, `${r}:watch`]);
     const used = [...watched, '/pods:get', '/serviceaccounts:get', '/configmaps:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', ...['get', 'create', 'update', 'delete'].map((v) => `secrets-store.csi.x-k8s.io/secretproviderclasspodstatuses:${v}`), 'aadpodidentity.k8s.io/azureidentities:get'];
     expect([...granted].sort()).toEqual(used.sort());
-    const bindings = docs.filter((d) => d.doc.kind === 'ClusterRoleBinding').map((d) => d.doc as unknown as { roleRef: { name: string } });
+    // deploy/version-watch has its own (test/version-watch-manifests.test.ts).
+    const bindings = docs.filter((d) => d.doc.kind === 'ClusterRoleBinding' && !d.file.startsWith('version-watch')).map((d) => d.doc as unknown as { roleRef: { name: string } });
     expect(bindings.map((b) => b.roleRef.name).sort()).toEqual(['podvault', 'system:service-account-issuer-discovery']);
   });
 

@@ -9,6 +9,7 @@ import { kmsPluginCommand } from './kms-plugin-command.js';
 import { renderCommand } from './render-command.js';
 import { resealCommand } from './reseal-command.js';
 import { sealCommand } from './seal-command.js';
+import { versionWatchCommand } from './version-watch-command.js';
 
 /**
  * `podvault <command>`: the one CLI behind the README, the manifests and the tests. Each command
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .addCommand(kmsPluginCommand())
     .addCommand(sealCommand())
     .addCommand(renderCommand())
-    .addCommand(resealCommand());
+    .addCommand(resealCommand())
+    .addCommand(versionWatchCommand());
   await program.parseAsync([...argv]);
 }

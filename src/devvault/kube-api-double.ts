@@ -226,16 +226,20 @@ export class KubeApiDouble {
   private write(method: string, pathname: string, res: ServerResponse, body: unknown): void {
     if (this.stallWrites) return undefined;
     if (this.failWritesWith) return sendStatus(res, this.failWritesWith, this.failWritesWith === 403 ? 'Forbidden' : 'InternalError', `${method} refused by the double on purpose`);
-    const [, prefix = '', namespace = '', plural = '', pathName] = /^(\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(pathname) ?? [];
+    const [, prefix = '', namespace = '', plural = '', pathName, subresource] = /^(\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+)(?:\/(status))?)?$/.exec(pathname) ?? [];
     const sent = body as KubeObject | undefined;
     const name = pathName ?? sent?.metadata?.name;
     if (!name) return sendStatus(res, 422, 'Invalid', 'metadata.name: Required value');
     const key = `${prefix}/namespaces/${namespace}/${plural}/${name}`;
     const existing = this.objects.get(key);
     const store = (object: KubeObject, code: number): void => {
-      this.put(plural, { ...object, metadata: { ...object.metadata, name, namespace } });
+      // With a status subresource, writes of the object keep its status and writes of /status keep the rest.
+      const kept = statusPlurals.includes(plural) ? (subresource ? { ...existing, status: object.status } : { ...object, status: existing?.status }) : object;
+      if (kept.status === undefined) delete kept.status;
+      this.put(plural, { ...kept, metadata: { ...(subresource && existing ? existing.metadata : object.metadata), name, namespace } } as KubeObject);
       sendJson(res, code, this.objects.get(key));
     };
+    if (subresource && method !== 'PUT' && method !== 'PATCH') return sendStatus(res, 405, 'MethodNotAllowed', `${method} of ${subresource} is not served by the double`);
     if (method === 'POST') {
       if (existing) return sendStatus(res, 409, 'AlreadyExists', `${plural} "${name}" already exists`);
       return store(sent as KubeObject, 201);
@@ -309,10 +313,13 @@ export class KubeApiDouble {
 }
 
 /** Resources the double stores writes of (create, replace, merge patch, delete by name); others' POSTs are Events. */
-const writablePlurals = ['secretproviderclasspodstatuses'];
+const writablePlurals = ['secretproviderclasspodstatuses', 'leases', 'vaultobjectversions'];
+
+/** Writable resources with a status subresource (`PUT .../<name>/status`), as their CRD declares. */
+const statusPlurals = ['vaultobjectversions'];
 
 function isWritable(pathname: string): boolean {
-  return writablePlurals.some((plural) => new RegExp(`^/apis/[^/]+/[^/]+/namespaces/[^/]+/${plural}(?:/[^/]+)?$`).test(pathname));
+  return writablePlurals.some((plural) => new RegExp(`^/apis/[^/]+/[^/]+/namespaces/[^/]+/${plural}(?:/[^/]+${statusPlurals.includes(plural) ? '(?:/status)?' : ''})?$`).test(pathname));
 }
 
 function mergePatch(target: unknown, patch: unknown): unknown {

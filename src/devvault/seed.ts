@@ -52,6 +52,12 @@ const clientSchema = z.object({
   federated: z.object({ issuer: z.string(), subject: z.string(), publicKeyPem: z.string() }).optional(),
   /** AKS identity binding: the service accounts (`system:serviceaccount:<ns>:<name>`) the token proxy lets use this identity. */
   identityBinding: z.object({ subjects: z.array(z.string()) }).optional(),
+  /**
+   * Key Vault Reader over the whole vault: versions listings and the properties (and public parts)
+   * of keys and certificates, never a secret's value (give `read: []` with it for a metadata-only
+   * identity, such as the version watch's).
+   */
+  keyVaultReader: z.boolean().optional(),
   /** Globs over object names this identity may read; every object when absent. */
   read: z.array(z.string()).default(['*']),
   /**

@@ -54,6 +54,8 @@ export interface VaultRequestRecord {
   at: number;
   path: string;
   outcome: string;
+  /** The client id its token named, once checked (absent for faults and bad tokens). */
+  clientId?: string;
 }
 
 export interface DevVault {
@@ -107,6 +109,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
   let baseUrl = '';
   const faults: Fault[] = [];
   const vaultLog: VaultRequestRecord[] = [];
+  /** The log record of each request being served, so `authorize` can add who made it. */
+  const logged = new WeakMap<IncomingMessage, VaultRequestRecord>();
   const tokenScopes: string[] = [];
   const tokenTenants: string[] = [];
   const vaultResource = options.vaultResource ?? VAULT_RESOURCE;
@@ -162,21 +166,47 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       sendJson(res, 200, { token_type: 'Bearer', expires_in: result.expiresIn, ext_expires_in: result.expiresIn, access_token: result.token });
     }],
     ...(['secrets', 'keys', 'certificates'] as const).flatMap((kind): Array<[RegExp, string, Route]> => [
+      // The vault's listing (`GET /secrets`): each object's id WITHOUT a version and its current
+      // version's attributes; paged at `maxresults` (at most 25) with a $skiptoken nextLink.
+      [new RegExp(`^/${kind}/?$`), 'GET', (req, res, url) => {
+        const clientId = authorize(req, res, `${kind}-list`);
+        if (!clientId) return;
+        const names = store.names(kind).filter((name) => store.mayReadMetadata(clientId, name));
+        const max = Number(url.searchParams.get('maxresults') ?? 0);
+        const from = Number(url.searchParams.get('$skiptoken') ?? 0) || 0;
+        const size = Math.min(25, max > 0 ? max : 25);
+        const next = from + size < names.length ? `${baseUrl}/${kind}?api-version=${KEYVAULT_API_VERSION}&maxresults=${size}&$skiptoken=${from + size}` : null;
+        const value = names.slice(from, from + size).map((name) => {
+          const current = store.get(kind, name) as StoredVersion;
+          const item = itemBody(kind, name, current);
+          const unversioned = `${baseUrl}/${kind}/${name}`;
+          return kind === 'keys' ? { ...item, kid: unversioned } : { ...item, id: unversioned };
+        });
+        sendJson(res, 200, { value, nextLink: next });
+      }],
       [new RegExp(`^/${kind}/([^/]+)/versions/?$`), 'GET', (req, res, url) => {
         const clientId = authorize(req, res, `${kind}-versions`);
         if (!clientId) return;
         const name = decodeURIComponent(url.pathname.split('/')[2] ?? '');
-        if (!(kind === 'keys' ? store.mayUseKey(clientId, name, 'get') : store.mayRead(clientId, name))) return forbidden(res, clientId, kind, 'list', name);
+        if (!(store.mayReadMetadata(clientId, name) || (kind === 'keys' && store.mayUseKey(clientId, name, 'get')))) return forbidden(res, clientId, kind, 'list', name);
         const versions = store.list(kind, name);
         if (!versions) return objectNotFound(res, kind, name);
-        sendJson(res, 200, { value: versions.map((v) => itemBody(kind, name, v)), nextLink: null });
+        // Key Vault pages listings at `maxresults` (at most 25) with a nextLink carrying $skiptoken;
+        // without maxresults dev-vault answers one page, as it always did.
+        const max = Number(url.searchParams.get('maxresults') ?? 0);
+        const from = Number(url.searchParams.get('$skiptoken') ?? 0) || 0;
+        const size = max > 0 ? Math.min(25, max) : versions.length;
+        const next = from + size < versions.length ? `${baseUrl}/${kind}/${encodeURIComponent(name)}/versions?api-version=${KEYVAULT_API_VERSION}&maxresults=${size}&$skiptoken=${from + size}` : null;
+        sendJson(res, 200, { value: versions.slice(from, from + size).map((v) => itemBody(kind, name, v)), nextLink: next });
       }],
       [new RegExp(`^/${kind}/([^/]+)(?:/([^/]*))?/?$`), 'GET', (req, res, url) => {
         const clientId = authorize(req, res, kind === 'secrets' ? 'secret' : kind === 'keys' ? 'key' : 'certificate');
         if (!clientId) return;
         const [, , rawName = '', rawVersion = ''] = url.pathname.split('/');
         const name = decodeURIComponent(rawName);
-        if (!(kind === 'keys' ? store.mayUseKey(clientId, name, 'get') : store.mayRead(clientId, name))) return forbidden(res, clientId, kind, 'get', name);
+        // Key Vault Reader reads keys' and certificates' properties and public parts, never a secret's value.
+        const mayGet = kind === 'secrets' ? store.mayRead(clientId, name) : store.mayReadMetadata(clientId, name) || (kind === 'keys' && store.mayUseKey(clientId, name, 'get'));
+        if (!mayGet) return forbidden(res, clientId, kind, 'get', name);
         const entry = store.get(kind, name, rawVersion === '' ? undefined : decodeURIComponent(rawVersion));
         if (!entry) return objectNotFound(res, kind, name);
         const expired = entry.expires !== undefined && entry.expires * 1000 < Date.now();
@@ -231,6 +261,8 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
       return undefined;
     }
     count(kind);
+    const record = logged.get(req);
+    if (record) record.clientId = clientId;
     return clientId;
   }
 
@@ -261,7 +293,7 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
     const delay = options.latencyMs ?? 0;
     const serve = async (): Promise<void> => {
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-      if (/^\/(secrets|keys|certificates)\//.test(url.pathname) && req.headers.authorization) {
+      if (/^\/(secrets|keys|certificates)(\/|$)/.test(url.pathname) && req.headers.authorization) {
         const fault = faults.find((f) => f.times > 0 && (!f.path || f.path.test(url.pathname)));
         if (fault) {
           fault.times -= 1;
@@ -292,7 +324,9 @@ export async function startDevVault(options: DevVaultOptions): Promise<DevVault>
             return sendJson(res, fault.status, { error: { code, message: fault.status === 429 ? 'Rate limit is exceeded. Try again later.' : 'An unexpected error occurred.' } });
           }
         }
-        vaultLog.push({ at: Date.now(), path: url.pathname, outcome: 'served' });
+        const record: VaultRequestRecord = { at: Date.now(), path: url.pathname, outcome: 'served' };
+        vaultLog.push(record);
+        logged.set(req, record);
       }
       await route[2](req, res, url);
     };

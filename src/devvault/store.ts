@@ -64,6 +64,11 @@ export class VaultStore {
     return version ? versions.find((v) => v.version === version) : versions[versions.length - 1];
   }
 
+  /** Names of the objects of one kind, in creation order. */
+  names(kind: ObjectKind): string[] {
+    return [...this.objects[kind].keys()];
+  }
+
   list(kind: ObjectKind, name: string): readonly StoredVersion[] | undefined {
     return this.objects[kind].get(name);
   }
@@ -111,6 +116,11 @@ export class VaultStore {
   mayRead(clientId: string, name: string): boolean {
     const client = this.clientMap.get(clientId);
     return !!client && client.read.some((glob) => globMatch(glob, name));
+  }
+
+  /** Whether `clientId` may list versions and read properties of object `name` (no value): Key Vault Reader, or a reader of its value. */
+  mayReadMetadata(clientId: string, name: string): boolean {
+    return this.clientMap.get(clientId)?.keyVaultReader === true || this.mayRead(clientId, name);
   }
 
   /**
