@@ -59,6 +59,8 @@ describe('the podvault command', () => {
     const { stdout } = await run(process.execPath, [BIN, 'demo'], { timeout: 60_000 });
     expect(stdout).toMatch(/NodePublishVolume pod default\/web-0, class app-secrets, identity from binding app-identity-binding: OK/);
     expect(stdout).toMatch(/cat db-username {2}-> app_rw/);
+    // The sealed config file: the class's secret escaped for YAML and the sealed value opened as the pod.
+    expect(stdout).toMatch(/ {4}password: "correct-horse-battery-staple"\n.*\n.*\n {4}password: "smtp-pw-Zr82-demo"/);
     expect(stdout).toMatch(/NodeUnpublishVolume: OK; target removed=true, still mounted=false/);
     if (isRoot) expect(stdout).toMatch(/mount {12}tmpfs podvault on .*nosuid,nodev,noexec/);
   });

@@ -4,7 +4,7 @@ import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
-import { Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, Pod, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { driverCommand } from '../src/cli/driver-command.js';
@@ -52,6 +52,7 @@ const builtIn: Record<string, new (o: never) => { validate(): void }> = {
   'v1/Namespace': Namespace,
   'v1/Secret': Secret,
   'v1/Pod': Pod,
+  'v1/ConfigMap': ConfigMap,
 };
 
 describe('deploy/: manifests that apply and are wired to the code', async () => {
@@ -145,8 +146,8 @@ describe('deploy/: manifests that apply and are wired to the code', async () => 
     const granted = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
     // What src/kube/*.ts call through @kubernetes/client-node.
     // The watch-backed caches of src/kube/kube-caches.ts list and watch; Secrets are only read (get).
-    const watched = ['/pods', '/serviceaccounts', 'secrets-store.csi.x-k8s.io/secretproviderclasses', 'aadpodidentity.k8s.io/azureidentities', 'aadpodidentity.k8s.io/azureidentitybindings'].flatMap((r) => [`${r}:list`, `${r}:watch`]);
-    const used = [...watched, '/pods:get', '/serviceaccounts:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', ...['get', 'create', 'update', 'delete'].map((v) => `secrets-store.csi.x-k8s.io/secretproviderclasspodstatuses:${v}`), 'aadpodidentity.k8s.io/azureidentities:get'];
+    const watched = ['/pods', '/serviceaccounts', '/configmaps', 'secrets-store.csi.x-k8s.io/secretproviderclasses', 'aadpodidentity.k8s.io/azureidentities', 'aadpodidentity.k8s.io/azureidentitybindings'].flatMap((r) => [`${r}:list`, `${r}:watch`]);
+    const used = [...watched, '/pods:get', '/serviceaccounts:get', '/configmaps:get', '/secrets:get', '/events:create', 'secrets-store.csi.x-k8s.io/secretproviderclasses:get', ...['get', 'create', 'update', 'delete'].map((v) => `secrets-store.csi.x-k8s.io/secretproviderclasspodstatuses:${v}`), 'aadpodidentity.k8s.io/azureidentities:get'];
     expect([...granted].sort()).toEqual(used.sort());
     // deploy/version-watch has its own (test/version-watch-manifests.test.ts).
     const bindings = docs.filter((d) => d.doc.kind === 'ClusterRoleBinding' && !d.file.startsWith('version-watch')).map((d) => d.doc as unknown as { roleRef: { name: string } });

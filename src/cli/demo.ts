@@ -13,6 +13,10 @@ import { startDriver } from '../driver/server.js';
 import { createLogger } from '../log.js';
 import { packageRoot } from '../package-info.js';
 import { DEMO_SEED } from './dev-vault-command.js';
+import { ClientSecretCredential } from '@azure/identity';
+import { AZURE_CLOUDS } from '../providers/azure/clouds.js';
+import { KeyVaultDataKeys, sealValues } from '../sealed/index.js';
+import type { DevVault } from '../devvault/server.js';
 
 const DEMO_DIR = join(packageRoot, 'examples', 'standalone');
 
@@ -34,6 +38,12 @@ export async function runDemo(say: (line: string) => void): Promise<void> {
     doc.setIn(['spec', 'parameters', 'tenantId'], vault.tenantId);
     await writeFile(join(classDir, 'secretproviderclass.yaml'), doc.toString());
     await copyFile(join(DEMO_DIR, 'identity.yaml'), join(classDir, 'identity.yaml'));
+    // The config file template: its SMTP password sealed now, as `podvault seal` would, with this
+    // dev-vault's key (a marker names the vault and key version it was sealed with).
+    const [marker = ''] = await sealDemoValues(vault, ['smtp-pw-Zr82-demo']);
+    const template = await readFile(join(DEMO_DIR, 'configmap.yaml'), 'utf8');
+    await writeFile(join(classDir, 'configmap.yaml'), template.replace('"SEALED_SMTP_PASSWORD"', `"${marker.replace(/\}\}$/, ' | yaml}}')}"`));
+    say(`podvault seal    smtp password -> ${marker.slice(0, 24)}…}} (key ${vault.url}/keys/app-config), into the app-config ConfigMap`);
     const kubeletDir = join(workDir, 'kubelet');
     await mkdir(kubeletDir);
     const canMount = process.getuid?.() === 0;
@@ -70,6 +80,8 @@ export async function runDemo(say: (line: string) => void): Promise<void> {
     for (const line of await tree(volume.targetPath)) say(`  ${line}`);
     const shown = 'db-username';
     say(`cat ${shown}  -> ${(await readFile(join(volume.targetPath, shown), 'utf8'))}`);
+    say('cat config/app.yaml  (objectType: template: the class\'s secrets and the sealed value, unwrapped as the pod)');
+    for (const line of (await readFile(join(volume.targetPath, 'config', 'app.yaml'), 'utf8')).trimEnd().split('\n')) say(`  ${line}`);
 
     const again = performance.now();
     await csi.publish(volume.request);
@@ -85,6 +97,18 @@ export async function runDemo(say: (line: string) => void): Promise<void> {
     await vault.close();
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** Seal values with the demo vault's `app-config` key as its sealer identity (examples/dev-vault.yaml). */
+async function sealDemoValues(vault: DevVault, values: string[]): Promise<string[]> {
+  const keys = new KeyVaultDataKeys({
+    credential: new ClientSecretCredential(vault.tenantId, '0c2d3e4f-demo-4c1b-9d7e-sealer000001', 'demo-sealer-secret', { authorityHost: vault.url, disableInstanceDiscovery: true, tlsOptions: { ca: vault.caPem } }),
+    settings: { caPem: vault.caPem, authorityHost: vault.url, allowedVaultOrigins: [vault.url], maxRetries: 0 },
+    cloud: AZURE_CLOUDS[0] as (typeof AZURE_CLOUDS)[number],
+    allowedOrigins: [vault.url],
+    log: createLogger({ level: 'warn', destination: process.stderr }),
+  });
+  return (await sealValues(values, `${vault.url}/keys/app-config`, keys)).markers;
 }
 
 /** `ls -l`-like lines for the visible entries and what the links resolve to. */

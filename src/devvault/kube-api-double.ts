@@ -34,7 +34,8 @@ interface Change {
  * A local Kubernetes API server double speaking the real REST wire format over HTTP: GET of one
  * object, LIST, and WATCH (`?watch=true`, one JSON event per line, kept open) for namespaced
  * resources of core (`/api/v1`) and groups (`/apis/<group>/<version>`), with Status bodies on
- * errors; LISTs honour equality `fieldSelector`s. Tests put objects in and see every request the client made;
+ * errors; LISTs honour equality `fieldSelector`s. Any plural is served alike (SecretProviderClasses, pods,
+ * ConfigMaps at `/api/v1/namespaces/<ns>/configmaps` and `/api/v1/configmaps`). Tests put objects in and see every request the client made;
  * the bench (`bench/publish.ts`) serves its Kubernetes-mode driver from it.
  */
 export class KubeApiDouble {
@@ -55,6 +56,8 @@ export class KubeApiDouble {
   readonly created: object[] = [];
   /** When set, every request answers this HTTP status (an API server outage). */
   failWith?: number;
+  /** When set, requests whose path matches answer 403 Forbidden, as RBAC refuses them (e.g. `/configmaps/`). */
+  forbid?: RegExp;
   /** When set, LISTs (GETs of a collection, not watches) are not answered until it is cleared (a slow first LIST). */
   stallLists?: boolean;
   private stalledLists: Array<() => void> = [];
@@ -265,6 +268,7 @@ export class KubeApiDouble {
     if (this.failWith) return sendStatus(res, this.failWith, 'InternalError', 'the API server double is failing on purpose');
     if (authorization !== 'Bearer test-token') return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
     const url = new URL(rawUrl, 'http://double');
+    if (this.forbid?.test(url.pathname)) return sendStatus(res, 403, 'Forbidden', `${url.pathname} is forbidden: the double refuses it on purpose`);
     if (method !== 'GET' && isWritable(url.pathname)) return this.write(method, url.pathname, res, body);
     if (method === 'POST' && body !== undefined) {
       const object = { ...(body as KubeObject), metadata: { ...(body as KubeObject).metadata, name: `${(body as KubeObject).metadata?.generateName ?? 'obj'}${++this.resourceVersion}`, resourceVersion: String(this.resourceVersion) } };

@@ -6,6 +6,8 @@ import type { ClassSource } from '../kube/secret-provider-class.js';
 import { StandaloneClassSource } from '../kube/standalone-class-source.js';
 import { StandaloneDirectory } from '../kube/standalone-directory.js';
 import { StandaloneIdentityObjects } from '../kube/standalone-identity-objects.js';
+import { StandaloneConfigMaps } from '../kube/standalone-config-maps.js';
+import type { ConfigMapSource } from '../kube/config-maps.js';
 import type { IdentityObjects } from '../identity/crds.js';
 import { TokenProxyClient } from '../identity/token-proxy.js';
 import { IdentityResolver } from '../identity/identity-resolver.js';
@@ -55,29 +57,35 @@ export interface RunningDriver {
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink; stop?: () => Promise<void> }> {
+async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; configMaps: ConfigMapSource; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink; stop?: () => Promise<void> }> {
   const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
-    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory), events: new LogEventRecorder(log), ...(fileKeys ? { keys: fileKeys } : {}) };
+    return { classes: new StandaloneClassSource(directory), objects: new StandaloneIdentityObjects(directory), configMaps: new StandaloneConfigMaps(directory), events: new LogEventRecorder(log), ...(fileKeys ? { keys: fileKeys } : {}) };
   }
   // Loaded only when used: @kubernetes/client-node alone adds about 70 MiB of resident memory,
   // which a standalone driver (the demo, the benchmark, FlexVolume-only nodes) need not carry.
-  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }, { KubePodStatusWriter }, { KubeCaches }] = await Promise.all([
+  const [{ KubeClassSource, loadKubeConfig }, { KubeIdentityObjects }, { KubeServiceAccountKeys }, { KubeEventRecorder }, { KubePodStatusWriter }, { KubeCaches }, { KubeConfigMaps }] = await Promise.all([
     import('../kube/kube-class-source.js'),
     import('../kube/kube-identity-objects.js'),
     import('../kube/kube-service-account-keys.js'),
     import('../kube/kube-event-recorder.js'),
     import('../kube/kube-pod-status-writer.js'),
     import('../kube/kube-caches.js'),
+    import('../kube/kube-config-maps.js'),
   ]);
   const kubeConfig = loadKubeConfig(config.classSource.kubeconfig);
   // Watch-backed caches: after their first LIST a publish reads nothing from the API server.
   const caches = new KubeCaches({ kubeConfig, nodeName: config.nodeId, maxClassBytes: config.maxClassBytes, log: log.child({ component: 'api-cache' }) });
   caches.start();
+  // Its watch starts at the first template publish (a cluster without templates lists no ConfigMaps).
+  const configMaps = new KubeConfigMaps(kubeConfig, log.child({ component: 'api-cache' }));
   return {
-    stop: () => caches.stop(),
+    stop: async () => {
+      await Promise.all([caches.stop(), configMaps.stop()]);
+    },
     classes: new KubeClassSource(kubeConfig, caches.classes),
+    configMaps,
     objects: new KubeIdentityObjects(kubeConfig, caches),
     keys: fileKeys ?? new KubeServiceAccountKeys(kubeConfig),
     events: new KubeEventRecorder(kubeConfig, config.nodeId, log),
@@ -111,7 +119,7 @@ function tmpfsMounter(config: DriverConfig, log: Logger): TmpfsMounter {
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects, keys, events, podStatus, stop: stopSources } = await clusterSources(config, log);
+  const { classes, objects, configMaps, keys, events, podStatus, stop: stopSources } = await clusterSources(config, log);
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
@@ -147,6 +155,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
       publishDeadlineMs: config.publishDeadlineMs,
       limits: { maxClassBytes: config.maxClassBytes, maxObjects: config.maxClassObjects, maxObjectBytes: config.maxObjectBytes, maxVolumeBytes: config.tmpfsSizeBytes },
       certificateFiles: { writeCertAndKeyInSeparateFiles: config.writeCertAndKeyInSeparateFiles, constructPEMChain: config.constructPEMChain },
+      configMaps,
     }),
   ]);
   const node = new NodeService({

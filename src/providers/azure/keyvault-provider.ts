@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { PodvaultError, invalidArgument, permissionDenied, unavailable } from '../../errors/podvault-error.js';
 import type { AzureSdkSettings } from '../../identity/azure-sdk-settings.js';
 import { ruleAllows } from '../../identity/binding-policy.js';
@@ -27,6 +28,14 @@ import { withRetries } from './retry-policy.js';
 import type { RetryOptions } from './retry-policy.js';
 import type { Logger } from '../../log.js';
 import type { VaultClients } from './vault-clients.js';
+import type { ConfigMapSource } from '../../kube/config-maps.js';
+import { loadTemplate, renderTemplateFile } from './template-files.js';
+import type { LoadedTemplate } from './template-files.js';
+import { openSealedValues } from './sealed-values.js';
+// The sealed library's own modules, not its index: that one also exports the CLI's Key Vault
+// wrapper, which loads @azure/keyvault-keys (~10 MiB) into every driver at start.
+import type { DataKeyUnwrapper } from '../../sealed/data-keys.js';
+import { parseVersionedKeyId } from '../../sealed/sealed-key-id.js';
 
 export interface KeyVaultProviderOptions {
   settings: AzureSdkSettings;
@@ -46,6 +55,8 @@ export interface KeyVaultProviderOptions {
    * on), as the Azure provider's flags; a class's parameters of the same names override them.
    */
   certificateFiles?: { writeCertAndKeyInSeparateFiles: boolean; constructPEMChain: boolean };
+  /** Where `objectType: template` entries with a `configMap` source read it (absent: such templates fail). */
+  configMaps?: ConfigMapSource;
 }
 
 /** The Azure provider's defaults for its two certificate flags. */
@@ -106,6 +117,9 @@ interface FetchItem {
  *   6. adds the extra files: `.crt`/`.key` of certificate-backed secrets, jmesPath fields and the
  *      class's env file, each counted against the volume's budget; then checks that no two files
  *      share a name.
+ * Templates (`objectType: template`, template-files.ts) are read and checked between 2 and 3 (their
+ * ConfigMaps, their references to the class's objects), their sealed values are unwrapped while
+ * step 4 runs, and they are rendered from the fetched objects' files after step 5.
  */
 export class KeyVaultProvider implements Provider {
   readonly name = 'azure';
@@ -123,6 +137,11 @@ export class KeyVaultProvider implements Provider {
     const customCloud = await this.customCloud(request.parameters, where);
     const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where, ...(customCloud ? { customCloud } : {}) });
     for (const object of params.objects) this.checkVaultAllowed(params, object.vault);
+    // Templates are read and checked before any identity is resolved or vault asked.
+    const templates = await mapLimit(params.templates, this.options.fetchConcurrency, (t) => loadTemplate(t, params.objects, request.pod.namespace, this.options.configMaps));
+    for (const t of templates) {
+      if (t.sealed.length > 0 && t.template.tenantId === '') throw invalidArgument(`${t.label}: it holds sealed values, which are unwrapped as the pod's identity: set parameter tenantId (or the template's own tenantId)`);
+    }
     const identities = await this.resolveTenants(params, request);
     for (const object of params.objects) {
       const rule = identities.get(object.vault.tenantId)?.objectRule;
@@ -130,12 +149,16 @@ export class KeyVaultProvider implements Provider {
         throw permissionDenied(`pod ${request.pod.namespace}/${request.pod.name} may not read ${object.objectType} ${JSON.stringify(object.objectName)} from ${object.vault.url}: not in ${rule.source}`);
       }
     }
+    for (const t of templates) this.checkSealedKeys(params, t, identities);
     const vaults = [...new Set(params.objects.map((o) => o.vault.url))];
     request.log.info({ vault: vaults.length === 1 ? vaults[0] : vaults, identity: [...new Set([...identities.values()].map((i) => i.description))].join('; '), objects: params.objects.length }, 'fetching from Key Vault');
     const deadline = request.startedAt + this.options.publishDeadlineMs;
     const publishSignal = linkedSignal([request.signal], Math.max(0, deadline - Date.now()));
+    // Each request in flight listens to it: the objects' fetches and the templates' unwraps run
+    // together, past Node's default of 10 listeners (whose warning would suggest a leak).
+    setMaxListeners(2 * this.options.fetchConcurrency + 8, publishSignal.signal);
     try {
-      return await this.fetchAll(params, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
+      return await this.fetchAll(params, templates, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
     } finally {
       publishSignal.dispose();
     }
@@ -157,7 +180,7 @@ export class KeyVaultProvider implements Provider {
    * publish, all before any vault call.
    */
   private async resolveTenants(params: AzureParameters, request: FetchRequest): Promise<Map<string, ResolvedIdentity>> {
-    const tenants = [...new Set(params.objects.map((o) => o.vault.tenantId))];
+    const tenants = [...new Set([...params.objects.map((o) => o.vault.tenantId), ...params.templates.map((t) => t.tenantId).filter((t) => t !== '')])];
     const resolved = await mapLimit(tenants, this.options.fetchConcurrency, (tenantId) =>
       this.options.identities.resolve(
         { pod: request.pod, tenantId, cloudAuthorityHost: params.cloud.authorityHost, parameters: params.identity, secrets: request.secrets, tokens: request.tokens },
@@ -167,7 +190,7 @@ export class KeyVaultProvider implements Provider {
     return new Map(tenants.map((t, i) => [t, resolved[i] as ResolvedIdentity]));
   }
 
-  private async fetchAll(params: AzureParameters, identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
+  private async fetchAll(params: AzureParameters, templates: readonly LoadedTemplate[], identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
     const budget = new VolumeBudget(where, this.options.limits);
     const retry = { ...this.options.retry, deadline };
     // The node has one field-extraction worker and one queue for every tenant: a publish's
@@ -209,9 +232,18 @@ export class KeyVaultProvider implements Provider {
     // The objects of every vault are expanded and fetched together, under the one concurrency limit.
     const items = (await mapLimit(params.objects, limit, (o) => this.expand(contextOf(o.vault), o))).flat();
     // jmesPath fields are files too (the .crt/.key pairs depend on the vault's answer: the budget bounds them).
-    checkObjectCount(where, items.reduce((n, item) => n + 1 + item.object.jmesPath.length, 0), this.options.limits, true);
-    const outputs = await mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item));
+    checkObjectCount(where, items.reduce((n, item) => n + 1 + item.object.jmesPath.length, templates.length), this.options.limits, true);
+    // Sealed values are unwrapped while the objects are fetched: a template costs no extra round trip.
+    const [outputs, sealed] = await Promise.all([
+      mapLimit(items, limit, (item) => this.fetchItem(contextOf(item.object.vault), item)),
+      mapLimit(templates, limit, (t) => openSealedValues(t.sealed, this.unwrapper(t, contextOf), t.label, signal)),
+    ]);
     const files = outputs.flatMap((o) => o.files);
+    if (templates.length > 0) {
+      // References name files of the fetched objects (their own, or jmesPath fields): nothing is fetched again.
+      const fileAt = new Map(files.map((f) => [f.path, f]));
+      templates.forEach((t, i) => files.push(renderTemplateFile(t, fileAt, sealed[i] as Map<string, string>, this.options.limits, budget)));
+    }
     const envFile = params.files.envFile;
     if (envFile !== undefined) {
       const included = outputs.flatMap((o) => o.env);
@@ -293,6 +325,53 @@ export class KeyVaultProvider implements Provider {
       object.jmesPath.forEach((field, i) => add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
     }
     return out;
+  }
+
+  /**
+   * The keys a template's sealed values name, checked before any vault call: each key's vault must
+   * be one the class could name (the cloud's vault domain or an operator-allowed origin: a marker
+   * is its sealer's text, and the pod identity's token would go there), and the pod's binding rule
+   * must allow the key's name. The message names the template, the marker's line and the key.
+   */
+  private checkSealedKeys(params: AzureParameters, loaded: LoadedTemplate, identities: ReadonlyMap<string, ResolvedIdentity>): void {
+    const rule = identities.get(loaded.template.tenantId)?.objectRule;
+    for (const marker of loaded.sealed) {
+      const at = `${loaded.label}: line ${marker.line}, column ${marker.column}`;
+      const key = parseVersionedKeyId(marker.keyId);
+      if (typeof key === 'string') throw invalidArgument(`${at}: the sealed value's key id ${key}`);
+      try {
+        this.checkVaultAllowed(params, { url: key.vaultUrl, explicit: true, tenantId: loaded.template.tenantId, source: 'a sealed value names key vault', own: true });
+      } catch (err) {
+        throw err instanceof PodvaultError ? err.withContext(at) : err;
+      }
+      if (rule && !ruleAllows(rule, key.vaultUrl, key.name)) throw permissionDenied(`${at}: the pod may not use key ${JSON.stringify(key.name)} of ${key.vaultUrl}: not in ${rule.source}`);
+    }
+  }
+
+  /**
+   * Key Vault's unwrapKey for a template's sealed values (their keys checked by checkSealedKeys),
+   * as the pod's identity for the template's tenant, through the same clients, limiter and retry
+   * policy as every vault read. A refusal names the key, never a value.
+   */
+  private unwrapper(loaded: LoadedTemplate, contextOf: (vault: ObjectVault) => FetchContext): DataKeyUnwrapper {
+    const { template } = loaded;
+    return {
+      unwrap: async (keyId, algorithm, wrapped) => {
+        const key = parseVersionedKeyId(keyId);
+        if (typeof key === 'string') throw invalidArgument(`the sealed value's key id ${key}`);
+        const ctx = contextOf({ url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: 'a sealed value names key vault', own: true });
+        const crypto = await ctx.clients.cryptography(keyId);
+        try {
+          const result = await this.request(ctx, `key ${JSON.stringify(key.name)} version ${key.version}: unwrapKey`, (abortSignal) => crypto.unwrapKey(algorithm, wrapped, { abortSignal }));
+          return result.result;
+        } catch (err) {
+          if (err instanceof PodvaultError && err.kind === 'permission-denied') {
+            throw new PodvaultError('permission-denied', `${err.message}; the pod's identity needs Key Vault Crypto Service Encryption User (unwrapKey) on the key`, { cause: err.cause });
+          }
+          throw err;
+        }
+      },
+    };
   }
 
   /**

@@ -11,6 +11,8 @@ import type { AzureCloud } from './clouds.js';
 import { parseEnvName } from './env-file.js';
 import { parseJmesPath } from './field-extraction.js';
 import type { JmesPathField } from './field-extraction.js';
+import { parseTemplateObject } from './template-object.js';
+import type { TemplateObject } from './template-object.js';
 
 export type ObjectType = 'secret' | 'key' | 'cert';
 export type ObjectEncoding = 'utf-8' | 'hex' | 'base64';
@@ -78,6 +80,8 @@ export interface AzureParameters {
   cloud: AzureCloud;
   identity: IdentityParameters;
   objects: KeyVaultObject[];
+  /** `objectType: template` entries (template-object.ts): files rendered from the other objects. */
+  templates: TemplateObject[];
   files: FileOptions;
 }
 
@@ -156,7 +160,7 @@ export function parseAzureParameters(
     throw invalidArgument('parameter useAzureTokenProxy needs parameter clientID (the client id of the managed identity the AKS identity binding maps)');
   }
 
-  const parsed = parseObjects(param('objects'), where, limits, cloud);
+  const { objects: parsed, templates: parsedTemplates } = parseObjects(param('objects'), where, limits, cloud);
   // The class's vault and tenant are needed only by objects that name none of their own; the
   // messages name the first such object, so a class whose objects all name theirs can omit them.
   const needsVault = parsed.find((o) => o.own.url === undefined);
@@ -174,7 +178,9 @@ export function parseAzureParameters(
       own: own.url !== undefined && own.url !== vaultUrl,
     },
   }));
-  const tenants = new Set(objects.map((o) => o.vault.tenantId));
+  // A template's tenant is the identity its sealed values are unwrapped as: its own, else the class's.
+  const templates = parsedTemplates.map((t) => ({ ...t, tenantId: t.tenantId || tenantId }));
+  const tenants = new Set([...objects.map((o) => o.vault.tenantId), ...templates.map((t) => t.tenantId).filter((t) => t !== '')]);
   if (tenants.size > MAX_CLASS_TENANTS) {
     throw invalidArgument(`${where}: its objects name ${tenants.size} tenants, over the limit of ${MAX_CLASS_TENANTS} tenants per class`);
   }
@@ -196,6 +202,7 @@ export function parseAzureParameters(
       useAzureTokenProxy,
     },
     objects,
+    templates,
     files: parseFileOptions(param),
   };
 }
@@ -270,7 +277,7 @@ function parseBool(name: string, value: string): boolean {
   throw invalidArgument(`parameter ${name} must be "true" or "false", not ${JSON.stringify(value)}`);
 }
 
-function parseObjects(objectsYaml: string, where: string, limits: FetchLimits, cloud: AzureCloud): ParsedObject[] {
+function parseObjects(objectsYaml: string, where: string, limits: FetchLimits, cloud: AzureCloud): { objects: ParsedObject[]; templates: TemplateObject[] } {
   if (objectsYaml === '') throw invalidArgument('parameter objects is required');
   let outer: unknown;
   try {
@@ -284,20 +291,30 @@ function parseObjects(objectsYaml: string, where: string, limits: FetchLimits, c
   }
   checkObjectCount(where, array.length, limits);
 
-  const objects = array.map((entry, index) => parseObject(entry, index, limits, where, cloud));
+  const entries = array.map((entry, index) => parseEntry(entry, index, limits, where, cloud));
   const byFile = new Map<string, number>();
-  objects.forEach(({ object: o }, index) => {
+  entries.forEach((entry, index) => {
+    const o = 'object' in entry ? entry.object : entry;
     const other = byFile.get(o.fileName);
     if (other !== undefined) {
       throw invalidArgument(`objects[${index}] (${o.objectName}): file name ${JSON.stringify(o.fileName)} is already used by objects[${other}]; set objectAlias`);
     }
     byFile.set(o.fileName, index);
   });
-  return objects;
+  const objects = entries.filter((e): e is ParsedObject => 'object' in e);
+  const templates = entries.filter((e): e is TemplateObject => !('object' in e));
+  return { objects, templates };
 }
 
-function parseObject(entry: unknown, index: number, limits: FetchLimits, className: string, cloud: AzureCloud): ParsedObject {
-  const where = `objects[${index}]`;
+/** One entry of `objects`: a vault object, or a template (whose fields are its own, see template-object.ts). */
+function parseEntry(entry: unknown, index: number, limits: FetchLimits, className: string, cloud: AzureCloud): ParsedObject | TemplateObject {
+  const value = entryValue(entry, `objects[${index}]`);
+  const type = (value as { objectType?: unknown }).objectType;
+  if (typeof type === 'string' && type.trim() === 'template') return parseTemplateObject(value, index);
+  return parseObject(value, index, limits, className, cloud);
+}
+
+function entryValue(entry: unknown, where: string): object {
   let value: unknown = entry;
   if (typeof entry === 'string') {
     try {
@@ -307,6 +324,11 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
     }
   }
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw invalidArgument(`${where} must be a YAML mapping`);
+  return value;
+}
+
+function parseObject(value: object, index: number, limits: FetchLimits, className: string, cloud: AzureCloud): ParsedObject {
+  const where = `objects[${index}]`;
   const parsed = rawObjectSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -320,7 +342,7 @@ function parseObject(entry: unknown, index: number, limits: FetchLimits, classNa
 
   const objectType = raw.objectType ?? '';
   if (objectType !== 'secret' && objectType !== 'key' && objectType !== 'cert') {
-    throw invalidArgument(`${at}: field objectType ${JSON.stringify(objectType)} must be one of secret, key, cert`);
+    throw invalidArgument(`${at}: field objectType ${JSON.stringify(objectType)} must be one of secret, key, cert, template`);
   }
 
   const encodingRaw = (raw.objectEncoding ?? '').toLowerCase();

@@ -1,5 +1,5 @@
 import type { CertificateClient } from '@azure/keyvault-certificates';
-import type { KeyClient } from '@azure/keyvault-keys';
+import type { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
 import type { HttpClient } from '@azure/core-rest-pipeline';
@@ -18,6 +18,12 @@ export interface VaultClients {
   secrets: SecretClient;
   keys(): Promise<KeyClient>;
   certificates(): Promise<CertificateClient>;
+  /**
+   * A CryptographyClient for one key version of this vault (a template's sealed values), with the
+   * same credential, pipeline and HTTP client as the others; built with the versioned id, so it
+   * never asks for the key itself.
+   */
+  cryptography(versionedKeyId: string): Promise<CryptographyClient>;
 }
 
 function once<T>(make: () => Promise<T>): () => Promise<T> {
@@ -49,8 +55,10 @@ export class VaultClientPool {
         // resource; an operator-allowed custom origin cannot pass that check by construction.
         disableChallengeResourceVerification: !verifyChallengeResource,
       };
+      const cryptography = new LruCache<Promise<CryptographyClient>>(16);
       return {
         secrets: new SecretClient(vaultUrl, credential, options),
+        cryptography: (keyId) => cryptography.getOrCreate(keyId, async () => new (await import('@azure/keyvault-keys')).CryptographyClient(keyId, credential, options)),
         keys: once(async () => new (await import('@azure/keyvault-keys')).KeyClient(vaultUrl, credential, options)),
         certificates: once(async () => new (await import('@azure/keyvault-certificates')).CertificateClient(vaultUrl, credential, options)),
       };
