@@ -29,7 +29,7 @@ import type { RetryOptions } from './retry-policy.js';
 import type { Logger } from '../../log.js';
 import type { VaultClients } from './vault-clients.js';
 import type { ConfigMapSource } from '../../kube/config-maps.js';
-import { loadTemplate, renderTemplateFile } from './template-files.js';
+import { loadTemplate, renderTemplateFile, TemplateBudget } from './template-files.js';
 import type { LoadedTemplate } from './template-files.js';
 import { openSealedValues } from './sealed-values.js';
 // The sealed library's own modules, not its index: that one also exports the CLI's Key Vault
@@ -138,7 +138,8 @@ export class KeyVaultProvider implements Provider {
     const params = parseAzureParameters(request.parameters, { limits: this.options.limits, where, ...(customCloud ? { customCloud } : {}) });
     for (const object of params.objects) this.checkVaultAllowed(params, object.vault);
     // Templates are read and checked before any identity is resolved or vault asked.
-    const templates = await mapLimit(params.templates, this.options.fetchConcurrency, (t) => loadTemplate(t, params.objects, request.pod.namespace, this.options.configMaps));
+    const templateBudget = new TemplateBudget(where);
+    const templates = await mapLimit(params.templates, this.options.fetchConcurrency, (t) => loadTemplate(t, params.objects, request.pod.namespace, this.options.configMaps, templateBudget));
     for (const t of templates) {
       if (t.sealed.length > 0 && t.template.tenantId === '') throw invalidArgument(`${t.label}: it holds sealed values, which are unwrapped as the pod's identity: set parameter tenantId (or the template's own tenantId)`);
     }
@@ -356,17 +357,25 @@ export class KeyVaultProvider implements Provider {
   private unwrapper(loaded: LoadedTemplate, contextOf: (vault: ObjectVault) => FetchContext): DataKeyUnwrapper {
     const { template } = loaded;
     return {
-      unwrap: async (keyId, algorithm, wrapped) => {
+      unwrap: async (keyId, algorithm, wrapped, signal) => {
         const key = parseVersionedKeyId(keyId);
         if (typeof key === 'string') throw invalidArgument(`the sealed value's key id ${key}`);
-        const ctx = contextOf({ url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: 'a sealed value names key vault', own: true });
+        const shared = contextOf({ url: key.vaultUrl, explicit: true, tenantId: template.tenantId, source: 'a sealed value names key vault', own: true });
+        // openMarkers aborts the template's other unwraps at its first failure: they stop too.
+        const ctx = signal ? { ...shared, signal: AbortSignal.any([shared.signal, signal]) } : shared;
         const crypto = await ctx.clients.cryptography(keyId);
+        const what = `key ${JSON.stringify(key.name)} version ${key.version}: unwrapKey`;
         try {
-          const result = await this.request(ctx, `key ${JSON.stringify(key.name)} version ${key.version}: unwrapKey`, (abortSignal) => crypto.unwrapKey(algorithm, wrapped, { abortSignal }));
+          const result = await this.request(ctx, what, (abortSignal) => crypto.unwrapKey(algorithm, wrapped, { abortSignal }));
           return result.result;
         } catch (err) {
           if (err instanceof PodvaultError && err.kind === 'permission-denied') {
             throw new PodvaultError('permission-denied', `${err.message}; the pod's identity needs Key Vault Crypto Service Encryption User (unwrapKey) on the key`, { cause: err.cause });
+          }
+          // Key Vault's 400: the wrapped data key is not one this key version made (an edited or
+          // foreign marker): the marker's mistake, as the KMS plugin says it, not an internal error.
+          if (err instanceof PodvaultError && (err.cause as { statusCode?: unknown } | undefined)?.statusCode === 400) {
+            throw invalidArgument(`vault ${key.vaultUrl}: ${what}: Key Vault refused the wrapped data key (HTTP 400): it was not wrapped by this key version (an edited marker, or one sealed with another key)`, err.cause);
           }
           throw err;
         }

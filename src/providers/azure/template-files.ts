@@ -13,6 +13,41 @@ import { decodeSealedValues } from './sealed-values.js';
 import type { SealedUse } from './sealed-values.js';
 import type { SealedMarker } from '../../sealed/markers.js';
 import type { TemplateObject } from './template-object.js';
+import { MAX_DATA_KEYS_PER_TEXT } from '../../sealed/open-markers.js';
+import { MAX_TEMPLATE_BYTES } from '../../templates/template-syntax.js';
+
+/**
+ * Bytes of template text one publish reads and parses, its templates together: four templates at
+ * their own limit. Without it a class of 255 templates naming one 256 KiB ConfigMap key had the
+ * serving thread parse 64 MiB at every publish and rotation (0.85-1.4 s of the scanner's worst text).
+ */
+export const MAX_CLASS_TEMPLATE_BYTES = 4 * MAX_TEMPLATE_BYTES;
+/**
+ * Unwraps one publish makes for its templates: each template's distinct data keys, added up over
+ * the templates (each template unwraps its own). The per-text bound of src/sealed/, for the class:
+ * without it 255 templates of 64 data keys each were 16,320 vault calls per publish.
+ */
+export const MAX_CLASS_UNWRAPS = MAX_DATA_KEYS_PER_TEXT;
+
+/** What one publish's templates may cost together (text parsed, unwraps), counted as they are read. */
+export class TemplateBudget {
+  private textBytes = 0;
+  private unwraps = 0;
+
+  constructor(private readonly where: string) {}
+
+  /** Before a template's text is parsed. */
+  addText(label: string, bytes: number): void {
+    this.textBytes += bytes;
+    if (this.textBytes > MAX_CLASS_TEMPLATE_BYTES) throw resourceExhausted(`${this.where}: at ${label}: its templates hold ${this.textBytes} bytes of text so far, over the limit of ${MAX_CLASS_TEMPLATE_BYTES} bytes of template text per class`);
+  }
+
+  /** Before any unwrap: a template's distinct data keys. */
+  addUnwraps(label: string, count: number): void {
+    this.unwraps += count;
+    if (this.unwraps > MAX_CLASS_UNWRAPS) throw resourceExhausted(`${this.where}: at ${label}: its templates' sealed values need ${this.unwraps} unwraps so far (one per distinct data key of each template), over the limit of ${MAX_CLASS_UNWRAPS} unwraps per publish; seal a file's values in one run (podvault seal --file) so they share one data key`);
+  }
+}
 
 /** A template whose text is read and parsed, and whose references are the class's objects. */
 export interface LoadedTemplate {
@@ -39,21 +74,25 @@ export function templateLabel(t: TemplateObject, namespace: string): string {
  * pod's own, never a namespace the class names), parsed, and each reference matched to one of
  * the class's objects; all before any vault call, so a mistake costs no vault traffic.
  */
-export async function loadTemplate(t: TemplateObject, objects: readonly KeyVaultObject[], namespace: string, configMaps: ConfigMapSource | undefined): Promise<LoadedTemplate> {
+export async function loadTemplate(t: TemplateObject, objects: readonly KeyVaultObject[], namespace: string, configMaps: ConfigMapSource | undefined, budget: TemplateBudget): Promise<LoadedTemplate> {
   const label = templateLabel(t, namespace);
   let parsed: ParsedTemplate;
   let text: string;
   if (t.source.kind === 'inline') {
     ({ parsed, text } = t.source);
+    budget.addText(label, Buffer.byteLength(text, 'utf8'));
   } else {
     const { name, key } = t.source;
     if (!configMaps) throw failedPrecondition(`${label}: this driver reads no ConfigMaps`);
     const configMap = await configMaps.get(namespace, name);
     if (!configMap) throw notFound(`${label}: ConfigMap ${JSON.stringify(name)} not found in namespace ${JSON.stringify(namespace)} (the pod's namespace: templates read ConfigMaps of their pod's namespace only)`);
+    // Own keys only: `constructor` or `toString` must not find Object.prototype's.
+    const value = Object.hasOwn(configMap.data, key) ? configMap.data[key] : undefined;
+    if (typeof value !== 'string') throw notFound(`${label}: ConfigMap ${namespace}/${name} has no key ${JSON.stringify(key)} in its data`);
+    // Counted before the whole ConfigMap is measured or the text parsed: past the class's bound, no more work.
+    budget.addText(label, Buffer.byteLength(value, 'utf8'));
     const bytes = configMapDataBytes(configMap.data);
     if (bytes > MAX_CONFIG_MAP_BYTES) throw resourceExhausted(`${label}: the ConfigMap's data is ${bytes} bytes, over the limit of ${MAX_CONFIG_MAP_BYTES} bytes`);
-    const value = configMap.data[key];
-    if (value === undefined) throw notFound(`${label}: ConfigMap ${namespace}/${name} has no key ${JSON.stringify(key)} in its data`);
     text = value;
     parsed = parseTemplate(text, label);
   }
@@ -64,6 +103,7 @@ export async function loadTemplate(t: TemplateObject, objects: readonly KeyVault
     else if (!markers.has(e.marker)) markers.set(e.marker, { marker: e.marker, line: e.line, column: e.column });
   }
   const sealed = decodeSealedValues([...markers.values()], label);
+  budget.addUnwraps(label, new Set(sealed.map((m) => `${m.keyId} ${Buffer.from(m.wrappedKey).toString('base64')}`)).size);
   return { template: t, parsed, label, references, sealed, textDigest: createHash('sha256').update(text).digest('hex') };
 }
 
