@@ -20,8 +20,9 @@ export interface VaultClients {
   certificates(): Promise<CertificateClient>;
   /**
    * A CryptographyClient for one key version of this vault (a template's sealed values), with the
-   * same credential, pipeline and HTTP client as the others; built with the versioned id, so it
-   * never asks for the key itself.
+   * same credential, pipeline and HTTP client as the others; built with the versioned id (the SDK
+   * reports that id). Before its first operation the SDK reads the key once (getKey; a 403 there
+   * makes it remote-only); unwrapKey with RSA-OAEP-256 always goes to the vault.
    */
   cryptography(versionedKeyId: string): Promise<CryptographyClient>;
 }
