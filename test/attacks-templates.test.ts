@@ -17,6 +17,7 @@ import { MAX_TEMPLATE_BYTES, parseTemplate } from '../src/templates/template-syn
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 import { readJavaProperties } from './support/java-properties.js';
+import { KubeApiDouble } from './support/kube-api-double.js';
 
 const objectsYaml = (entries: readonly object[]): string => stringify({ array: entries.map((e) => stringify(e)) });
 const APP = { clientid: 'att-app', clientsecret: 'att-app-secret-0001' };
@@ -160,6 +161,39 @@ describe.skipIf(!isRoot)('templates: attacks by class, ConfigMap and marker auth
     await m.publish();
     expect(await m.read('tpl')).toBe('v: {{ secret "plain" }} {{pv:AAAA}}');
     await m.done();
+  });
+});
+
+describe.skipIf(!isRoot)('templates: attacks through the Kubernetes API', () => {
+  let api: KubeApiDouble;
+  let h: Harness;
+  beforeAll(async () => {
+    api = await new KubeApiDouble().start();
+    h = await startHarness({ standalone: undefined, kubeconfig: await api.writeKubeconfig(), rotationInterval: '1s' });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await api?.close();
+  });
+
+  it('many templates naming small keys of one ConfigMap too big to cache read it from the API once per publish, not once per template', async () => {
+    // Over the cache's 256 KiB per record: read at each use. 100 templates were 100 GETs of ~900 KiB
+    // (API load, and a JSON parse each on the serving thread) per publish and rotation.
+    api.put('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'att-fat', namespace: 'default' }, data: { t: 'x={{ secret "db-password" | json }}\n', pad: 'p'.repeat(900 * 1024) } });
+    const templates = Array.from({ length: 100 }, (_, i) => ({ objectName: `t${i}`, objectType: 'template', configMap: { name: 'att-fat', key: 't' } }));
+    api.put('secretproviderclasses', {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: { name: 'att-fat', namespace: 'default' },
+      spec: { provider: 'azure', parameters: { vaultUri: h.vault.url, tenantId: h.vault.tenantId, objects: objectsYaml([{ objectName: 'db-password', objectType: 'secret' }, ...templates]) } },
+    });
+    const v = await h.volume({ className: 'att-fat' });
+    const gets = (): number => api.requests.filter((r) => r.startsWith('GET /api/v1/namespaces/default/configmaps/att-fat')).length;
+    const before = gets();
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 't99'), 'utf8')).toBe('x=pw-Zq81-never-log-me\n');
+    expect(gets() - before).toBe(1);
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 });
 

@@ -29,6 +29,7 @@ import type { RetryOptions } from './retry-policy.js';
 import type { Logger } from '../../log.js';
 import type { VaultClients } from './vault-clients.js';
 import type { ConfigMapSource } from '../../kube/config-maps.js';
+import { readOnce } from '../../kube/config-maps.js';
 import { loadTemplate, renderTemplateFile, TemplateBudget } from './template-files.js';
 import type { LoadedTemplate } from './template-files.js';
 import { openSealedValues } from './sealed-values.js';
@@ -139,7 +140,8 @@ export class KeyVaultProvider implements Provider {
     for (const object of params.objects) this.checkVaultAllowed(params, object.vault);
     // Templates are read and checked before any identity is resolved or vault asked.
     const templateBudget = new TemplateBudget(where);
-    const templates = await mapLimit(params.templates, this.options.fetchConcurrency, (t) => loadTemplate(t, params.objects, request.pod.namespace, this.options.configMaps, templateBudget));
+    const configMaps = this.options.configMaps && params.templates.length > 0 ? readOnce(this.options.configMaps) : undefined;
+    const templates = await mapLimit(params.templates, this.options.fetchConcurrency, (t) => loadTemplate(t, params.objects, request.pod.namespace, configMaps, templateBudget));
     for (const t of templates) {
       if (t.sealed.length > 0 && t.template.tenantId === '') throw invalidArgument(`${t.label}: it holds sealed values, which are unwrapped as the pod's identity: set parameter tenantId (or the template's own tenantId)`);
     }

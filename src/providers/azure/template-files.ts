@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from '../../errors/podvault-error.js';
-import type { ConfigMapSource } from '../../kube/config-maps.js';
+import type { ConfigMapData, ConfigMapSource } from '../../kube/config-maps.js';
 import { configMapDataBytes, MAX_CONFIG_MAP_BYTES } from '../../kube/config-maps.js';
 import { renderTemplate } from '../../templates/render-template.js';
 import { parseTemplate } from '../../templates/template-syntax.js';
@@ -63,6 +63,9 @@ export interface LoadedTemplate {
   textDigest: string;
 }
 
+/** Each ConfigMap's size, measured once however many templates name it (readOnce gives them one object). */
+const dataBytes = new WeakMap<ConfigMapData, number>();
+
 /** A template's label as messages name it. */
 export function templateLabel(t: TemplateObject, namespace: string): string {
   const from = t.source.kind === 'configMap' ? `ConfigMap ${namespace}/${t.source.name} key ${t.source.key}` : 'inline';
@@ -91,7 +94,8 @@ export async function loadTemplate(t: TemplateObject, objects: readonly KeyVault
     if (typeof value !== 'string') throw notFound(`${label}: ConfigMap ${namespace}/${name} has no key ${JSON.stringify(key)} in its data`);
     // Counted before the whole ConfigMap is measured or the text parsed: past the class's bound, no more work.
     budget.addText(label, Buffer.byteLength(value, 'utf8'));
-    const bytes = configMapDataBytes(configMap.data);
+    let bytes = dataBytes.get(configMap);
+    if (bytes === undefined) dataBytes.set(configMap, (bytes = configMapDataBytes(configMap.data)));
     if (bytes > MAX_CONFIG_MAP_BYTES) throw resourceExhausted(`${label}: the ConfigMap's data is ${bytes} bytes, over the limit of ${MAX_CONFIG_MAP_BYTES} bytes`);
     text = value;
     parsed = parseTemplate(text, label);
