@@ -2,20 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { ClientSecretCredential } from '@azure/identity';
 import { parse as parseYaml, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyVersion } from '../src/devvault/key-crypto.js';
 import type { DevVault } from '../src/devvault/server.js';
-import { createLogger } from '../src/log.js';
-import { AZURE_CLOUDS } from '../src/providers/azure/clouds.js';
 import { MAX_CLASS_TEMPLATE_BYTES, MAX_CLASS_UNWRAPS } from '../src/providers/azure/template-files.js';
 import { additionalData, encodeMarker } from '../src/sealed/format.js';
-import { KeyVaultDataKeys, sealValues } from '../src/sealed/index.js';
 import { renderTemplate } from '../src/templates/render-template.js';
 import { MAX_TEMPLATE_BYTES, parseTemplate } from '../src/templates/template-syntax.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
+import { sealAsAdmin } from './support/sealing.js';
 import { readJavaProperties } from './support/java-properties.js';
 import { KubeApiDouble } from './support/kube-api-double.js';
 
@@ -24,19 +21,7 @@ const APP = { clientid: 'att-app', clientsecret: 'att-app-secret-0001' };
 const NO_UNWRAP = { clientid: 'att-reader', clientsecret: 'att-reader-secret-0001' };
 const SEALED_VALUE = 'sv-Tq93-never-log-me';
 
-/** Seal `values` under one data key with `keyName` of `vault`, as a key administrator would. */
-async function seal(vault: DevVault, keyName: string, values: string[]): Promise<string[]> {
-  vault.store.putClient({ clientId: 'att-sealer', clientSecret: 'att-sealer-secret-0001', managedIdentity: false, read: [], crypto: [{ role: 'crypto-officer', keys: ['*'] }] });
-  const keys = new KeyVaultDataKeys({
-    credential: new ClientSecretCredential(vault.tenantId, 'att-sealer', 'att-sealer-secret-0001', { authorityHost: vault.url, disableInstanceDiscovery: true, tlsOptions: { ca: vault.caPem } }),
-    settings: { caPem: vault.caPem, authorityHost: vault.url, allowedVaultOrigins: [vault.url], maxRetries: 0 },
-    cloud: AZURE_CLOUDS[0]!,
-    allowedOrigins: [vault.url],
-    log: createLogger({ level: 'silent' }),
-    maxAttempts: 1,
-  });
-  return (await sealValues(values, `${vault.url}/keys/${keyName}`, keys)).markers;
-}
+const seal = (vault: DevVault, keyName: string, values: string[]): Promise<string[]> => sealAsAdmin(vault, keyName, values, 'att-sealer');
 
 /** A well-formed marker under a fresh random "data key" of `keyId`: decodes, and would cost one unwrap. */
 const junkMarker = (keyId: string): string => encodeMarker(additionalData(keyId, randomBytes(256)), randomBytes(12), randomBytes(24));

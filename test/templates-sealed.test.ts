@@ -1,18 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { ClientSecretCredential } from '@azure/identity';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyVersion } from '../src/devvault/key-crypto.js';
 import { parseSeed } from '../src/devvault/seed.js';
 import { startDevVault } from '../src/devvault/server.js';
 import type { DevVault } from '../src/devvault/server.js';
-import { createLogger } from '../src/log.js';
-import { AZURE_CLOUDS } from '../src/providers/azure/clouds.js';
-import { KeyVaultDataKeys, sealValues } from '../src/sealed/index.js';
 import { isRoot, rpcError, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
+import { sealAsAdmin } from './support/sealing.js';
 import { publishAs, setUp, TEAM_A_VALUE } from './support/identity-fixtures.js';
 
 const objectsYaml = (entries: readonly object[]): string => stringify({ array: entries.map((e) => stringify(e)) });
@@ -21,19 +18,7 @@ const NO_UNWRAP = { clientid: 'sealed-reader', clientsecret: 'sealed-reader-secr
 const DB_URL = 'postgres://app:S3cr"et\\#1@db/app?sslmode=require';
 const API_KEY = 'ak-Qm27-never-log-me';
 
-/** Seal `values` with `keyName` of `vault` as a key administrator would (`podvault seal --file`: one data key). */
-async function seal(vault: DevVault, keyName: string, values: string[]): Promise<string[]> {
-  vault.store.putClient({ clientId: 'sealer', clientSecret: 'sealer-secret-0001', managedIdentity: false, read: [], crypto: [{ role: 'crypto-officer', keys: ['*'] }] });
-  const keys = new KeyVaultDataKeys({
-    credential: new ClientSecretCredential(vault.tenantId, 'sealer', 'sealer-secret-0001', { authorityHost: vault.url, disableInstanceDiscovery: true, tlsOptions: { ca: vault.caPem } }),
-    settings: { caPem: vault.caPem, authorityHost: vault.url, allowedVaultOrigins: [vault.url], maxRetries: 0 },
-    cloud: AZURE_CLOUDS[0]!,
-    allowedOrigins: [vault.url],
-    log: createLogger({ level: 'silent' }),
-    maxAttempts: 1,
-  });
-  return (await sealValues(values, `${vault.url}/keys/${keyName}`, keys)).markers;
-}
+const seal = (vault: DevVault, keyName: string, values: string[]): Promise<string[]> => sealAsAdmin(vault, keyName, values, 'sealer');
 
 /**
  * Sealed values in templates, through the real CSI socket: `{{pv:…}}` markers of a ConfigMap
