@@ -73,6 +73,8 @@ export function driverCommand(): Command {
     // writeCertAndKeyInSeparateFiles / constructPEMChain override them for that class.
     .option('--write-cert-and-key-in-separate-files [bool]', 'also write <file>.crt (certificates) and <file>.key (private key) beside the combined file of a certificate-backed secret in PEM (default false)')
     .option('--construct-pem-chain [bool]', 'order the certificates of a PKCS#12 certificate-backed secret leaf, intermediates, root; false keeps the bundle\'s order (default true)')
+    .option('--version-watch [bool]', 'use the cluster\'s version watch (podvault version-watch): rotations fetch only the objects whose published version moved, and volumes rotate when one does; without fresh published versions they refetch as without it (default false)')
+    .option('--version-watch-namespace <ns>', 'namespace of the VaultObjectVersions the version watch writes (default podvault)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action(async (flags: DriverFlags) => {
       const config = buildDriverConfig(flags, process.env);

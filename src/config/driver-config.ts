@@ -6,6 +6,7 @@ import type { ManagedIdentityGrant } from '../identity/managed-identity-policy.j
 import { DEFAULT_PKCS12_MAX_ITERATIONS, DEFAULT_PKCS12_TIME_LIMIT } from '../untrusted/pkcs12-converter.js';
 import { tokenProxyUrlProblem } from '../identity/token-proxy-config.js';
 import type { TokenProxyConfig } from '../identity/token-proxy-config.js';
+import { DEFAULT_VERSIONS_NAMESPACE } from '../version-watch/versions-resource.js';
 
 
 export const DEFAULT_DRIVER_NAME = 'csi.podvault.dev';
@@ -96,6 +97,11 @@ export interface DriverConfig {
   /** The Azure provider's flags of these names; a class's parameters override them. */
   writeCertAndKeyInSeparateFiles: boolean;
   constructPEMChain: boolean;
+  /**
+   * `--version-watch`: rotations keep the objects whose version the watcher's VaultObjectVersions
+   * (in `namespace`) say is still current, and volumes rotate when a version moves. Kubernetes mode only.
+   */
+  versionWatch?: { namespace: string };
 }
 
 /** Raw option values as the CLI hands them over (strings), plus the environment fallbacks. */
@@ -145,6 +151,8 @@ export interface DriverFlags {
   /** `--flag`, `--flag=true` or `--flag=false`, as the Azure provider's Go flags take them. */
   writeCertAndKeyInSeparateFiles?: string | boolean;
   constructPemChain?: string | boolean;
+  versionWatch?: string | boolean;
+  versionWatchNamespace?: string;
 }
 
 export const DEFAULT_VAULT_REQUEST_TIMEOUT = '10s';
@@ -332,7 +340,8 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
   const azureTokenProxy = tokenProxyConfig(flags, env);
   const parsed = configSchema.safeParse(candidate);
   if (!parsed.success) throw new Error(`invalid driver configuration: ${describeZodError(parsed.error)}`);
-  const config = { ...(parsed.data as DriverConfig), ...(azureTokenProxy ? { azureTokenProxy } : {}) };
+  const versionWatch = versionWatchConfig(flags, standalone !== undefined, parsed0);
+  const config = { ...(parsed.data as DriverConfig), ...(azureTokenProxy ? { azureTokenProxy } : {}), ...(versionWatch ? { versionWatch } : {}) };
   if ((config.serviceAccountJwks === undefined) !== (config.serviceAccountIssuer === undefined)) {
     throw new Error('invalid driver configuration: --service-account-jwks and --service-account-issuer go together');
   }
@@ -343,6 +352,19 @@ export function buildDriverConfig(flags: DriverFlags, env: NodeJS.ProcessEnv): D
     throw new Error('invalid driver configuration: --require-pod-token in standalone mode needs --service-account-jwks and --service-account-issuer');
   }
   return config;
+}
+
+/** `--version-watch[=bool]` and `--version-watch-namespace`: only with the Kubernetes API, where the watcher publishes. */
+function versionWatchConfig(flags: DriverFlags, standalone: boolean, parsed0: <T, V = string>(flag: string, parse: (v: V) => T, value: V) => T): { namespace: string } | undefined {
+  const on = parsed0('--version-watch', parseBoolFlag, flags.versionWatch ?? false);
+  if (!on) {
+    if (flags.versionWatchNamespace !== undefined) throw new Error('invalid driver configuration: --version-watch-namespace needs --version-watch');
+    return undefined;
+  }
+  if (standalone) throw new Error('invalid driver configuration: --version-watch reads the VaultObjectVersions of the Kubernetes API; it cannot be used with --standalone');
+  const namespace = flags.versionWatchNamespace ?? DEFAULT_VERSIONS_NAMESPACE;
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new Error(`invalid driver configuration: --version-watch-namespace ${JSON.stringify(namespace)} is not a namespace name`);
+  return { namespace };
 }
 
 /**

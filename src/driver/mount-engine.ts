@@ -6,6 +6,7 @@ import { codeOf, DirHandle } from './dir-handle.js';
 import type { Mounter } from './mounter.js';
 import type { TargetState } from './mount-probe.js';
 import { readLayout } from './volume-layout.js';
+import { readMountedFiles } from './mounted-files.js';
 import { checkPayloadSize, mountSizeBytes } from './volume-size.js';
 import type { NodeVolumeBudget } from './node-volume-budget.js';
 
@@ -73,6 +74,17 @@ export class MountEngine {
     } finally {
       await root.close();
     }
+  }
+
+  /**
+   * The bytes of these files of the volume as podvault last wrote them (see mounted-files.ts); a
+   * path that is not there, or not the writer's own regular file, is absent from the answer. Only
+   * from podvault's tmpfs at exactly the target: anything else there answers nothing.
+   */
+  async readMounted(target: string, paths: readonly string[]): Promise<Map<string, Buffer>> {
+    const state = await this.options.mounter.probe(target);
+    if (state.kind !== 'podvault') return new Map();
+    return readMountedFiles(target, state.device, paths, this.options.tmpfsSizeBytes);
   }
 
   /**

@@ -4,7 +4,7 @@ import type { ClassSource } from '../kube/secret-provider-class.js';
 import { podStatusObjects } from '../kube/pod-status.js';
 import type { PodStatusObject, PodStatusSink, VolumePodStatus } from '../kube/pod-status.js';
 import type { Logger } from '../log.js';
-import type { ProviderFile, ProviderRegistry } from '../providers/provider.js';
+import type { FollowedObject, MountedReuse, ProviderFile, ProviderRegistry } from '../providers/provider.js';
 import { describeCause } from '../errors/describe-cause.js';
 import { cancelled, failedPrecondition, invalidArgument, PodvaultError, permissionDenied } from '../errors/podvault-error.js';
 import type { FlexVolumePods } from '../identity/flexvolume-pod.js';
@@ -46,8 +46,14 @@ export interface NodeServiceDeps {
   gate?: PublishGate;
   /** Where each CSI volume's SecretProviderClassPodStatus goes (Kubernetes mode); none standalone. */
   podStatus?: PodStatusSink;
+  /**
+   * The version watch's published versions (`--version-watch`): a rotation then keeps the objects
+   * whose mounted version is still current and fetches only the others. Absent: every rotation
+   * fetches every object.
+   */
+  versions?: Pick<MountedReuse, 'currentVersion'>;
   /** Observers of outcomes (metrics). */
-  observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void; podStatus?(result: string): void };
+  observe?: { publish(result: string): void; rotation(result: string): void; unpublish(result: string): void; podStatus?(result: string): void; rotationObjects?(from: 'vault' | 'mounted', count: number): void };
 }
 
 /** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
@@ -58,6 +64,9 @@ export class NodeService {
   private readonly locks = new KeyedMutex();
   /** The rotation timer's pass in progress, if any. */
   private timerPass: Promise<void> | undefined;
+  /** Vaults whose published versions changed since the last watch pass began, and that pass. */
+  private readonly movedVaults = new Set<string>();
+  private watchPass: Promise<void> | undefined;
   readonly volumes = new VolumeTable();
 
   constructor(private readonly deps: NodeServiceDeps) {}
@@ -109,7 +118,7 @@ export class NodeService {
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
       const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
-      const volume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files) };
+      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files) };
       this.volumes.set(volume);
       await this.deps.state?.save(volume);
       log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
@@ -151,7 +160,7 @@ export class NodeService {
   }
 
   /** Refetch a mounted volume and swap its files if anything changed; never throws. */
-  private async rotate(volume: MountedVolume, log: Logger, trigger: 'republish' | 'timer'): Promise<void> {
+  private async rotate(volume: MountedVolume, log: Logger, trigger: 'republish' | 'timer' | 'watch'): Promise<void> {
     const controller = new AbortController();
     if (!(await this.deps.engine.isMounted(volume.target))) {
       // Unmounted behind our back (node cleanup, a kubelet that lost track): never mount it again
@@ -165,15 +174,21 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(controller.signal);
-      const { files } = await this.fetch(volume.request, log, controller.signal);
+      const { files } = await this.fetch(volume.request, log, controller.signal, Date.now(), this.reuseFor(volume));
       const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
       const versions = versionsOf(files);
+      const from = fromCounts(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
       volume.fetchedAt = Date.now();
       volume.versions = versions;
+      volume.follows = followsOf(files);
       await this.deps.state?.save(volume);
-      log.info({ trigger, changed: changed.changed, versions: moved }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
+      log.info({ trigger, changed: changed.changed, versions: moved, ...(this.deps.versions ? { fetched: from.vault, kept: from.mounted } : {}) }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
+      if (this.deps.versions) {
+        this.deps.observe?.rotationObjects?.('vault', from.vault);
+        this.deps.observe?.rotationObjects?.('mounted', from.mounted);
+      }
       const objects = podStatusObjects(files);
       leave();
       if (moved.length > 0 || !volume.podStatus || volume.podStatus.pending) await this.writePodStatus(volume, objects, log);
@@ -184,6 +199,61 @@ export class NodeService {
       this.deps.events.record(volume.request.pod, 'Warning', 'RotationFailed', `class ${volume.request.className}: kept the mounted files: ${message}`);
     } finally {
       leave();
+    }
+  }
+
+  /**
+   * With the version watch: what a rotation of this volume may keep, the objects whose mounted
+   * version the watch vouches is still current (and pinned ones), read back from its tmpfs.
+   */
+  private reuseFor(volume: MountedVolume): MountedReuse | undefined {
+    const versions = this.deps.versions;
+    if (!versions) return undefined;
+    return {
+      mounted: volume.versions,
+      currentVersion: (object) => versions.currentVersion(object),
+      read: (paths) => this.deps.engine.readMounted(volume.target, paths),
+    };
+  }
+
+  /**
+   * The version watch published new versions for a vault: rotate, now, the volumes that mount a
+   * version of one of its objects other than the published one (each fetches only what moved).
+   * Changes arriving during a pass are taken by one more pass after it; each volume under its
+   * lock, at most TIMER_ROTATIONS_AT_ONCE at once, as the timer's.
+   */
+  versionsChanged(vaultUrl: string, log: Logger): Promise<void> {
+    this.movedVaults.add(vaultUrl);
+    if (!this.watchPass) {
+      this.watchPass = this.watchPasses(log).finally(() => {
+        this.watchPass = undefined;
+      });
+    }
+    return this.watchPass;
+  }
+
+  private async watchPasses(log: Logger): Promise<void> {
+    const versions = this.deps.versions;
+    while (versions && this.movedVaults.size > 0) {
+      const vaults = new Set(this.movedVaults);
+      this.movedVaults.clear();
+      const candidates = this.volumes.all().filter((v) => !v.awaitingSecrets && v.follows?.some((f) => vaults.has(f.object.vaultUrl)));
+      const moved: MountedVolume[] = [];
+      for (const v of candidates) {
+        for (const f of v.follows ?? []) {
+          if (!vaults.has(f.object.vaultUrl)) continue;
+          const current = await versions.currentVersion(f.object);
+          if (current !== undefined && current !== v.versions[f.key]) {
+            moved.push(v);
+            break;
+          }
+        }
+      }
+      await mapLimit(moved, TIMER_ROTATIONS_AT_ONCE, (v) =>
+        this.locks.run(v.volumeId, async () => {
+          if (this.volumes.get(v.volumeId) === v) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'watch');
+        }),
+      );
     }
   }
 
@@ -272,11 +342,11 @@ export class NodeService {
   }
 
   /** The volume's files, and whether its class asks for `secretObjects` (which podvault ignores). */
-  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now()): Promise<{ files: ProviderFile[]; secretObjects: boolean }> {
+  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now(), reuse?: MountedReuse): Promise<{ files: ProviderFile[]; secretObjects: boolean }> {
     // FlexVolume mounts name no class: the shim passes the Azure provider's parameters inline.
     const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
     const provider = this.deps.providers.get(spec.provider, req.className);
-    const files = await provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt });
+    const files = await provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt, ...(reuse ? { reuse } : {}) });
     return { files, secretObjects: 'secretObjects' in spec && Array.isArray(spec.secretObjects) && spec.secretObjects.length > 0 };
   }
 
@@ -397,4 +467,18 @@ function secretObjectsIgnoredMessage(className: string): string {
 
 function versionsOf(files: readonly ProviderFile[]): Record<string, string> {
   return Object.fromEntries(files.map((f) => [`${f.objectId}:${f.path}`, f.version]));
+}
+
+/** The files that follow an object's current version, by their `versionsOf` key: what the watch is compared with. */
+function followsOf(files: readonly ProviderFile[]): Array<{ key: string; object: FollowedObject }> {
+  return files.flatMap((f) => (f.follows ? [{ key: `${f.objectId}:${f.path}`, object: f.follows }] : []));
+}
+
+/** How many objects (object and version) a fetch took from the vault, and how many it kept from the volume. */
+function fromCounts(files: readonly ProviderFile[]): { vault: number; mounted: number } {
+  const seen = new Map<string, 'vault' | 'mounted'>();
+  for (const f of files) if (f.from) seen.set(`${f.objectId}@${f.version}`, f.from);
+  let vault = 0;
+  for (const from of seen.values()) if (from === 'vault') vault += 1;
+  return { vault, mounted: seen.size - vault };
 }

@@ -17,6 +17,8 @@ import type { ServiceAccountKeySource } from '../identity/pod-token.js';
 import { FileServiceAccountKeys } from '../kube/service-account-keys.js';
 import { KeyVaultProvider } from '../providers/azure/keyvault-provider.js';
 import { ProviderRegistry } from '../providers/provider.js';
+import type { MountedReuse } from '../providers/provider.js';
+import type { PublishedVersions } from '../version-watch/published-versions.js';
 import { unimplemented as unimplementedError } from '../errors/podvault-error.js';
 import { IdentityService } from './identity-service.js';
 import { MountEngine } from './mount-engine.js';
@@ -57,7 +59,7 @@ export interface RunningDriver {
 }
 
 /** Where classes and identity objects come from: one standalone directory, or the Kubernetes API. */
-async function clusterSources(config: DriverConfig, log: Logger): Promise<{ classes: ClassSource; objects: IdentityObjects; configMaps: ConfigMapSource; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink; stop?: () => Promise<void> }> {
+async function clusterSources(config: DriverConfig, log: Logger, versionsChanged: (vaultUrl: string) => void): Promise<{ classes: ClassSource; objects: IdentityObjects; configMaps: ConfigMapSource; keys?: ServiceAccountKeySource; events: EventRecorder; podStatus?: PodStatusSink; versions?: Pick<MountedReuse, 'currentVersion'>; stop?: () => Promise<void> }> {
   const fileKeys = config.serviceAccountJwks && config.serviceAccountIssuer ? new FileServiceAccountKeys(config.serviceAccountJwks, config.serviceAccountIssuer) : undefined;
   if (config.classSource.kind === 'standalone') {
     const directory = new StandaloneDirectory(config.classSource.dir);
@@ -80,10 +82,18 @@ async function clusterSources(config: DriverConfig, log: Logger): Promise<{ clas
   caches.start();
   // Its watch starts at the first template publish (a cluster without templates lists no ConfigMaps).
   const configMaps = new KubeConfigMaps(kubeConfig, log.child({ component: 'api-cache' }));
+  let versions: PublishedVersions | undefined;
+  if (config.versionWatch) {
+    const { PublishedVersions } = await import('../version-watch/published-versions.js');
+    versions = new PublishedVersions({ kubeConfig, namespace: config.versionWatch.namespace, log: log.child({ component: 'api-cache' }), onChange: versionsChanged });
+    versions.start();
+    log.info({ namespace: config.versionWatch.namespace }, 'version watch on: rotations fetch only the objects whose published version moved');
+  }
   return {
     stop: async () => {
-      await Promise.all([caches.stop(), configMaps.stop()]);
+      await Promise.all([caches.stop(), configMaps.stop(), versions?.stop()]);
     },
+    ...(versions ? { versions } : {}),
     classes: new KubeClassSource(kubeConfig, caches.classes),
     configMaps,
     objects: new KubeIdentityObjects(kubeConfig, caches),
@@ -119,7 +129,9 @@ function tmpfsMounter(config: DriverConfig, log: Logger): TmpfsMounter {
 export async function startDriver(options: StartOptions): Promise<RunningDriver> {
   const { config, log } = options;
   const caPem = config.caFile ? await readFile(config.caFile, 'utf8') : undefined;
-  const { classes, objects, configMaps, keys, events, podStatus, stop: stopSources } = await clusterSources(config, log);
+  // The version watch's changes reach the node service once it exists (it is built from these sources).
+  const watchRef: { changed: (vaultUrl: string) => void } = { changed: () => undefined };
+  const { classes, objects, configMaps, keys, events, podStatus, versions, stop: stopSources } = await clusterSources(config, log, (vaultUrl) => watchRef.changed(vaultUrl));
   if (config.imdsEndpoint) {
     // The Azure SDK's managed identity credential takes its IMDS address only from this variable
     // (read at its first token request), so the flag is handed over here, once, at start.
@@ -172,7 +184,9 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     ...(config.stateDir ? { state: new StateStore(config.stateDir, log) } : {}),
     gate: new PublishGate({ slots: config.maxConcurrentPublishes, queue: config.maxQueuedPublishes, maxWaitMs: config.publishDeadlineMs }),
     ...(podStatus ? { podStatus } : {}),
+    ...(versions ? { versions } : {}),
     observe: {
+      rotationObjects: (from, count) => metrics.rotationObjects.inc({ from }, count),
       podStatus: (result) => metrics.podStatusWrites.inc({ result }),
       publish: (result) => metrics.publishes.inc({ result }),
       rotation: (result) => metrics.rotations.inc({ result }),
@@ -180,6 +194,7 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
     },
   });
   metricsRef.volumes = () => node.volumes.size;
+  watchRef.changed = (vaultUrl) => void node.versionsChanged(vaultUrl, log.child({ loop: 'version-watch' }));
   const identity = new IdentityService(config.driverName);
 
   const proto = loadCsiProto();

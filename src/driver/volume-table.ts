@@ -1,5 +1,6 @@
 import type { PublishRequest } from './publish-request.js';
 import type { PodStatusObject } from '../kube/pod-status.js';
+import type { FollowedObject } from '../providers/provider.js';
 
 /**
  * What the driver knows of a volume it published: enough to rotate it without the kubelet (its
@@ -16,6 +17,12 @@ export interface MountedVolume {
   republishedAt: number;
   /** `<objectId> -> version` of what is mounted. */
   versions: Record<string, string>;
+  /**
+   * The files that follow an object's current version (key into `versions`, and the object), from
+   * the last fetch: what the version watch's changes are compared with. Not kept across a
+   * restart: a recovered volume is compared again after its first rotation.
+   */
+  follows?: Array<{ key: string; object: FollowedObject }>;
   /**
    * Recovered after a restart without the nodePublishSecretRef it was published with (secrets are
    * never written to disk): identity resolution without it would pick another mode (the pod's

@@ -55,6 +55,8 @@ export interface WatchedCacheOptions<T> {
    * must not add this wait to every lookup of every publish meanwhile.
    */
   syncWaitMs?: number;
+  /** Called after each object the cache adds or updates (its first LIST's and its watch's), with the object's name. */
+  onChange?: (namespace: string, name: string) => void;
 }
 
 /** Longest error message kept for a malformed object. */
@@ -92,8 +94,12 @@ export class WatchedCache<T> {
       this.options.budget.used += r.bytes - (this.sizes.get(key(r)) ?? 0);
       this.sizes.set(key(r), r.bytes);
     };
-    this.informer.on('add', account);
-    this.informer.on('update', account);
+    const changed = (r: CacheRecord<T>): void => {
+      account(r);
+      options.onChange?.(r.metadata.namespace, r.metadata.name);
+    };
+    this.informer.on('add', changed);
+    this.informer.on('update', changed);
     this.informer.on('delete', (r) => {
       this.options.budget.used -= this.sizes.get(key(r)) ?? 0;
       this.sizes.delete(key(r));

@@ -9,6 +9,7 @@ export class DriverMetrics {
   readonly publishes = new Counter({ name: 'podvault_publishes_total', help: 'NodePublishVolume calls that mounted a volume, by result (ok or gRPC code)', labelNames: ['result'], registers: [this.registry] });
   readonly unpublishes = new Counter({ name: 'podvault_unpublishes_total', help: 'NodeUnpublishVolume calls, by result', labelNames: ['result'], registers: [this.registry] });
   readonly rotations = new Counter({ name: 'podvault_rotations_total', help: 'Refetches of mounted volumes, by result (rotated, unchanged, failed)', labelNames: ['result'], registers: [this.registry] });
+  readonly rotationObjects = new Counter({ name: 'podvault_rotation_objects_total', help: 'Objects of rotations with --version-watch, by where their bytes came from (vault: fetched as the pod; mounted: version still current, kept)', labelNames: ['from'], registers: [this.registry] });
   readonly podStatusWrites = new Counter({ name: 'podvault_pod_status_writes_total', help: 'SecretProviderClassPodStatus writes, by result (written, removed, failed)', labelNames: ['result'], registers: [this.registry] });
   readonly vaultRequests = new Counter({ name: 'podvault_vault_requests_total', help: 'Key Vault requests, by HTTP status (or error kind)', labelNames: ['status'], registers: [this.registry] });
   readonly publishDuration = new Histogram({

@@ -8,6 +8,36 @@ export interface ProviderFile extends PayloadFile {
   /** `<type>/<name>`, e.g. `secret/db-password`. */
   objectId: string;
   version: string;
+  /**
+   * The object whose current version this file follows (set for an unpinned object's file, or the
+   * newest of a version history): what the version watch is asked about. Absent for pinned ones.
+   */
+  follows?: FollowedObject;
+  /** Where the bytes came from in this fetch: the vault, or the volume's own file (`MountedReuse`). */
+  from?: 'vault' | 'mounted';
+}
+
+/** An object a volume follows to its current version. */
+export interface FollowedObject {
+  /** The vault origin, `https://host[:port]`. */
+  vaultUrl: string;
+  /** The class's objectType: `secret`, `key` or `cert`. */
+  objectType: string;
+  objectName: string;
+}
+
+/**
+ * What a rotation may keep instead of fetching again (the version watch, docs/rotation.md): an
+ * object whose mounted version is still current, or pinned, is read back from the volume; every
+ * other object is fetched, as the pod's identity, as always.
+ */
+export interface MountedReuse {
+  /** What the volume holds: `<objectId>:<path>` -> version, as the last fetch's files gave them. */
+  mounted: Readonly<Record<string, string>>;
+  /** The object's current version when the version watch vouches for it (fresh); undefined: fetch it. */
+  currentVersion(object: FollowedObject): Promise<string | undefined>;
+  /** The bytes of these files as podvault wrote them; a path it cannot read back is absent. */
+  read(paths: readonly string[]): Promise<ReadonlyMap<string, Buffer>>;
 }
 
 /** Everything a provider may use for one publish. */
@@ -24,6 +54,8 @@ export interface FetchRequest {
   log: Logger;
   /** When the publish (or rotation) began, epoch ms: shared fetch results are never older. */
   startedAt: number;
+  /** A rotation's files it may keep (version watch); absent: every object is fetched. */
+  reuse?: MountedReuse;
 }
 
 /**

@@ -11,6 +11,8 @@ export const VOV_VERSION = 'v1alpha1';
 export const VOV_PLURAL = 'vaultobjectversions';
 export const VOV_KIND = 'VaultObjectVersions';
 export const VOV_API_VERSION = `${VOV_GROUP}/${VOV_VERSION}`;
+/** Where the watcher writes them and the drivers read them, unless both are told otherwise. */
+export const DEFAULT_VERSIONS_NAMESPACE = 'podvault';
 
 /** The three collections of a vault, as Key Vault's REST paths name them. */
 export const COLLECTIONS = ['secrets', 'keys', 'certificates'] as const;

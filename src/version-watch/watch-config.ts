@@ -9,9 +9,10 @@ import type { KmsIdentity } from '../kms/kms-identity.js';
 import { findCloud } from '../providers/azure/clouds.js';
 import type { AzureCloud } from '../providers/azure/clouds.js';
 import { DEFAULT_LEASE_TIMINGS } from './lease-elector.js';
+import { DEFAULT_VERSIONS_NAMESPACE } from './versions-resource.js';
 import type { LeaseTimings } from './lease-elector.js';
 
-export const DEFAULT_WATCH_NAMESPACE = 'podvault';
+export const DEFAULT_WATCH_NAMESPACE = DEFAULT_VERSIONS_NAMESPACE;
 export const DEFAULT_LEASE_NAME = 'podvault-version-watch';
 export const DEFAULT_MAX_REQUESTS_PER_SECOND = 20;
 export const DEFAULT_MAX_OBJECTS = 10_000;

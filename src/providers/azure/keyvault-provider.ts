@@ -6,7 +6,7 @@ import type { IdentityResolver, ResolvedIdentity } from '../../identity/identity
 import { mapLimit } from '../../util/map-limit.js';
 import { SingleFlight } from '../../util/single-flight.js';
 import { linkedSignal } from '../../util/linked-signal.js';
-import type { FetchRequest, Provider, ProviderFile } from '../provider.js';
+import type { FetchRequest, FollowedObject, MountedReuse, Provider, ProviderFile } from '../provider.js';
 import { checkClassSize, checkObjectCount, checkObjectSize, classLabel, VolumeBudget } from '../fetch-limits.js';
 import { AZURE_STACK_CLOUD, loadCloudEnvFile } from './cloud-env-file.js';
 import type { FetchLimits } from '../fetch-limits.js';
@@ -63,6 +63,37 @@ export interface KeyVaultProviderOptions {
 /** The Azure provider's defaults for its two certificate flags. */
 export const DEFAULT_CERTIFICATE_FILES = { writeCertAndKeyInSeparateFiles: false, constructPEMChain: true };
 
+/** An objectVersion that names one version: empty and `latest` follow the newest. */
+function isPinned(objectVersion: string): boolean {
+  return objectVersion !== '' && objectVersion !== LATEST_VERSION;
+}
+
+/**
+ * `<type>/<name>` as the Azure provider names it; an object of another vault than the class's is
+ * prefixed by its vault's host, so two vaults' objects of one name are told apart.
+ */
+function objectIdOf(object: KeyVaultObject, vaultUrl: string): string {
+  return `${object.vault.own ? `${new URL(vaultUrl).host}/` : ''}${object.objectType}/${object.objectName}`;
+}
+
+function followed(object: KeyVaultObject, vaultUrl: string): FollowedObject {
+  return { vaultUrl, objectType: object.objectType, objectName: object.objectName };
+}
+
+/** The files (and env entries) of one item as they are added, each counted against the budget. */
+function itemOutput(ctx: FetchContext, item: FetchItem, version: string, from: 'vault' | 'mounted', what: string): { add: (path: string, bytes: Buffer, envName: string | null | undefined, label: string) => void; result: ItemOutput } {
+  const { object } = item;
+  const objectId = objectIdOf(object, ctx.vaultUrl);
+  const follows = item.current ? followed(object, ctx.vaultUrl) : undefined;
+  const result: ItemOutput = { files: [], env: [] };
+  const add = (path: string, bytes: Buffer, envName: string | null | undefined, label: string): void => {
+    ctx.budget.add(`${what} (file ${JSON.stringify(path)})`, bytes.length);
+    result.files.push({ path, mode: object.mode, contents: bytes, objectId, version, from, ...(follows ? { follows } : {}) });
+    if (envName !== null) result.env.push({ name: envName ?? envNameFromFile(path), value: bytes, mode: object.mode, what: label });
+  };
+  return { add, result };
+}
+
 /** The env file's mode when it holds no variable. */
 const DEFAULT_ENV_FILE_MODE = 0o644;
 /** The flag that caps a Retry-After wait, for the messages. */
@@ -88,6 +119,8 @@ interface FetchContext {
   constructPEMChain: boolean;
   /** Runs the publish's jmesPath extractions one after another (see fetchAll). */
   oneExtractionAtATime: <T>(work: () => Promise<T>) => Promise<T>;
+  /** A rotation's mounted files it may keep (the version watch); absent on a first publish. */
+  reuse?: MountedReuse;
 }
 
 /** The files one item became, and the env file variables they give. */
@@ -101,6 +134,8 @@ interface FetchItem {
   object: KeyVaultObject;
   version: string;
   fileName: string;
+  /** Its version is the object's current one (unpinned, or the newest of a history): the version watch follows it. */
+  current: boolean;
 }
 
 /**
@@ -161,7 +196,7 @@ export class KeyVaultProvider implements Provider {
     // together, past Node's default of 10 listeners (whose warning would suggest a leak).
     setMaxListeners(2 * this.options.fetchConcurrency + 8, publishSignal.signal);
     try {
-      return await this.fetchAll(params, templates, identities, deadline, publishSignal.signal, request.log, request.startedAt, where);
+      return await this.fetchAll(params, templates, identities, deadline, publishSignal.signal, request.log, request.startedAt, where, request.reuse);
     } finally {
       publishSignal.dispose();
     }
@@ -193,7 +228,7 @@ export class KeyVaultProvider implements Provider {
     return new Map(tenants.map((t, i) => [t, resolved[i] as ResolvedIdentity]));
   }
 
-  private async fetchAll(params: AzureParameters, templates: readonly LoadedTemplate[], identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string): Promise<ProviderFile[]> {
+  private async fetchAll(params: AzureParameters, templates: readonly LoadedTemplate[], identities: ReadonlyMap<string, ResolvedIdentity>, deadline: number, signal: AbortSignal, log: Logger, startedAt: number, where: string, reuse: MountedReuse | undefined): Promise<ProviderFile[]> {
     const budget = new VolumeBudget(where, this.options.limits);
     const retry = { ...this.options.retry, deadline };
     // The node has one field-extraction worker and one queue for every tenant: a publish's
@@ -226,6 +261,7 @@ export class KeyVaultProvider implements Provider {
           writeCertAndKeyInSeparateFiles: params.files.writeCertAndKeyInSeparateFiles ?? this.certificateFiles.writeCertAndKeyInSeparateFiles,
           constructPEMChain: params.files.constructPEMChain ?? this.certificateFiles.constructPEMChain,
           oneExtractionAtATime,
+          ...(reuse ? { reuse } : {}),
         };
         contexts.set(key, ctx);
       }
@@ -280,7 +316,10 @@ export class KeyVaultProvider implements Provider {
 
   /** `objectVersionHistory: N` (N > 1): files `<alias>/0` (newest) … `<alias>/N-1`, from the pinned version (or the newest, for `latest`) down. */
   private async expand(ctx: FetchContext, object: KeyVaultObject): Promise<FetchItem[]> {
-    if (object.objectVersionHistory <= 1) return [{ object, version: object.objectVersion, fileName: object.fileName }];
+    const pinned = isPinned(object.objectVersion);
+    if (object.objectVersionHistory <= 1) return [{ object, version: object.objectVersion, fileName: object.fileName, current: !pinned }];
+    const kept = await this.keptHistory(ctx, object);
+    if (kept) return kept;
     const what = `${object.objectType} ${JSON.stringify(object.objectName)} versions`;
     const versions = (await this.request(ctx, what, (signal) => listVersions(ctx.clients, object.objectType, object.objectName, signal))).filter((v) => v.enabled);
     // The provider's getLatestNKeyVaultObjects starts at the newest for "" and for "latest"; only
@@ -288,13 +327,37 @@ export class KeyVaultProvider implements Provider {
     const newest = object.objectVersion === '' || object.objectVersion === LATEST_VERSION;
     const start = newest ? 0 : versions.findIndex((v) => v.version === object.objectVersion);
     if (start < 0) throw keyVaultError(Object.assign(new Error('version not found'), { statusCode: 404 }), ctx.vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} version ${object.objectVersion}`);
-    return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}` }));
+    return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}`, current: newest && i === 0 }));
+  }
+
+  /**
+   * A rotation of a version history whose start has not moved (pinned, or the newest still the
+   * mounted `/0` per the version watch): the versions mounted, each now pinned, so no listing
+   * is made and each is read back (`reusedItem`). Undefined: list the versions again.
+   */
+  private async keptHistory(ctx: FetchContext, object: KeyVaultObject): Promise<FetchItem[] | undefined> {
+    const { reuse } = ctx;
+    if (!reuse) return undefined;
+    const id = objectIdOf(object, ctx.vaultUrl);
+    const first = reuse.mounted[`${id}:${object.fileName}/0`];
+    if (first === undefined) return undefined;
+    const pinned = isPinned(object.objectVersion);
+    if (pinned ? first !== object.objectVersion : (await reuse.currentVersion(followed(object, ctx.vaultUrl))) !== first) return undefined;
+    const items: FetchItem[] = [];
+    for (let i = 0; i < object.objectVersionHistory; i++) {
+      const version = reuse.mounted[`${id}:${object.fileName}/${i}`];
+      if (version === undefined) break;
+      items.push({ object, version, fileName: `${object.fileName}/${i}`, current: !pinned && i === 0 });
+    }
+    return items;
   }
 
   private async fetchItem(ctx: FetchContext, item: FetchItem): Promise<ItemOutput> {
     const { object, version } = item;
     const { vaultUrl } = ctx;
     const what = `${object.objectType} ${JSON.stringify(object.objectName)}${version ? ` version ${version}` : ''}`;
+    const kept = ctx.reuse ? await this.reusedItem(ctx, item, ctx.reuse, what) : undefined;
+    if (kept) return kept;
     // The size is checked once per shared fetch, as the object arrives and before any copy.
     const raw = await this.inFlight.run(`${vaultUrl}|${ctx.identity.key}|${object.objectType}|${object.objectName}|${version}`, ctx.startedAt, async () => {
       const fetched = await this.request(ctx, what, (signal) => fetchRaw(ctx.clients, object.objectType, object.objectName, version, signal));
@@ -307,27 +370,44 @@ export class KeyVaultProvider implements Provider {
     } catch (err) {
       throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }
-    // `<type>/<name>` as the Azure provider names it; an object of another vault than the class's
-    // is prefixed by its vault's host, so two vaults' objects of one name are told apart.
-    const objectId = `${object.vault.own ? `${new URL(vaultUrl).host}/` : ''}${object.objectType}/${object.objectName}`;
-    const out: ItemOutput = { files: [], env: [] };
-    const add = (path: string, bytes: Buffer, envName: string | null | undefined, label: string): void => {
-      ctx.budget.add(`${what} (file ${JSON.stringify(path)})`, bytes.length);
-      out.files.push({ path, mode: object.mode, contents: bytes, objectId, version: raw.version });
-      if (envName !== null) out.env.push({ name: envName ?? envNameFromFile(path), value: bytes, mode: object.mode, what: label });
-    };
-    add(item.fileName, contents, object.envName, `${what} (file ${JSON.stringify(item.fileName)})`);
+    const out = itemOutput(ctx, item, raw.version, 'vault', what);
+    out.add(item.fileName, contents, object.envName, `${what} (file ${JSON.stringify(item.fileName)})`);
     if (ctx.writeCertAndKeyInSeparateFiles && isPemCertificateSecret(raw, object)) {
       // As the Azure provider: beside the combined file, not in the env file (the combined one is).
       const { cert, key } = splitCertAndKey(contents.toString('utf8'));
-      add(item.fileName + CERT_FILE_SUFFIX, Buffer.from(cert, 'utf8'), null, '');
-      add(item.fileName + KEY_FILE_SUFFIX, Buffer.from(key, 'utf8'), null, '');
+      out.add(item.fileName + CERT_FILE_SUFFIX, Buffer.from(cert, 'utf8'), null, '');
+      out.add(item.fileName + KEY_FILE_SUFFIX, Buffer.from(key, 'utf8'), null, '');
     }
     if (object.jmesPath.length > 0) {
       const values = await ctx.oneExtractionAtATime(() => extractFields(contents, object.jmesPath, `vault ${vaultUrl}: ${what}`, this.options.limits.maxObjectBytes, ctx.signal));
-      object.jmesPath.forEach((field, i) => add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
+      object.jmesPath.forEach((field, i) => out.add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
     }
-    return out;
+    return out.result;
+  }
+
+  /**
+   * A rotation's item whose mounted version is still the one it would fetch (pinned and the same
+   * id, or current per the version watch): its files read back from the volume, exactly the set
+   * a fetch of that version makes (the combined file, its `.crt`/`.key` when the class writes them
+   * and they are mounted, each jmesPath field), each counted against the volume's budget again.
+   * Undefined (fetch it) when any of them is missing or not readable, or the version moved.
+   */
+  private async reusedItem(ctx: FetchContext, item: FetchItem, reuse: MountedReuse, what: string): Promise<ItemOutput | undefined> {
+    const { object } = item;
+    const id = objectIdOf(object, ctx.vaultUrl);
+    const version = reuse.mounted[`${id}:${item.fileName}`];
+    if (version === undefined || version === '') return undefined;
+    if (item.current ? (await reuse.currentVersion(followed(object, ctx.vaultUrl))) !== version : item.version !== version) return undefined;
+    const paths: Array<{ path: string; envName: string | null | undefined; label: string }> = [{ path: item.fileName, envName: object.envName, label: `${what} (file ${JSON.stringify(item.fileName)})` }];
+    const pair = [item.fileName + CERT_FILE_SUFFIX, item.fileName + KEY_FILE_SUFFIX];
+    if (ctx.writeCertAndKeyInSeparateFiles && pair.every((p) => reuse.mounted[`${id}:${p}`] === version)) for (const p of pair) paths.push({ path: p, envName: null, label: '' });
+    for (const field of object.jmesPath) paths.push({ path: field.fileName, envName: field.envName, label: `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})` });
+    if (paths.some((p) => reuse.mounted[`${id}:${p.path}`] !== version)) return undefined;
+    const bytes = await reuse.read(paths.map((p) => p.path));
+    if (paths.some((p) => !bytes.has(p.path))) return undefined;
+    const out = itemOutput(ctx, item, version, 'mounted', what);
+    for (const p of paths) out.add(p.path, bytes.get(p.path) as Buffer, p.envName, p.label);
+    return out.result;
   }
 
   /**
