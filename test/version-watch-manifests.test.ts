@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { versionWatchCommand } from '../src/cli/version-watch-command.js';
+import { driverCommand } from '../src/cli/driver-command.js';
+import { buildDriverConfig } from '../src/config/driver-config.js';
+import type { DriverFlags } from '../src/config/driver-config.js';
 import { packageRoot } from '../src/package-info.js';
 import { DEFAULT_LEASE_NAME, buildWatchConfig } from '../src/version-watch/watch-config.js';
 import { buildVersionsStatus } from '../src/version-watch/versions-publisher.js';
@@ -89,5 +92,30 @@ describe('deploy/version-watch', async () => {
     expect(Object.keys(status.versions).sort()).toEqual(Object.keys(schema.versions!.properties!).sort());
     expect(Object.keys(status.versions.keys.k!).sort()).toEqual(Object.keys(schema.versions!.properties!.keys!.additionalProperties!.properties!).sort());
     expect(Object.keys(status.unavailable).sort()).toEqual(Object.keys(schema.unavailable!.properties!).sort());
+  });
+
+  it('deploy/version-watch-driver turns the watch on in the driver DaemonSet: its patch adds --version-watch to the driver container', async () => {
+    const overlay = parseAllDocuments(await readFile(join(packageRoot, 'deploy', 'version-watch-driver', 'kustomization.yaml'), 'utf8'))[0]!.toJS() as { resources: string[]; patches: Array<{ target: { kind: string; name: string }; patch: string }> };
+    expect(overlay.resources).toEqual(['../daemonset']);
+    const [patch] = overlay.patches;
+    expect(patch?.target).toEqual({ kind: 'DaemonSet', name: 'podvault' });
+    const ops = parseAllDocuments(patch!.patch)[0]!.toJS() as Array<{ op: string; path: string; value: string }>;
+    expect(ops).toEqual([
+      { op: 'test', path: '/spec/template/spec/containers/0/name', value: 'podvault' },
+      { op: 'add', path: '/spec/template/spec/containers/0/args/-', value: '--version-watch' },
+    ]);
+    // The patched args are flags of `podvault driver` that build a configuration with the watch on.
+    const daemonSet = parseAllDocuments(await readFile(join(packageRoot, 'deploy', 'daemonset', 'daemonset.yaml'), 'utf8'))[0]!.toJS() as { spec: { template: { spec: { containers: Array<{ name: string; args: string[] }> } } } };
+    const driver = daemonSet.spec.template.spec.containers[0]!;
+    expect(driver.name).toBe('podvault');
+    const options = driverCommand().options;
+    const flags: Record<string, unknown> = {};
+    for (const arg of [...driver.args, ops[1]!.value]) {
+      const [name, value] = arg.split(/=(.*)/s);
+      const option = options.find((o) => o.long === name);
+      expect(option, `${name} is a flag of podvault driver`).toBeDefined();
+      flags[option!.attributeName()] = value === undefined ? true : value.replace('$(NODE_NAME)', 'node-1');
+    }
+    expect(buildDriverConfig(flags as DriverFlags, {}).versionWatch).toEqual({ namespace: 'podvault' });
   });
 });
