@@ -94,6 +94,27 @@ describe.skipIf(!isRoot)('drivers with the version watch', () => {
     await hw.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });
 
+  it('an edited class keeps nothing at its next rotation (the same version can make other bytes), then keeps again', async () => {
+    putClass('edited', [{ objectName: 'hexed' }, { objectName: 'db-user' }]);
+    publishVersions({ hexed: current('hexed'), 'db-user': current('db-user') });
+    const v = await h.volume({ className: 'edited' });
+    await h.client.publish(v.request);
+    expect(await readFile(join(v.targetPath, 'hexed'), 'utf8')).toBe('00ff10');
+    putClass('edited', [{ objectName: 'hexed', objectEncoding: 'hex' }, { objectName: 'db-user' }]);
+    await wait(200);
+    let before = appGets().length;
+    await wait(1100);
+    await h.client.publish(v.request);
+    expect(appGets().slice(before).sort()).toEqual(['/secrets/db-user/', '/secrets/hexed/']);
+    expect(await readFile(join(v.targetPath, 'hexed'))).toEqual(Buffer.from([0x00, 0xff, 0x10]));
+    before = appGets().length;
+    await wait(1100);
+    await h.client.publish(v.request);
+    expect(appGets().length).toBe(before);
+    expect(await readFile(join(v.targetPath, 'hexed'))).toEqual(Buffer.from([0x00, 0xff, 0x10]));
+    await h.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
+  });
+
   it('stale, missing or unavailable versions: the rotation refetches as without the watch', async () => {
     putClass('fallback', [{ objectName: 'db-password' }, { objectName: 'db-user' }]);
     const v = await h.volume({ className: 'fallback' });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EventRecorder } from '../events/event-recorder.js';
 import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
@@ -114,11 +115,11 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(signal);
-      const { files, secretObjects } = await this.fetch(req, log, signal, startedAt);
+      const { files, secretObjects, classDigest } = await this.fetch(req, log, signal, startedAt);
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
       const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
-      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files) };
+      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files), classDigest };
       this.volumes.set(volume);
       await this.deps.state?.save(volume);
       log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
@@ -174,7 +175,7 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(controller.signal);
-      const { files } = await this.fetch(volume.request, log, controller.signal, Date.now(), this.reuseFor(volume));
+      const { files, classDigest } = await this.fetch(volume.request, log, controller.signal, Date.now(), volume);
       const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
       const versions = versionsOf(files);
       const from = fromCounts(files);
@@ -182,6 +183,7 @@ export class NodeService {
       volume.fetchedAt = Date.now();
       volume.versions = versions;
       volume.follows = followsOf(files);
+      volume.classDigest = classDigest;
       await this.deps.state?.save(volume);
       log.info({ trigger, changed: changed.changed, versions: moved, ...(this.deps.versions ? { fetched: from.vault, kept: from.mounted } : {}) }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
@@ -206,9 +208,9 @@ export class NodeService {
    * With the version watch: what a rotation of this volume may keep, the objects whose mounted
    * version the watch vouches is still current (and pinned ones), read back from its tmpfs.
    */
-  private reuseFor(volume: MountedVolume): MountedReuse | undefined {
+  private reuseFor(volume: MountedVolume, classDigest: string): MountedReuse | undefined {
     const versions = this.deps.versions;
-    if (!versions) return undefined;
+    if (!versions || volume.classDigest !== classDigest) return undefined;
     return {
       mounted: volume.versions,
       currentVersion: (object) => versions.currentVersion(object),
@@ -341,13 +343,21 @@ export class NodeService {
     return undefined;
   }
 
-  /** The volume's files, and whether its class asks for `secretObjects` (which podvault ignores). */
-  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now(), reuse?: MountedReuse): Promise<{ files: ProviderFile[]; secretObjects: boolean }> {
+  /**
+   * The volume's files, whether its class asks for `secretObjects` (which podvault ignores), and
+   * the digest of the class's provider and parameters. A rotation (`mounted`, with the version
+   * watch) may keep mounted files only while that digest is the one they were fetched with: an
+   * edited class (another objectEncoding, objectFormat, alias, jmesPath...) could make other bytes
+   * of the same version, so its first rotation fetches everything.
+   */
+  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now(), mounted?: MountedVolume): Promise<{ files: ProviderFile[]; secretObjects: boolean; classDigest: string }> {
     // FlexVolume mounts name no class: the shim passes the Azure provider's parameters inline.
     const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
+    const classDigest = digestOf(spec.provider, spec.parameters);
+    const reuse = mounted ? this.reuseFor(mounted, classDigest) : undefined;
     const provider = this.deps.providers.get(spec.provider, req.className);
     const files = await provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt, ...(reuse ? { reuse } : {}) });
-    return { files, secretObjects: 'secretObjects' in spec && Array.isArray(spec.secretObjects) && spec.secretObjects.length > 0 };
+    return { files, secretObjects: 'secretObjects' in spec && Array.isArray(spec.secretObjects) && spec.secretObjects.length > 0, classDigest };
   }
 
   /**
@@ -463,6 +473,12 @@ export const SECRET_OBJECTS_IGNORED = 'SecretObjectsIgnored';
 
 function secretObjectsIgnoredMessage(className: string): string {
   return `class ${className}: spec.secretObjects is ignored: podvault never copies Key Vault objects into Kubernetes Secrets (that would store them in etcd). The volume is mounted: read the files in it, or, for environment variables, the volume's env file (see the README section "Environment variables").`;
+}
+
+/** SHA-256 of a class's provider and parameters (keys sorted): two specs that fetch alike digest alike. */
+function digestOf(provider: string, parameters: Readonly<Record<string, string>>): string {
+  const sorted = Object.keys(parameters).sort().map((k) => [k, parameters[k]]);
+  return createHash('sha256').update(JSON.stringify([provider, sorted])).digest('hex');
 }
 
 function versionsOf(files: readonly ProviderFile[]): Record<string, string> {

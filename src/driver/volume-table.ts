@@ -24,6 +24,11 @@ export interface MountedVolume {
    */
   follows?: Array<{ key: string; object: FollowedObject }>;
   /**
+   * SHA-256 of the class's provider and parameters the mounted files were fetched with: a rotation
+   * keeps files only under the same class (not kept across a restart: the first rotation fetches all).
+   */
+  classDigest?: string;
+  /**
    * Recovered after a restart without the nodePublishSecretRef it was published with (secrets are
    * never written to disk): identity resolution without it would pick another mode (the pod's
    * binding), so the timer leaves it alone until the kubelet republishes it with its secret.
