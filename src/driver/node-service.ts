@@ -24,6 +24,7 @@ import { VolumeTable } from './volume-table.js';
 import type { StateStore, VolumeState } from './state-store.js';
 import type { KubeletTarget } from './kubelet-paths.js';
 import type { MountedVolume } from './volume-table.js';
+import { WrittenFiles } from './written-files.js';
 
 export interface NodeServiceDeps {
   nodeId: string;
@@ -118,7 +119,7 @@ export class NodeService {
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
       const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
-      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files) };
+      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files), written: WrittenFiles.of(files) };
       this.volumes.set(volume);
       await this.deps.state?.save(volume);
       log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
@@ -176,6 +177,7 @@ export class NodeService {
       leave = await this.enterGate(controller.signal);
       const { files } = await this.fetch(volume.request, log, controller.signal, Date.now(), this.reuseFor(volume));
       const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
+      volume.written = WrittenFiles.of(files);
       const versions = versionsOf(files);
       const from = fromCounts(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
@@ -208,11 +210,14 @@ export class NodeService {
    */
   private reuseFor(volume: MountedVolume): MountedReuse | undefined {
     const versions = this.deps.versions;
-    if (!versions) return undefined;
+    const written = volume.written;
+    if (!versions || !written) return undefined;
     return {
       mounted: volume.versions,
+      madeFrom: written.madeFrom,
       currentVersion: (object) => versions.currentVersion(object),
-      read: (paths) => this.deps.engine.readMounted(volume.target, paths),
+      // Only the bytes this driver wrote there: anything else read back is fetched again.
+      read: async (paths) => written.verified(await this.deps.engine.readMounted(volume.target, paths)),
     };
   }
 

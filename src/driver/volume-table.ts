@@ -1,6 +1,7 @@
 import type { PublishRequest } from './publish-request.js';
 import type { PodStatusObject } from '../kube/pod-status.js';
 import type { FollowedObject } from '../providers/provider.js';
+import type { WrittenFiles } from './written-files.js';
 
 /**
  * What the driver knows of a volume it published: enough to rotate it without the kubelet (its
@@ -23,6 +24,12 @@ export interface MountedVolume {
    * restart: a recovered volume is compared again after its first rotation.
    */
   follows?: Array<{ key: string; object: FollowedObject }>;
+  /**
+   * What the driver last wrote into it (how each file was made, a digest of its bytes): a rotation
+   * that keeps objects (the version watch) takes back only these very bytes. In memory only: a
+   * recovered volume has none, and its first rotation fetches everything.
+   */
+  written?: WrittenFiles;
   /**
    * Recovered after a restart without the nodePublishSecretRef it was published with (secrets are
    * never written to disk): identity resolution without it would pick another mode (the pod's
