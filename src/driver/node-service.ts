@@ -60,6 +60,15 @@ export interface NodeServiceDeps {
 /** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
 export const TIMER_ROTATIONS_AT_ONCE = 4;
 
+/**
+ * A volume rotates on the version watch's events at most once per this long (the watcher's least
+ * --interval): each event that names a version other than the mounted one made every volume of
+ * the vault refetch, as its pod, so VaultObjectVersions rewritten many times a second (a
+ * misbehaving or hostile writer, a version the vault never confirms) turned into as many vault
+ * GETs per volume. Moves arriving sooner are taken when the spacing is over.
+ */
+export const WATCH_ROTATION_SPACING_MS = 1000;
+
 /** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
 export class NodeService {
   private readonly locks = new KeyedMutex();
@@ -225,7 +234,8 @@ export class NodeService {
    * The version watch published new versions for a vault: rotate, now, the volumes that mount a
    * version of one of its objects other than the published one (each fetches only what moved).
    * Changes arriving during a pass are taken by one more pass after it; each volume under its
-   * lock, at most TIMER_ROTATIONS_AT_ONCE at once, as the timer's.
+   * lock, at most TIMER_ROTATIONS_AT_ONCE at once, as the timer's, and at most once per
+   * WATCH_ROTATION_SPACING_MS (a volume rotated sooner is taken by a pass when it is over).
    */
   versionsChanged(vaultUrl: string, log: Logger): Promise<void> {
     this.movedVaults.add(vaultUrl);
@@ -254,11 +264,20 @@ export class NodeService {
           }
         }
       }
-      await mapLimit(moved, TIMER_ROTATIONS_AT_ONCE, (v) =>
+      const now = Date.now();
+      const due = moved.filter((v) => now - (v.watchRotatedAt ?? 0) >= WATCH_ROTATION_SPACING_MS);
+      await mapLimit(due, TIMER_ROTATIONS_AT_ONCE, (v) =>
         this.locks.run(v.volumeId, async () => {
+          v.watchRotatedAt = Date.now();
           if (this.volumes.get(v.volumeId) === v) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'watch');
         }),
       );
+      const later = moved.filter((v) => !due.includes(v));
+      if (later.length > 0) {
+        const wakeAt = Math.min(...later.map((v) => (v.watchRotatedAt ?? 0) + WATCH_ROTATION_SPACING_MS));
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, wakeAt - Date.now())).unref());
+        for (const vault of vaults) this.movedVaults.add(vault);
+      }
     }
   }
 

@@ -30,6 +30,8 @@ export interface MountedVolume {
    * recovered volume has none, and its first rotation fetches everything.
    */
   written?: WrittenFiles;
+  /** When the version watch's events last rotated it (epoch ms): see WATCH_ROTATION_SPACING_MS. */
+  watchRotatedAt?: number;
   /**
    * Recovered after a restart without the nodePublishSecretRef it was published with (secrets are
    * never written to disk): identity resolution without it would pick another mode (the pod's
