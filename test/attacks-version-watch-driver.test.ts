@@ -303,6 +303,7 @@ describe.skipIf(!isRoot)('attacks on the version watch, driver side', () => {
       { name: 'a jmesPath field\'s path changed, its file name kept', from: [{ objectName: 'conf', jmesPath: [{ path: 'user', objectAlias: 'field' }] }], to: [{ objectName: 'conf', jmesPath: [{ path: 'pass', objectAlias: 'field' }] }] },
       { name: 'writeCertAndKeyInSeparateFiles turned on', from: [{ objectName: 'tls-pem' }], to: [{ objectName: 'tls-pem' }], parameters: [{}, { writeCertAndKeyInSeparateFiles: 'true' }] },
       { name: 'constructPEMChain turned off', from: [{ objectName: 'tls-pfx' }], to: [{ objectName: 'tls-pfx' }], parameters: [{}, { constructPEMChain: 'false' }] },
+      { name: 'filePermission changed', from: [{ objectName: 'db-password' }], to: [{ objectName: 'db-password', filePermission: '0600' }] },
       { name: 'objectVersionHistory raised (2 -> 3)', from: [{ objectName: 'hist', objectVersionHistory: '2' }], to: [{ objectName: 'hist', objectVersionHistory: '3' }] },
       { name: 'the class\'s vaultUri moved to another vault whose version ids are the same', from: [{ objectName: 'db-password' }], to: [{ objectName: 'db-password' }], parameters: [{}, { vaultUri: '' }] },
       { name: 'an object pinned to a version id moved to another vault (where that id names another value)', from: [{ objectName: 'db-password', objectVersion: '' }], to: [{ objectName: 'db-password', objectVersion: '' }], parameters: [{}, { vaultUri: '' }] },
@@ -501,6 +502,30 @@ describe.skipIf(!isRoot)('attacks on the version watch, driver side', () => {
         vouchAll(hw);
       }
       await unpublish(v, hw);
+    });
+
+    it('statuses near MAX_STATUS_BYTES rewritten in a burst: publishes stay prompt', async () => {
+      const filler = Object.fromEntries(Array.from({ length: Math.floor((MAX_STATUS_BYTES - 4096) / 100) }, (_, i) => [`big-${String(i).padStart(6, '0')}`, 'b'.repeat(32)]));
+      const bytes = JSON.stringify(statusOf(hw, { secrets: filler })).length;
+      expect(bytes).toBeLessThan(MAX_STATUS_BYTES);
+      let done = false;
+      const burst = (async () => {
+        for (let i = 0; i < 30; i++) {
+          api.put(VOV_PLURAL, { apiVersion: VOV_API_VERSION, kind: VOV_KIND, metadata: { name: `big-${i % 6}`, namespace: NAMESPACE }, status: { ...statusOf(hw, { secrets: filler }), vaultUri: `https://big-${i % 6}.vault.example` } });
+          await wait(10);
+        }
+        done = true;
+      })();
+      const latencies: number[] = [];
+      while (!done) {
+        const started = Date.now();
+        await stillServes(hw);
+        latencies.push(Date.now() - started);
+      }
+      await burst;
+      for (let i = 0; i < 6; i++) api.delete(VOV_PLURAL, VOV_API_VERSION, NAMESPACE, `big-${i}`);
+      console.log(`big statuses: 30 writes of ${bytes} bytes; ${latencies.length} publishes during them, slowest ${Math.max(...latencies)} ms`);
+      expect(Math.max(...latencies)).toBeLessThan(5000);
     });
 
     it('a published version the vault never confirms, flipped fast: the volume\'s refetches from the watch are bounded', async () => {
