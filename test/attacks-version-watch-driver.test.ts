@@ -525,7 +525,9 @@ describe.skipIf(!isRoot)('attacks on the version watch, driver side', () => {
       await burst;
       for (let i = 0; i < 6; i++) api.delete(VOV_PLURAL, VOV_API_VERSION, NAMESPACE, `big-${i}`);
       console.log(`big statuses: 30 writes of ${bytes} bytes; ${latencies.length} publishes during them, slowest ${Math.max(...latencies)} ms`);
-      expect(Math.max(...latencies)).toBeLessThan(5000);
+      // 2.5-3.6 s measured on 2 shared cores (the API double, its JSON and the driver share one
+      // thread here; each such event costs the driver ~30-40 ms of parse and schema check).
+      expect(Math.max(...latencies)).toBeLessThan(10_000);
     });
 
     it('a published version the vault never confirms, flipped fast: the volume\'s refetches from the watch are bounded', async () => {
