@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { EventRecorder } from '../events/event-recorder.js';
 import type { PodTokenVerifier } from '../identity/pod-token.js';
 import type { ClassSource } from '../kube/secret-provider-class.js';
@@ -25,6 +24,7 @@ import { VolumeTable } from './volume-table.js';
 import type { StateStore, VolumeState } from './state-store.js';
 import type { KubeletTarget } from './kubelet-paths.js';
 import type { MountedVolume } from './volume-table.js';
+import { WrittenFiles } from './written-files.js';
 
 export interface NodeServiceDeps {
   nodeId: string;
@@ -59,6 +59,15 @@ export interface NodeServiceDeps {
 
 /** Volumes the rotation timer refetches at once: a bound on its burst against the vaults. */
 export const TIMER_ROTATIONS_AT_ONCE = 4;
+
+/**
+ * A volume rotates on the version watch's events at most once per this long (the watcher's least
+ * --interval): each event that names a version other than the mounted one made every volume of
+ * the vault refetch, as its pod, so VaultObjectVersions rewritten many times a second (a
+ * misbehaving or hostile writer, a version the vault never confirms) turned into as many vault
+ * GETs per volume. Moves arriving sooner are taken when the spacing is over.
+ */
+export const WATCH_ROTATION_SPACING_MS = 1000;
 
 /** The CSI Node service: plain async handlers; `server.ts` registers them through `unary()`. */
 export class NodeService {
@@ -115,11 +124,11 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(signal);
-      const { files, secretObjects, classDigest } = await this.fetch(req, log, signal, startedAt);
+      const { files, secretObjects } = await this.fetch(req, log, signal, startedAt);
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
       const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
-      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files), classDigest };
+      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files), written: WrittenFiles.of(files) };
       this.volumes.set(volume);
       await this.deps.state?.save(volume);
       log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
@@ -175,15 +184,15 @@ export class NodeService {
     let leave = (): void => {};
     try {
       leave = await this.enterGate(controller.signal);
-      const { files, classDigest } = await this.fetch(volume.request, log, controller.signal, Date.now(), volume);
+      const { files } = await this.fetch(volume.request, log, controller.signal, Date.now(), this.reuseFor(volume));
       const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
+      volume.written = WrittenFiles.of(files);
       const versions = versionsOf(files);
       const from = fromCounts(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
       volume.fetchedAt = Date.now();
       volume.versions = versions;
       volume.follows = followsOf(files);
-      volume.classDigest = classDigest;
       await this.deps.state?.save(volume);
       log.info({ trigger, changed: changed.changed, versions: moved, ...(this.deps.versions ? { fetched: from.vault, kept: from.mounted } : {}) }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
@@ -208,13 +217,16 @@ export class NodeService {
    * With the version watch: what a rotation of this volume may keep, the objects whose mounted
    * version the watch vouches is still current (and pinned ones), read back from its tmpfs.
    */
-  private reuseFor(volume: MountedVolume, classDigest: string): MountedReuse | undefined {
+  private reuseFor(volume: MountedVolume): MountedReuse | undefined {
     const versions = this.deps.versions;
-    if (!versions || volume.classDigest !== classDigest) return undefined;
+    const written = volume.written;
+    if (!versions || !written) return undefined;
     return {
       mounted: volume.versions,
+      madeFrom: written.madeFrom,
       currentVersion: (object) => versions.currentVersion(object),
-      read: (paths) => this.deps.engine.readMounted(volume.target, paths),
+      // Only the bytes this driver wrote there: anything else read back is fetched again.
+      read: async (paths) => written.verified(await this.deps.engine.readMounted(volume.target, paths)),
     };
   }
 
@@ -222,7 +234,8 @@ export class NodeService {
    * The version watch published new versions for a vault: rotate, now, the volumes that mount a
    * version of one of its objects other than the published one (each fetches only what moved).
    * Changes arriving during a pass are taken by one more pass after it; each volume under its
-   * lock, at most TIMER_ROTATIONS_AT_ONCE at once, as the timer's.
+   * lock, at most TIMER_ROTATIONS_AT_ONCE at once, as the timer's, and at most once per
+   * WATCH_ROTATION_SPACING_MS (a volume rotated sooner is taken by a pass when it is over).
    */
   versionsChanged(vaultUrl: string, log: Logger): Promise<void> {
     this.movedVaults.add(vaultUrl);
@@ -251,11 +264,20 @@ export class NodeService {
           }
         }
       }
-      await mapLimit(moved, TIMER_ROTATIONS_AT_ONCE, (v) =>
+      const now = Date.now();
+      const due = moved.filter((v) => now - (v.watchRotatedAt ?? 0) >= WATCH_ROTATION_SPACING_MS);
+      await mapLimit(due, TIMER_ROTATIONS_AT_ONCE, (v) =>
         this.locks.run(v.volumeId, async () => {
+          v.watchRotatedAt = Date.now();
           if (this.volumes.get(v.volumeId) === v) await this.rotate(v, log.child({ volumeId: v.volumeId, pod: `${v.request.pod.namespace}/${v.request.pod.name}` }), 'watch');
         }),
       );
+      const later = moved.filter((v) => !due.includes(v));
+      if (later.length > 0) {
+        const wakeAt = Math.min(...later.map((v) => (v.watchRotatedAt ?? 0) + WATCH_ROTATION_SPACING_MS));
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, wakeAt - Date.now())).unref());
+        for (const vault of vaults) this.movedVaults.add(vault);
+      }
     }
   }
 
@@ -343,21 +365,13 @@ export class NodeService {
     return undefined;
   }
 
-  /**
-   * The volume's files, whether its class asks for `secretObjects` (which podvault ignores), and
-   * the digest of the class's provider and parameters. A rotation (`mounted`, with the version
-   * watch) may keep mounted files only while that digest is the one they were fetched with: an
-   * edited class (another objectEncoding, objectFormat, alias, jmesPath...) could make other bytes
-   * of the same version, so its first rotation fetches everything.
-   */
-  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now(), mounted?: MountedVolume): Promise<{ files: ProviderFile[]; secretObjects: boolean; classDigest: string }> {
+  /** The volume's files, and whether its class asks for `secretObjects` (which podvault ignores). */
+  private async fetch(req: PublishRequest, log: Logger, signal: AbortSignal, startedAt = Date.now(), reuse?: MountedReuse): Promise<{ files: ProviderFile[]; secretObjects: boolean }> {
     // FlexVolume mounts name no class: the shim passes the Azure provider's parameters inline.
     const spec = req.inlineParameters ? { provider: 'azure', parameters: req.inlineParameters } : (await this.deps.classes.get(req.pod.namespace, req.className)).spec;
-    const classDigest = digestOf(spec.provider, spec.parameters);
-    const reuse = mounted ? this.reuseFor(mounted, classDigest) : undefined;
     const provider = this.deps.providers.get(spec.provider, req.className);
     const files = await provider.fetch({ className: req.className, pod: req.pod, parameters: spec.parameters, secrets: req.secrets, tokens: req.tokens, signal, log, startedAt, ...(reuse ? { reuse } : {}) });
-    return { files, secretObjects: 'secretObjects' in spec && Array.isArray(spec.secretObjects) && spec.secretObjects.length > 0, classDigest };
+    return { files, secretObjects: 'secretObjects' in spec && Array.isArray(spec.secretObjects) && spec.secretObjects.length > 0 };
   }
 
   /**
@@ -473,12 +487,6 @@ export const SECRET_OBJECTS_IGNORED = 'SecretObjectsIgnored';
 
 function secretObjectsIgnoredMessage(className: string): string {
   return `class ${className}: spec.secretObjects is ignored: podvault never copies Key Vault objects into Kubernetes Secrets (that would store them in etcd). The volume is mounted: read the files in it, or, for environment variables, the volume's env file (see the README section "Environment variables").`;
-}
-
-/** SHA-256 of a class's provider and parameters (keys sorted): two specs that fetch alike digest alike. */
-function digestOf(provider: string, parameters: Readonly<Record<string, string>>): string {
-  const sorted = Object.keys(parameters).sort().map((k) => [k, parameters[k]]);
-  return createHash('sha256').update(JSON.stringify([provider, sorted])).digest('hex');
 }
 
 function versionsOf(files: readonly ProviderFile[]): Record<string, string> {

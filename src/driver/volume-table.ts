@@ -1,6 +1,7 @@
 import type { PublishRequest } from './publish-request.js';
 import type { PodStatusObject } from '../kube/pod-status.js';
 import type { FollowedObject } from '../providers/provider.js';
+import type { WrittenFiles } from './written-files.js';
 
 /**
  * What the driver knows of a volume it published: enough to rotate it without the kubelet (its
@@ -24,10 +25,13 @@ export interface MountedVolume {
    */
   follows?: Array<{ key: string; object: FollowedObject }>;
   /**
-   * SHA-256 of the class's provider and parameters the mounted files were fetched with: a rotation
-   * keeps files only under the same class (not kept across a restart: the first rotation fetches all).
+   * What the driver last wrote into it (how each file was made, a digest of its bytes): a rotation
+   * that keeps objects (the version watch) takes back only these very bytes. In memory only: a
+   * recovered volume has none, and its first rotation fetches everything.
    */
-  classDigest?: string;
+  written?: WrittenFiles;
+  /** When the version watch's events last rotated it (epoch ms): see WATCH_ROTATION_SPACING_MS. */
+  watchRotatedAt?: number;
   /**
    * Recovered after a restart without the nodePublishSecretRef it was published with (secrets are
    * never written to disk): identity resolution without it would pick another mode (the pod's

@@ -15,6 +15,13 @@ export interface ProviderFile extends PayloadFile {
   follows?: FollowedObject;
   /** Where the bytes came from in this fetch: the vault, or the volume's own file (`MountedReuse`). */
   from?: 'vault' | 'mounted';
+  /**
+   * What made these bytes: the vault, the object, its version and every class option that shapes
+   * them. A rotation keeps a mounted file only when what would make it now is the same, so a class
+   * edited between rotations (another vault, encoding, format, jmesPath expression…) is fetched
+   * again. Absent (env files, templates): made again each time, never kept.
+   */
+  madeFrom?: string;
 }
 
 /** An object a volume follows to its current version. */
@@ -34,9 +41,14 @@ export interface FollowedObject {
 export interface MountedReuse {
   /** What the volume holds: `<objectId>:<path>` -> version, as the last fetch's files gave them. */
   mounted: Readonly<Record<string, string>>;
+  /** What made each file the driver wrote, by path (`ProviderFile.madeFrom`): kept only when the same. */
+  madeFrom: Readonly<Record<string, string>>;
   /** The object's current version when the version watch vouches for it (fresh); undefined: fetch it. */
   currentVersion(object: FollowedObject): Promise<string | undefined>;
-  /** The bytes of these files as podvault wrote them; a path it cannot read back is absent. */
+  /**
+   * The bytes of these files as podvault wrote them; a path it cannot read back, or whose bytes
+   * are not the ones it wrote there, is absent.
+   */
   read(paths: readonly string[]): Promise<ReadonlyMap<string, Buffer>>;
 }
 

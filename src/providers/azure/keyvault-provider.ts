@@ -80,15 +80,30 @@ function followed(object: KeyVaultObject, vaultUrl: string): FollowedObject {
   return { vaultUrl, objectType: object.objectType, objectName: object.objectName };
 }
 
+/** Which file of an item: the object's own, its `.crt`/`.key` pair, or a jmesPath field (by its expression). */
+type ItemPart = 'file' | 'crt' | 'key' | { jmesPath: string };
+
+/**
+ * `ProviderFile.madeFrom` of one file of an item at a version: everything the bytes depend on
+ * besides the vault's answer for that version. The vault URL, because a class's own objects have
+ * no vault in their id and version ids are only unique within a vault; the encoding, the format,
+ * the PEM chain order and the pair flag (formatObject, splitCertAndKey); the jmesPath expression
+ * (a field's file name can stay while its path changes); the history's length, so a longer
+ * history is listed again rather than kept at the old count (keptHistory).
+ */
+function madeFromOf(ctx: FetchContext, object: KeyVaultObject, version: string, part: ItemPart): string {
+  return JSON.stringify([ctx.vaultUrl, object.objectType, object.objectName, version, object.objectEncoding, object.objectFormat, object.objectVersionHistory, ctx.constructPEMChain, ctx.writeCertAndKeyInSeparateFiles, part]);
+}
+
 /** The files (and env entries) of one item as they are added, each counted against the budget. */
-function itemOutput(ctx: FetchContext, item: FetchItem, version: string, from: 'vault' | 'mounted', what: string): { add: (path: string, bytes: Buffer, envName: string | null | undefined, label: string) => void; result: ItemOutput } {
+function itemOutput(ctx: FetchContext, item: FetchItem, version: string, from: 'vault' | 'mounted', what: string): { add: (path: string, bytes: Buffer, envName: string | null | undefined, label: string, part: ItemPart) => void; result: ItemOutput } {
   const { object } = item;
   const objectId = objectIdOf(object, ctx.vaultUrl);
   const follows = item.current ? followed(object, ctx.vaultUrl) : undefined;
   const result: ItemOutput = { files: [], env: [] };
-  const add = (path: string, bytes: Buffer, envName: string | null | undefined, label: string): void => {
+  const add = (path: string, bytes: Buffer, envName: string | null | undefined, label: string, part: ItemPart): void => {
     ctx.budget.add(`${what} (file ${JSON.stringify(path)})`, bytes.length);
-    result.files.push({ path, mode: object.mode, contents: bytes, objectId, version, from, ...(follows ? { follows } : {}) });
+    result.files.push({ path, mode: object.mode, contents: bytes, objectId, version, from, madeFrom: madeFromOf(ctx, object, version, part), ...(follows ? { follows } : {}) });
     if (envName !== null) result.env.push({ name: envName ?? envNameFromFile(path), value: bytes, mode: object.mode, what: label });
   };
   return { add, result };
@@ -333,14 +348,16 @@ export class KeyVaultProvider implements Provider {
   /**
    * A rotation of a version history whose start has not moved (pinned, or the newest still the
    * mounted `/0` per the version watch): the versions mounted, each now pinned, so no listing
-   * is made and each is read back (`reusedItem`). Undefined: list the versions again.
+   * is made and each is read back (`reusedItem`). Undefined: list the versions again, also when
+   * the mounted history was made otherwise (another vault, another length: `madeFromOf`), since
+   * its files are then not the ones this class's listing gives.
    */
   private async keptHistory(ctx: FetchContext, object: KeyVaultObject): Promise<FetchItem[] | undefined> {
     const { reuse } = ctx;
     if (!reuse) return undefined;
     const id = objectIdOf(object, ctx.vaultUrl);
     const first = reuse.mounted[`${id}:${object.fileName}/0`];
-    if (first === undefined) return undefined;
+    if (first === undefined || reuse.madeFrom[`${object.fileName}/0`] !== madeFromOf(ctx, object, first, 'file')) return undefined;
     const pinned = isPinned(object.objectVersion);
     if (pinned ? first !== object.objectVersion : (await reuse.currentVersion(followed(object, ctx.vaultUrl))) !== first) return undefined;
     const items: FetchItem[] = [];
@@ -371,16 +388,16 @@ export class KeyVaultProvider implements Provider {
       throw err instanceof PodvaultError ? err.withContext(`vault ${vaultUrl}: ${what}`) : err;
     }
     const out = itemOutput(ctx, item, raw.version, 'vault', what);
-    out.add(item.fileName, contents, object.envName, `${what} (file ${JSON.stringify(item.fileName)})`);
+    out.add(item.fileName, contents, object.envName, `${what} (file ${JSON.stringify(item.fileName)})`, 'file');
     if (ctx.writeCertAndKeyInSeparateFiles && isPemCertificateSecret(raw, object)) {
       // As the Azure provider: beside the combined file, not in the env file (the combined one is).
       const { cert, key } = splitCertAndKey(contents.toString('utf8'));
-      out.add(item.fileName + CERT_FILE_SUFFIX, Buffer.from(cert, 'utf8'), null, '');
-      out.add(item.fileName + KEY_FILE_SUFFIX, Buffer.from(key, 'utf8'), null, '');
+      out.add(item.fileName + CERT_FILE_SUFFIX, Buffer.from(cert, 'utf8'), null, '', 'crt');
+      out.add(item.fileName + KEY_FILE_SUFFIX, Buffer.from(key, 'utf8'), null, '', 'key');
     }
     if (object.jmesPath.length > 0) {
       const values = await ctx.oneExtractionAtATime(() => extractFields(contents, object.jmesPath, `vault ${vaultUrl}: ${what}`, this.options.limits.maxObjectBytes, ctx.signal));
-      object.jmesPath.forEach((field, i) => out.add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`));
+      object.jmesPath.forEach((field, i) => out.add(field.fileName, values[i] ?? Buffer.alloc(0), field.envName, `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`, { jmesPath: field.path }));
     }
     return out.result;
   }
@@ -390,7 +407,8 @@ export class KeyVaultProvider implements Provider {
    * id, or current per the version watch): its files read back from the volume, exactly the set
    * a fetch of that version makes (the combined file, its `.crt`/`.key` when the class writes them
    * and they are mounted, each jmesPath field), each counted against the volume's budget again.
-   * Undefined (fetch it) when any of them is missing or not readable, or the version moved.
+   * Undefined (fetch it) when any of them is missing or not readable, or the version moved, or
+   * it was made otherwise than the class makes it now (`madeFromOf`: an edit between rotations).
    */
   private async reusedItem(ctx: FetchContext, item: FetchItem, reuse: MountedReuse, what: string): Promise<ItemOutput | undefined> {
     const { object } = item;
@@ -398,15 +416,18 @@ export class KeyVaultProvider implements Provider {
     const version = reuse.mounted[`${id}:${item.fileName}`];
     if (version === undefined || version === '') return undefined;
     if (item.current ? (await reuse.currentVersion(followed(object, ctx.vaultUrl))) !== version : item.version !== version) return undefined;
-    const paths: Array<{ path: string; envName: string | null | undefined; label: string }> = [{ path: item.fileName, envName: object.envName, label: `${what} (file ${JSON.stringify(item.fileName)})` }];
+    const paths: Array<{ path: string; envName: string | null | undefined; label: string; part: ItemPart }> = [{ path: item.fileName, envName: object.envName, label: `${what} (file ${JSON.stringify(item.fileName)})`, part: 'file' }];
     const pair = [item.fileName + CERT_FILE_SUFFIX, item.fileName + KEY_FILE_SUFFIX];
-    if (ctx.writeCertAndKeyInSeparateFiles && pair.every((p) => reuse.mounted[`${id}:${p}`] === version)) for (const p of pair) paths.push({ path: p, envName: null, label: '' });
-    for (const field of object.jmesPath) paths.push({ path: field.fileName, envName: field.envName, label: `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})` });
-    if (paths.some((p) => reuse.mounted[`${id}:${p.path}`] !== version)) return undefined;
+    // Whether a pair belongs depends on the vault's answer (a PEM certificate-backed secret): it
+    // does when it was written, with the flag on (the flag is part of madeFrom, so turning it on
+    // fetches the object again).
+    if (ctx.writeCertAndKeyInSeparateFiles && pair.every((p) => reuse.mounted[`${id}:${p}`] === version)) paths.push({ path: pair[0]!, envName: null, label: '', part: 'crt' }, { path: pair[1]!, envName: null, label: '', part: 'key' });
+    for (const field of object.jmesPath) paths.push({ path: field.fileName, envName: field.envName, label: `${what} jmesPath ${JSON.stringify(field.path)} (file ${JSON.stringify(field.fileName)})`, part: { jmesPath: field.path } });
+    if (paths.some((p) => reuse.mounted[`${id}:${p.path}`] !== version || reuse.madeFrom[p.path] !== madeFromOf(ctx, object, version, p.part))) return undefined;
     const bytes = await reuse.read(paths.map((p) => p.path));
     if (paths.some((p) => !bytes.has(p.path))) return undefined;
     const out = itemOutput(ctx, item, version, 'mounted', what);
-    for (const p of paths) out.add(p.path, bytes.get(p.path) as Buffer, p.envName, p.label);
+    for (const p of paths) out.add(p.path, bytes.get(p.path) as Buffer, p.envName, p.label, p.part);
     return out.result;
   }
 
