@@ -83,6 +83,8 @@ const CLOCK_TICKS = 100;
 const NAMESPACE = 'podvault';
 const ROTATION_FAILED = 'rotation failed; the mounted files are kept and the next republish retries';
 const VAULT_RETRY = 'vault request failed; retrying';
+const ROTATION_UNCHANGED = 'rotation check: nothing changed';
+const ROTATION_SWAPPED = 'rotated: new contents swapped in';
 const APP_CLIENT = { clientId: 'scale-app', clientSecret: 'scale-app-secret' };
 const WATCHER_CLIENT = { clientId: 'scale-watch-reader', clientSecret: 'scale-watch-reader-secret' };
 const BIN = join(packageRoot, 'bin', 'podvault.js');
@@ -113,9 +115,14 @@ async function sample(pid: number): Promise<{ rssMiB: number; cpuMs: number } | 
   }
 }
 
-/** A child process's JSON log lines: how many of each message, and the last few lines, for a failure's report. */
+/**
+ * A child process's JSON log lines: how many of each message, those at warn and above apart with
+ * their first line each (podvault's logs never hold a value or a token), and the last few lines,
+ * for a failure's report.
+ */
 class ChildLog {
   readonly counts = new Map<string, number>();
+  readonly warnings = new Map<string, { count: number; first: string }>();
   readonly tail: string[] = [];
   private buffered = '';
 
@@ -132,12 +139,20 @@ class ChildLog {
 
   private line(text: string): void {
     let msg = text;
+    let level = 50;
     try {
-      msg = String((JSON.parse(text) as { msg?: unknown }).msg ?? text);
+      const line = JSON.parse(text) as { msg?: unknown; level?: unknown };
+      msg = String(line.msg ?? text);
+      level = typeof line.level === 'number' ? line.level : 30;
     } catch {
-      // not JSON (a crash's stack): counted as it is
+      // not JSON (a crash's stack): counted as an error, as it is
     }
     this.counts.set(msg, (this.counts.get(msg) ?? 0) + 1);
+    if (level >= 40) {
+      const w = this.warnings.get(msg) ?? { count: 0, first: text.slice(0, 600) };
+      w.count += 1;
+      this.warnings.set(msg, w);
+    }
     this.tail.push(text);
     if (this.tail.length > 20) this.tail.shift();
   }
@@ -190,7 +205,8 @@ async function startDriver(shared: Shared, running: Running, runDir: string, ind
   const child = spawn(
     process.execPath,
     [BIN, 'driver', '--endpoint', endpoint, '--kubeconfig', shared.kubeconfig, '--node-id', nodeId, '--kubelet-dir', kubeletDir, '--ca-file', shared.caFile, '--authority-host', shared.vault.url, '--allow-vault-uri', shared.vault.url,
-      '--rotation-interval', INTERVAL, '--log-level', 'warn', ...(versionWatch ? ['--version-watch', '--version-watch-namespace', NAMESPACE] : [])],
+      // info: one line per rotation, which is how its rotations are counted.
+      '--rotation-interval', INTERVAL, '--log-level', 'info', ...(versionWatch ? ['--version-watch', '--version-watch-namespace', NAMESPACE] : [])],
     // The DaemonSet's V8 and malloc settings (DRIVER_NODE_OPTIONS says why), so RSS is the DaemonSet's.
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NAME: nodeId, NODE_OPTIONS: DRIVER_NODE_OPTIONS, MALLOC_ARENA_MAX: DRIVER_MALLOC_ARENA_MAX } },
   );
@@ -296,13 +312,13 @@ interface RunResult {
   /** Value GETs per mounted object (N × M × CLASS_OBJECTS) and interval: 1 if every mounted object were read once per interval. */
   getsPerMountedObjectPerInterval: number;
   /**
-   * Without the watch: how often each volume was in fact refetched (a rotation's GETs over the
-   * GETs per interval, times the interval). The drivers' timer ticks every interval/2 (≤ 30 s) and a volume fetched just after
+   * Without the watch: how often each volume was in fact rotated (the measured time over the
+   * rotations per volume). The drivers' timer ticks every interval/2 (≤ 30 s) and a volume fetched just after
    * a tick is not yet stale one interval later, so it rotates a tick late: 1.5 × the interval.
    */
   effectivePeriodS?: number;
   /**
-   * Without the watch: value GETs of one rotation of all volumes (the median burst), against
+   * Without the watch: value GETs of one rotation of all volumes (GETs over rotations, times N × M), against
    * N × M × CLASS_OBJECTS: below it when volumes of one class on a node rotate at the same time
    * and share their fetches (the provider's SingleFlight, same identity and object).
    */
@@ -316,8 +332,13 @@ interface RunResult {
   watcherRssMiB?: number;
   watcherCpuMsPerInterval?: number;
   rotationFailures: number;
-  /** The drivers' log lines (warn and above) by message, summed over the nodes. */
-  driverWarnings: Record<string, number>;
+  /** The drivers' log lines at warn and above during the measured intervals, by message, summed over the nodes, with one example. */
+  driverWarnings: Record<string, { count: number; first: string }>;
+  /** The watcher's, likewise, and its completed polls during the measured intervals. */
+  watcherWarnings?: Record<string, { count: number; first: string }>;
+  watcherPolls?: number;
+  /** Volume rotations during the measured intervals (the drivers' `rotation check` and `rotated` lines). */
+  rotations: number;
   /** When (s after the first window began) each burst of value GETs began, and its size: when the volumes rotated. */
   getBursts: Array<{ atS: number; gets: number }>;
   /** Vault requests the drivers retried (`vault request failed; retrying` lines, e.g. a reused keep-alive socket the server had closed). */
@@ -355,6 +376,11 @@ async function runCase(shared: Shared, running: Running, nodes: number, versionW
   const tokenCounts: number[] = [];
   const logCount = (msg: string): number => running.drivers.reduce((n, d) => n + d.log.count(msg), 0);
   const failuresBefore = logCount(ROTATION_FAILED);
+  const rotationsBefore = logCount(ROTATION_UNCHANGED) + logCount(ROTATION_SWAPPED);
+  const warningsBefore = (log: ChildLog): Map<string, number> => new Map([...log.warnings].map(([m, w]) => [m, w.count]));
+  const driverWarningsBefore = running.drivers.map((d) => warningsBefore(d.log));
+  const watcherWarningsBefore = running.watcher ? warningsBefore(running.watcher.log) : undefined;
+  const pollsBefore = running.watcher?.log.count('version poll complete') ?? 0;
   const retriesBefore = logCount(VAULT_RETRY);
   const benchCpuStart = process.cpuUsage();
   const t0 = Date.now();
@@ -380,8 +406,18 @@ async function runCase(shared: Shared, running: Running, nodes: number, versionW
   const rotationFailures = logCount(ROTATION_FAILED) - failuresBefore;
   const vaultRetries = logCount(VAULT_RETRY) - retriesBefore;
   const benchCpu = process.cpuUsage(benchCpuStart);
-  const driverWarnings: Record<string, number> = {};
-  for (const d of running.drivers) for (const [msg, n] of d.log.counts) driverWarnings[msg] = (driverWarnings[msg] ?? 0) + n;
+  const rotations = logCount(ROTATION_UNCHANGED) + logCount(ROTATION_SWAPPED) - rotationsBefore;
+  const warningsSince = (log: ChildLog, before: Map<string, number>, into: Record<string, { count: number; first: string }>): void => {
+    for (const [msg, w] of log.warnings) {
+      const n = w.count - (before.get(msg) ?? 0);
+      if (n > 0) into[msg] = { count: (into[msg]?.count ?? 0) + n, first: into[msg]?.first ?? w.first };
+    }
+  };
+  const driverWarnings: Record<string, { count: number; first: string }> = {};
+  running.drivers.forEach((d, i) => warningsSince(d.log, driverWarningsBefore[i]!, driverWarnings));
+  const watcherWarnings: Record<string, { count: number; first: string }> = {};
+  if (running.watcher && watcherWarningsBefore) warningsSince(running.watcher.log, watcherWarningsBefore, watcherWarnings);
+  const watcherPolls = (running.watcher?.log.count('version poll complete') ?? 0) - pollsBefore;
   const getBursts: Array<{ atS: number; gets: number }> = [];
   let last = -Infinity;
   for (const r of shared.vault.vaultLog) {
@@ -419,13 +455,15 @@ async function runCase(shared: Shared, running: Running, nodes: number, versionW
     meanMetadataReads: mean(windows.map((w) => w.metadataReads)),
     meanTokenRequests: mean(windows.map((w) => w.tokenRequests)),
     getsPerMountedObjectPerInterval: Math.round(perMounted * 1000) / 1000,
-    ...(versionWatch ? { getsPerNodePerChange: round(mean(values) / nodes) } : { effectivePeriodS: round(((INTERVAL_MS / 1000) * median(getBursts.map((b) => b.gets))) / mean(values)), getsPerRotation: median(getBursts.map((b) => b.gets)) }),
+    ...(versionWatch ? { getsPerNodePerChange: round(mean(values) / nodes) } : { effectivePeriodS: round((INTERVALS * INTERVAL_MS) / 1000 / (rotations / (nodes * PODS))), getsPerRotation: round((values.reduce((a, b) => a + b, 0) / rotations) * nodes * PODS) }),
     unchangedObjectGets: windows.reduce((n, w) => n + w.unchangedObjectGets, 0),
     driverRssMiB: { median: median(rssMax), max: round(Math.max(...rssMax)) },
     driverCpuMsPerInterval: { median: median(cpuPerInterval), max: round(Math.max(...cpuPerInterval)) },
     ...(watcherStart && watcherEnd ? { watcherRssMiB: watcherEnd.rssMiB, watcherCpuMsPerInterval: round((watcherEnd.cpuMs - watcherStart.cpuMs) / INTERVALS) } : {}),
     rotationFailures,
     driverWarnings,
+    ...(running.watcher ? { watcherWarnings, watcherPolls } : {}),
+    rotations,
     getBursts,
     vaultRetries,
     benchCpuMsPerInterval: round((benchCpu.user + benchCpu.system) / 1000 / INTERVALS),
@@ -473,7 +511,7 @@ function table(results: readonly RunResult[]): string[] {
   lines.push(
     '',
     `Without the watch every mounted object is read at each rotation of its volume (at most N × M × ${CLASS_OBJECTS}; less where volumes of one class on a node rotate together and share fetches);`,
-    `the drivers' timer rotates a volume every ${results.filter((r) => !r.versionWatch).map((r) => `${r.effectivePeriodS} s (N=${r.nodes})`).join(', ')}, i.e. 1.5 × ${INTERVAL}, so a ${INTERVAL} window holds 2/3 of a rotation on average.`,
+    `the drivers' timer rotated a volume every ${results.filter((r) => !r.versionWatch).map((r) => `${r.effectivePeriodS} s (N=${r.nodes})`).join(', ')}: 1.5 × ${INTERVAL} = ${(1.5 * INTERVAL_MS) / 1000} s when the drivers keep up (a volume is a hair short of stale at the tick one interval after it was fetched), longer when they do not.`,
     `With it: value GETs of objects that did not change, over all runs: ${results.filter((r) => r.versionWatch).reduce((n, r) => n + r.unchangedObjectGets, 0)}; rotation failures: ${results.reduce((n, r) => n + r.rotationFailures, 0)}; vault requests retried: ${results.reduce((n, r) => n + r.vaultRetries, 0)}; this process's CPU per interval at most ${Math.max(...results.map((r) => r.benchCpuMsPerInterval))} ms.`,
   );
   return lines;
