@@ -582,7 +582,10 @@ async function main(): Promise<void> {
 
   // 1,000 nodes × 30 volume pods × 5 objects at 2 minutes, from what was measured here.
   const cluster = { nodes: 1000, podsPerNode: 30, objectsPerPod: 5, interval: '2m' };
-  const largest = [...results].filter((r) => r.versionWatch).sort((a, b) => b.nodes - a.nodes)[0];
+  // Only runs where the watcher kept up (K metadata reads in the median interval): past the
+  // machine's capacity its Lease lapses, the versions go stale and drivers fall back by design,
+  // which measures the fallback, not the watch.
+  const largest = [...results].filter((r) => r.versionWatch && r.medianMetadataReads === OBJECTS).sort((a, b) => b.nodes - a.nodes)[0];
   const perNodePerChange = largest?.getsPerNodePerChange ?? NaN;
   // The cluster's distinct objects: what its classes name, e.g. 300 classes of 5 objects (pods of
   // one Deployment share a class); and how many of them get a new version in one interval.
