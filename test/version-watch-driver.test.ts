@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeApiDouble } from './support/kube-api-double.js';
-import { CLIENT_ID, isRoot, objectsParameter, SECRET_VALUES, startHarness } from './support/harness.js';
+import { CLIENT_ID, CLIENT_SECRET, isRoot, objectsParameter, SECRET_VALUES, startHarness } from './support/harness.js';
 import type { Harness } from './support/harness.js';
 import { startWatchProcess } from './support/version-watch-process.js';
 import type { WatchProcess } from './support/version-watch-process.js';
@@ -45,6 +45,15 @@ describe.skipIf(!isRoot)('drivers with the version watch', () => {
     api.put('secretproviderclasses', { apiVersion: 'secrets-store.csi.x-k8s.io/v1', kind: 'SecretProviderClass', metadata: { name, namespace: 'default' }, spec: { provider: 'azure', parameters: { vaultUri: on.vault.url, tenantId: on.vault.tenantId, objects: objectsParameter(objects) } } });
   };
 
+  /** A volume of a new class of db-password and db-user on `hw`, both vouched current, published. */
+  const publishVouched = async (className: string): Promise<Awaited<ReturnType<Harness['volume']>>> => {
+    putClass(className, [{ objectName: 'db-password' }, { objectName: 'db-user' }], hw);
+    publishVersions({ 'db-password': current('db-password', hw), 'db-user': current('db-user', hw) }, { on: hw });
+    const v = await hw.volume({ className });
+    await hw.client.publish(v.request);
+    return v;
+  };
+
   beforeAll(async () => {
     api = await new KubeApiDouble().start();
     const kubeconfig = await api.writeKubeconfig();
@@ -78,10 +87,7 @@ describe.skipIf(!isRoot)('drivers with the version watch', () => {
   });
 
   it('a moved version reaches the volume on the watch event; only that object is fetched, as the pod', async () => {
-    putClass('moved', [{ objectName: 'db-password' }, { objectName: 'db-user' }], hw);
-    publishVersions({ 'db-password': current('db-password', hw), 'db-user': current('db-user', hw) }, { on: hw });
-    const v = await hw.volume({ className: 'moved' });
-    await hw.client.publish(v.request);
+    const v = await publishVouched('moved');
     const before = appGets(hw).length;
     const next = hw.vault.store.setSecret('db-password', 'pw-rotated-by-watch');
     publishVersions({ 'db-password': next, 'db-user': current('db-user', hw) }, { on: hw });
@@ -141,19 +147,16 @@ describe.skipIf(!isRoot)('drivers with the version watch', () => {
   });
 
   it('a pod that lost access stops getting new versions: its refetch is refused and raised as an event', async () => {
-    putClass('revoked', [{ objectName: 'db-password' }, { objectName: 'db-user' }], hw);
-    publishVersions({ 'db-password': current('db-password', hw), 'db-user': current('db-user', hw) }, { on: hw });
-    const v = await hw.volume({ className: 'revoked' });
-    await hw.client.publish(v.request);
+    const v = await publishVouched('revoked');
     const mounted = await readFile(join(v.targetPath, 'db-password'), 'utf8');
-    hw.vault.store.putClient({ clientId: CLIENT_ID, clientSecret: 'client-secret-value-0001', managedIdentity: false, read: ['db-user'] });
+    hw.vault.store.putClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, managedIdentity: false, read: ['db-user'] });
     try {
       const next = hw.vault.store.setSecret('db-password', 'pw-the-pod-may-no-longer-read');
       publishVersions({ 'db-password': next, 'db-user': current('db-user', hw) }, { on: hw });
       await until('RotationFailed', () => (api.created.some((e) => (e as { reason?: string; message?: string }).reason === 'RotationFailed' && ((e as { message?: string }).message ?? '').includes('class revoked')) ? true : undefined), 5000);
       expect(await readFile(join(v.targetPath, 'db-password'), 'utf8')).toBe(mounted);
     } finally {
-      hw.vault.store.putClient({ clientId: CLIENT_ID, clientSecret: 'client-secret-value-0001', managedIdentity: false, read: ['db-*', 'api-token', 'hexed', 'b64', 'disabled-one'] });
+      hw.vault.store.putClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, managedIdentity: false, read: ['db-*', 'api-token', 'hexed', 'b64', 'disabled-one'] });
     }
     await hw.client.unpublish({ volumeId: v.volumeId, targetPath: v.targetPath });
   });

@@ -128,7 +128,7 @@ export class NodeService {
       if (signal.aborted) throw cancelled('publish cancelled by the caller before the files were written');
       const outcome = await this.deps.engine.publish(target, files, false, req.mountGroup);
       const now = Date.now();
-      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), follows: followsOf(files), written: WrittenFiles.of(files) };
+      const volume: MountedVolume = { volumeId: req.volumeId, target, request: req, fetchedAt: now, republishedAt: now, versions: versionsOf(files), ...this.watched(files) };
       this.volumes.set(volume);
       await this.deps.state?.save(volume);
       log.info({ target, mounted: outcome.mounted, objects: files.map((f) => ({ id: f.objectId, version: f.version, file: f.path })) }, 'published');
@@ -186,13 +186,12 @@ export class NodeService {
       leave = await this.enterGate(controller.signal);
       const { files } = await this.fetch(volume.request, log, controller.signal, Date.now(), this.reuseFor(volume));
       const changed = await this.deps.engine.publish(volume.target, files, true, volume.request.mountGroup);
-      volume.written = WrittenFiles.of(files);
       const versions = versionsOf(files);
       const from = fromCounts(files);
       const moved = Object.entries(versions).filter(([id, v]) => volume.versions[id] !== v).map(([id, v]) => ({ id, from: volume.versions[id], to: v }));
       volume.fetchedAt = Date.now();
       volume.versions = versions;
-      volume.follows = followsOf(files);
+      Object.assign(volume, this.watched(files));
       await this.deps.state?.save(volume);
       log.info({ trigger, changed: changed.changed, versions: moved, ...(this.deps.versions ? { fetched: from.vault, kept: from.mounted } : {}) }, changed.changed ? 'rotated: new contents swapped in' : 'rotation check: nothing changed');
       this.deps.observe?.rotation(changed.changed ? 'rotated' : 'unchanged');
@@ -211,6 +210,14 @@ export class NodeService {
     } finally {
       leave();
     }
+  }
+
+  /**
+   * With the version watch, what a volume keeps of the files just written: the objects it follows
+   * and what the next rotation may take back (digests of every file: not computed without it).
+   */
+  private watched(files: readonly ProviderFile[]): Pick<MountedVolume, 'follows' | 'written'> {
+    return this.deps.versions ? { follows: followsOf(files), written: WrittenFiles.of(files) } : {};
   }
 
   /**

@@ -339,7 +339,7 @@ export class KeyVaultProvider implements Provider {
     const versions = (await this.request(ctx, what, (signal) => listVersions(ctx.clients, object.objectType, object.objectName, signal))).filter((v) => v.enabled);
     // The provider's getLatestNKeyVaultObjects starts at the newest for "" and for "latest"; only
     // here: without a history it asks the vault for a version named "latest", and so do we.
-    const newest = object.objectVersion === '' || object.objectVersion === LATEST_VERSION;
+    const newest = !pinned;
     const start = newest ? 0 : versions.findIndex((v) => v.version === object.objectVersion);
     if (start < 0) throw keyVaultError(Object.assign(new Error('version not found'), { statusCode: 404 }), ctx.vaultUrl, `${object.objectType} ${JSON.stringify(object.objectName)} version ${object.objectVersion}`);
     return versions.slice(start, start + object.objectVersionHistory).map((v, i) => ({ object, version: v.version, fileName: `${object.fileName}/${i}`, current: newest && i === 0 }));
