@@ -141,22 +141,22 @@ describe.skipIf(!isRoot)('attacks on the version watch, driver side', () => {
     for (const f of Object.values(await snapshot(v.targetPath))) expect(Buffer.from(f.bytes, 'base64').toString('latin1')).not.toContain(HOST_MARK);
   };
   /** The driver still serves: a new pod's volume is published and holds its value. */
-  const stillServes = async (on = h): Promise<void> => {
+  const stillServes = async (on = h, boundMs = 5000): Promise<void> => {
     putClass('still-serves', [{ objectName: 'db-user' }], {}, on);
     await wait(100);
     const started = Date.now();
     const files = await fresh('still-serves', on);
     expect(Buffer.from(files['db-user']?.bytes ?? '', 'base64').toString()).toBe('app');
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(Date.now() - started).toBeLessThan(boundMs);
   };
   /** How long each `stillServes` took while `burst` ran, one after another until it ended. */
-  const latenciesDuring = async (burst: () => Promise<void>, on = h): Promise<number[]> => {
+  const latenciesDuring = async (burst: () => Promise<void>, on = h, boundMs?: number): Promise<number[]> => {
     let done = false;
     const running = burst().finally(() => (done = true));
     const latencies: number[] = [];
     while (!done) {
       const started = Date.now();
-      await stillServes(on);
+      await stillServes(on, boundMs);
       latencies.push(Date.now() - started);
     }
     await running;
@@ -517,7 +517,7 @@ describe.skipIf(!isRoot)('attacks on the version watch, driver side', () => {
           api.put(VOV_PLURAL, { apiVersion: VOV_API_VERSION, kind: VOV_KIND, metadata: { name: `big-${i % 6}`, namespace: NAMESPACE }, status: { ...statusOf(hw, { secrets: filler }), vaultUri: `https://big-${i % 6}.vault.example` } });
           await wait(10);
         }
-      }, hw);
+      }, hw, 10_000);
       for (let i = 0; i < 6; i++) api.delete(VOV_PLURAL, VOV_API_VERSION, NAMESPACE, `big-${i}`);
       console.log(`big statuses: 30 writes of ${bytes} bytes; ${latencies.length} publishes during them, slowest ${Math.max(...latencies)} ms`);
       // 2.5-3.6 s measured on 2 shared cores (the API double, its JSON and the driver share one
